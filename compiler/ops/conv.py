@@ -1,0 +1,127 @@
+"""Convolutions: conv1d/2d/3d, transposed convolutions and PixelCNN's masked convolution."""
+from __future__ import annotations
+
+from ..ir.dims import Dim, numel
+from ..ir.types import TensorType
+from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, choice, concrete, int_, ints, need_float,
+                    need_rank, padding, register)
+
+
+def conv_out(size: Dim, k: int, s: int, p: int, d: int) -> Dim:
+    """floor((W + 2P - D*(F-1) - 1) / S) + 1, the notes' floor((W+2P-F)/S)+1 with dilation."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv_transpose_out(size: Dim, k: int, s: int, p: int, d: int, op: int) -> Dim:
+    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def _channels(a: Attrs, x: TensorType) -> int:
+    cin = concrete(x.shape[1], "the channel dimension")
+    g = a["groups"]
+    if cin % g or a["out"] % g:
+        raise ShapeError(f"groups={g} must divide both input channels {cin} and output channels {a['out']}")
+    return cin
+
+
+def _conv_infer(n: int):
+    def infer(a: Attrs, ins: Types) -> Types:
+        x = ins[0]
+        need_rank(x, (n + 2,), f"(B, C, {', '.join('DHW'[3 - n:])})")
+        need_float(x)
+        _channels(a, x)
+        spatial = []
+        for i in range(n):
+            size = x.shape[2 + i]
+            if a["padding"] == "same":
+                if a["stride"][i] != 1:
+                    raise ShapeError("padding=\"same\" needs stride 1")
+                spatial.append(size)
+                continue
+            out = conv_out(size, a["kernel"][i], a["stride"][i], a["padding"][i], a["dilation"][i])
+            if out.is_const and out.value <= 0:
+                raise ShapeError(f"kernel {a['kernel'][i]} (dilation {a['dilation'][i]}) is larger than the padded input size {size}+2*{a['padding'][i]}")
+            spatial.append(out)
+        return [x.with_shape((x.shape[0], Dim.const(a["out"]), *spatial))]
+    return infer
+
+
+def _conv_weights(a: Attrs, ins: Types):
+    cin = _channels(a, ins[0])
+    w = [("weight", (Dim.const(a["out"]), Dim.const(cin // a["groups"]), *map(Dim.const, a["kernel"])), True)]
+    return w + ([("bias", (Dim.const(a["out"]),), True)] if a["bias"] else [])
+
+
+def _conv_macs(a: Attrs, ins: Types, outs: Types) -> Dim:
+    k = 1
+    for x in a["kernel"]:
+        k *= x
+    cin = concrete(ins[0].shape[1], "channels")
+    return numel(outs[0].shape) * (cin // a["groups"] * k)
+
+
+def _conv_params(n: int, transposed: bool = False) -> tuple[Param, ...]:
+    ps = [
+        Param("out", int_(1), type_name="int"),
+        Param("kernel", ints(n, 1), type_name="int | [int]"),
+        Param("stride", ints(n, 1), 1, "int | [int]"),
+        Param("padding", padding(n), 0, 'int | [int] | "same" | "valid"'),
+    ]
+    if transposed:
+        ps.append(Param("output_padding", ints(n), 0, "int | [int]"))
+    ps += [
+        Param("dilation", ints(n, 1), 1, "int | [int]"),
+        Param("groups", int_(1), 1, "int"),
+        Param("bias", bool_, True, "bool"),
+    ]
+    return tuple(ps)
+
+
+def _tconv_infer(n: int):
+    def infer(a: Attrs, ins: Types) -> Types:
+        x = ins[0]
+        need_rank(x, (n + 2,), "(B, C, ...)")
+        need_float(x)
+        _channels(a, x)
+        if a["padding"] == "same":
+            raise ShapeError("transposed convolutions take explicit padding, not \"same\"")
+        spatial = [conv_transpose_out(x.shape[2 + i], a["kernel"][i], a["stride"][i], a["padding"][i],
+                                      a["dilation"][i], a["output_padding"][i]) for i in range(n)]
+        return [x.with_shape((x.shape[0], Dim.const(a["out"]), *spatial))]
+    return infer
+
+
+def _tconv_weights(a: Attrs, ins: Types):
+    cin = _channels(a, ins[0])
+    w = [("weight", (Dim.const(cin), Dim.const(a["out"] // a["groups"]), *map(Dim.const, a["kernel"])), True)]
+    return w + ([("bias", (Dim.const(a["out"]),), True)] if a["bias"] else [])
+
+
+def _tconv_macs(a: Attrs, ins: Types, outs: Types) -> Dim:
+    k = 1
+    for x in a["kernel"]:
+        k *= x
+    return numel(ins[0].shape) * (a["out"] // a["groups"] * k)
+
+
+_CONV_RULE = "(B, C, *S) -> (B, out, *S'), S' = floor((S + 2*padding - dilation*(kernel-1) - 1)/stride) + 1"
+_TCONV_RULE = "(B, C, *S) -> (B, out, *S'), S' = (S-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1"
+
+for _n in (1, 2, 3):
+    register(
+        OpDef(f"conv{_n}d", _conv_params(_n), _conv_infer(_n), f"{_n}-D convolution", _CONV_RULE, "convolution",
+              weights=_conv_weights, macs=_conv_macs),
+        OpDef(f"conv_transpose{_n}d", _conv_params(_n, transposed=True), _tconv_infer(_n),
+              f"{_n}-D transposed convolution", _TCONV_RULE, "convolution",
+              weights=_tconv_weights, macs=_tconv_macs),
+    )
+
+register(OpDef(
+    "masked_conv2d",
+    (Param("out", int_(1), type_name="int"), Param("kernel", ints(2, 1), type_name="int | [int]"),
+     Param("mask", choice("A", "B"), type_name='"A" | "B"'),
+     Param("stride", ints(2, 1), 1, "int | [int]"), Param("padding", padding(2), "same", 'int | [int] | "same"'),
+     Param("dilation", ints(2, 1), 1, "int | [int]"), Param("groups", int_(1), 1, "int"),
+     Param("bias", bool_, True, "bool")),
+    _conv_infer(2), "PixelCNN masked 2-D convolution; mask A hides the centre pixel, B keeps it",
+    _CONV_RULE, "convolution", weights=_conv_weights, macs=_conv_macs))

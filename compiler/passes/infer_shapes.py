@@ -1,0 +1,50 @@
+"""Shape inference.
+
+Assumes: an expanded graph whose nodes are in topological order and whose graph inputs
+carry declared types.
+Guarantees: every value produced by a node whose inputs are typed gets the type its op's
+shape rule computes (symbolic dims stay symbolic). A rule that rejects its inputs becomes
+an E0401 diagnostic showing the input shapes and where each was produced; that node's
+outputs stay untyped and nodes downstream of them are skipped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import messages
+from ..diagnostics import Diagnostics
+from ..ir.dims import shape_str
+from ..ir.graph import Graph, Node
+from ..ops import OPS, ShapeError
+
+
+def infer_shapes(graph: Graph, diags: Diagnostics) -> Graph:
+    values = list(graph.values)
+    for node in graph.nodes:
+        ins = [values[v].type for v in node.inputs]
+        if any(t is None for t in ins):
+            continue
+        try:
+            outs = OPS[node.op].infer(node.attr, ins)
+        except ShapeError as err:
+            diags.add(_shape_diag(graph, node, values, err))
+            continue
+        except ValueError as err:  # symbolic arithmetic the rule cannot express
+            diags.add(_shape_diag(graph, node, values, ShapeError(str(err))))
+            continue
+        for vid, t in zip(node.outputs, outs):
+            values[vid] = replace(values[vid], type=t)
+    return replace(graph, values=tuple(values))
+
+
+def _shape_diag(graph: Graph, node: Node, values, err: ShapeError):
+    shown = node.inputs if err.input_index is None else (node.inputs[err.input_index],)
+    if err.input_index is not None and err.input_index > 0:
+        shown = (node.inputs[0], *shown)
+    labels = []
+    for vid in dict.fromkeys(shown):
+        v = values[vid]
+        what = f"`{v.name}`" if v.name else "this"
+        labels.append((v.span, f"{what} has shape {shape_str(v.type.shape)}"))
+    trace = [messages.instance_note(f.block, f.span) for f in reversed(node.trace)]
+    return messages.shape_error(node.span, node.op, err.problem, labels, trace)

@@ -1,0 +1,41 @@
+"""Weights: name, shape and sharing of every parameter and buffer.
+
+Assumes: a shape-inferred graph.
+Guarantees: `Graph.weights` lists each weight once, in creation order, named
+`<weight scope>.<local name>` exactly as a PyTorch `state_dict` key; a shared layer's
+later applications and `tie=` reuse the first tensor, whose shape must match (E0403).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import messages
+from ..diagnostics import Diagnostics
+from ..ir.dims import shape_str
+from ..ir.graph import Graph, Weight
+from ..ops import OPS
+
+
+def collect_weights(graph: Graph, diags: Diagnostics) -> Graph:
+    weights: dict[str, Weight] = {}
+    first_span = {}
+    for node in graph.nodes:
+        ins = [graph.values[v].type for v in node.inputs]
+        if any(t is None for t in ins):
+            continue
+        ties = dict(node.ties)
+        for local, shape, trainable in OPS[node.op].weights(node.attr, ins):
+            name = ties.get(local, f"{node.weight_scope}.{local}")
+            if any(not d.is_const for d in shape):
+                diags.add(messages.shape_error(node.span, node.op, f"weight `{local}` would have symbolic shape "
+                                               f"{shape_str(shape)}", [], []))
+                continue
+            dims = tuple(d.value for d in shape)
+            if name in weights:
+                if weights[name].shape != dims:
+                    diags.add(messages.shared_shape_mismatch(node.span, name, str(weights[name].shape), str(dims),
+                                                             first_span[name]))
+                continue
+            weights[name] = Weight(name, dims, trainable, node.id)
+            first_span[name] = node.span
+    return replace(graph, weights=tuple(weights.values()))

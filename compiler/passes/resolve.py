@@ -1,0 +1,275 @@
+"""Name resolution over the AST.
+
+Assumes: a loaded `Program` (all imports parsed).
+Guarantees: every module gets a symbol table (its defs, its top-level lets, its import
+aliases, and the unaliased imports' definitions); every name in every block and network
+body is checked statically: chain sources must be tensors bound above, callees must be
+ops, blocks, networks or layer values, expression names must be known values. Mistakes
+become diagnostics (with "did you mean"); defs containing them are listed in
+`Resolved.broken` so later passes skip them instead of reporting the same error twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import messages
+from ..diagnostics import Diagnostics
+from ..ops import OPS
+from ..syntax import ast
+from ..syntax.load import Program
+from ..builtins import BUILTINS
+
+
+@dataclass(frozen=True)
+class DefRef:
+    """A block or network together with the module it was written in."""
+
+    node: ast.Def
+    module: str
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+@dataclass(frozen=True)
+class LetRef:
+    node: ast.Let
+    module: str
+
+
+@dataclass
+class ModuleScope:
+    path: str
+    defs: dict[str, DefRef] = field(default_factory=dict)
+    lets: dict[str, LetRef] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> module path
+
+    def value_names(self) -> set[str]:
+        return set(self.defs) | set(self.lets) | set(self.aliases)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    program: Program
+    scopes: dict[str, ModuleScope]
+    broken: frozenset[int]  # id() of defs whose bodies hold name errors
+
+    def networks(self, module: str | None = None) -> list[DefRef]:
+        """Networks defined in `module` (default: the root file), in source order."""
+        path = module or self.program.root
+        return [DefRef(item, path) for item in self.program.modules[path].items
+                if isinstance(item, ast.Def) and item.kind == "network"]
+
+    def lookup_def(self, module: str, qualname: tuple[str, ...]) -> DefRef | None:
+        scope = self.scopes[module]
+        if len(qualname) == 1:
+            return scope.defs.get(qualname[0])
+        if len(qualname) == 2 and qualname[0] in scope.aliases:
+            return self.scopes[scope.aliases[qualname[0]]].defs.get(qualname[1])
+        return None
+
+
+def resolve(program: Program, diags: Diagnostics) -> Resolved:
+    """Build symbol tables for every module and check every def body."""
+    scopes = {path: _own_scope(module, diags) for path, module in program.modules.items()}
+    for path in program.modules:
+        _add_imports(scopes, path, program, diags)
+    broken: set[int] = set()
+    for path, module in program.modules.items():
+        for item in module.items:
+            if isinstance(item, ast.Def):
+                before = len(diags)
+                _BodyChecker(scopes[path], scopes, diags).check_def(item)
+                if len(diags) > before:
+                    broken.add(id(item))
+    return Resolved(program, scopes, frozenset(broken))
+
+
+def _own_scope(module: ast.Module, diags: Diagnostics) -> ModuleScope:
+    scope = ModuleScope(module.path)
+    first: dict[str, ast.Def | ast.Let] = {}
+    for item in module.items:
+        if isinstance(item, ast.Import):
+            continue
+        name = item.name
+        span = item.name_span if isinstance(item, ast.Def) else item.span
+        if name in first:
+            prev = first[name]
+            diags.add(messages.duplicate_definition(span, name, prev.name_span if isinstance(prev, ast.Def) else prev.span))
+            continue
+        if isinstance(item, ast.Def) and name in OPS:
+            diags.add(messages.shadows_op(span, name))
+            continue
+        first[name] = item
+        if isinstance(item, ast.Def):
+            scope.defs[name] = DefRef(item, module.path)
+        else:
+            scope.lets[name] = LetRef(item, module.path)
+    return scope
+
+
+def _add_imports(scopes: dict[str, ModuleScope], path: str, program: Program, diags: Diagnostics) -> None:
+    scope = scopes[path]
+    own = {**scope.defs}
+    for imp, target in program.imports[path]:
+        if imp.alias:
+            scope.aliases[imp.alias] = target
+            continue
+        for name, ref in _exported(scopes[target]).items():
+            existing = scope.defs.get(name)
+            if existing is not None and existing.node is not ref.node:
+                if name not in own:  # a local definition deliberately shadows an import
+                    diags.add(messages.duplicate_definition(imp.span, name, existing.node.name_span))
+                continue
+            scope.defs[name] = ref
+        for name, let in scopes[target].lets.items():
+            scope.lets.setdefault(name, let)
+
+
+def _exported(scope: ModuleScope) -> dict[str, DefRef]:
+    return {name: ref for name, ref in scope.defs.items() if ref.module == scope.path}
+
+
+class _BodyChecker:
+    """Walks one def's statements in order, tracking what each local name holds."""
+
+    def __init__(self, scope: ModuleScope, scopes: dict[str, ModuleScope], diags: Diagnostics) -> None:
+        self.scope = scope
+        self.scopes = scopes
+        self.diags = diags
+        self.later: dict[str, ast.Stmt] = {}
+
+    def check_def(self, d: ast.Def) -> None:
+        env: dict[str, str] = {}
+        for p in d.params:
+            if p.default is not None:
+                self.expr(p.default, env)
+            env[p.name] = "value"
+        self.later = {}
+        _collect_binders(d.body, self.later)
+        self.block(d.body, env)
+
+    def block(self, stmts: tuple[ast.Stmt, ...], env: dict[str, str]) -> None:
+        for s in stmts:
+            self.stmt(s, env)
+
+    def stmt(self, s: ast.Stmt, env: dict[str, str]) -> None:
+        if isinstance(s, ast.Input):
+            if s.type is not None:
+                for dim in s.type.dims:
+                    if not isinstance(dim, ast.DimExample):
+                        self.expr(dim, env, dims=True)
+            env[s.name] = "tensor"
+        elif isinstance(s, ast.Output):
+            if s.chain is not None:
+                self.chain(s.chain, env)
+                env[s.name] = "tensor"
+            elif env.get(s.name) != "tensor":
+                self.tensor_name(ast.Name(s.name, s.span), env)
+        elif isinstance(s, ast.Let):
+            self.expr(s.value, env)
+            env[s.name] = "value"
+        elif isinstance(s, ast.Bind):
+            self.chain(s.chain, env)
+            env.update({n: "tensor" for n in s.names})
+        elif isinstance(s, ast.For):
+            self.expr(s.iterable, env)
+            inner = {**env, **{n: "value" for n in s.names}}
+            self.block(s.body, inner)
+            env.update({k: v for k, v in inner.items() if k not in s.names or k in env})
+        elif isinstance(s, ast.If):
+            self.expr(s.cond, env)
+            then, orelse = dict(env), dict(env)
+            self.block(s.then, then)
+            self.block(s.orelse, orelse)
+            env.update(then)
+            env.update(orelse)
+        elif isinstance(s, ast.Assert):
+            self.expr(s.cond, env)
+
+    def chain(self, c: ast.Chain, env: dict[str, str]) -> None:
+        for src in c.sources:
+            self.tensor_name(src, env)
+        for stage in c.stages:
+            self.callee(stage, env)
+            for arg in stage.args or ():
+                self.expr(arg.value, env)
+            if stage.repeat is not None:
+                self.expr(stage.repeat, env)
+            if stage.label:
+                env[stage.label] = "value"
+
+    def tensor_name(self, name: ast.Name, env: dict[str, str]) -> None:
+        kind = env.get(name.id)
+        if kind == "tensor":
+            return
+        if kind is not None or name.id in self.scope.value_names():
+            self.diags.add(messages.not_a_tensor(name.span, name.id, "compile-time value"))
+        elif name.id in self.later:
+            self.diags.add(messages.used_before_definition(name.span, name.id, self.later[name.id].span))
+        else:
+            tensors = [k for k, v in env.items() if v == "tensor"]
+            self.diags.add(messages.undefined_name(name.span, name.id, tensors, "tensor"))
+
+    def callee(self, stage: ast.Stage, env: dict[str, str]) -> None:
+        qual = stage.callee
+        head = qual[0]
+        if len(qual) == 1:
+            kind = env.get(head)
+            if kind == "tensor":
+                self.diags.add(messages.not_callable_layer(stage.callee_span, head, "tensor"))
+            elif kind is None and head not in OPS and head not in self.scope.defs and head not in self.scope.lets:
+                candidates = [*OPS, *self.scope.defs, *(k for k, v in env.items() if v == "value")]
+                self.diags.add(messages.unknown_callee(stage.callee_span, head, candidates))
+            return
+        target = self.scope.aliases.get(head)
+        if target is None or len(qual) != 2 or qual[1] not in _exported(self.scopes[target]):
+            candidates = [f"{a}.{n}" for a, t in self.scope.aliases.items() for n in _exported(self.scopes[t])]
+            self.diags.add(messages.unknown_callee(stage.callee_span, ".".join(qual), candidates))
+
+    def expr(self, e: ast.Expr, env: dict[str, str], dims: bool = False) -> None:
+        if isinstance(e, ast.Name):
+            kind = env.get(e.id)
+            if kind == "tensor":
+                self.diags.add(messages.not_a_value(e.span, e.id))
+            elif kind is None and not dims and not self._known_value(e.id):
+                candidates = [*(k for k, v in env.items() if v == "value"), *self.scope.value_names(), *BUILTINS]
+                self.diags.add(messages.undefined_name(e.span, e.id, candidates))
+        elif isinstance(e, ast.Attr):
+            if isinstance(e.obj, ast.Name) and e.obj.id in self.scope.aliases:
+                return
+            self.expr(e.obj, env, dims)
+        elif isinstance(e, ast.Call):
+            self.expr(e.func, env, dims)
+            for a in e.args:
+                self.expr(a.value, env, dims)
+        elif isinstance(e, ast.ListExpr):
+            for item in e.items:
+                self.expr(item, env, dims)
+        elif isinstance(e, ast.BinOp):
+            self.expr(e.left, env, dims)
+            self.expr(e.right, env, dims)
+        elif isinstance(e, ast.UnaryOp):
+            self.expr(e.operand, env, dims)
+        elif isinstance(e, ast.Index):
+            self.expr(e.obj, env, dims)
+            self.expr(e.index, env, dims)
+
+    def _known_value(self, name: str) -> bool:
+        return name in self.scope.value_names() or name in BUILTINS or name in OPS
+
+
+def _collect_binders(stmts: tuple[ast.Stmt, ...], out: dict[str, ast.Stmt]) -> None:
+    """Every tensor name bound anywhere in a body, with its first binding statement."""
+    for s in stmts:
+        if isinstance(s, ast.Bind):
+            for n in s.names:
+                out.setdefault(n, s)
+        elif isinstance(s, (ast.Input, ast.Output)):
+            out.setdefault(s.name, s)
+        elif isinstance(s, ast.For):
+            _collect_binders(s.body, out)
+        elif isinstance(s, ast.If):
+            _collect_binders(s.then, out)
+            _collect_binders(s.orelse, out)

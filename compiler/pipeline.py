@@ -1,0 +1,83 @@
+"""The compiler front end as an explicit, ordered list of passes.
+
+    load (parse + imports) -> resolve -> expand -> infer_shapes -> collect_weights
+
+`compile_file` runs them for every network of a file (or one, by name) and returns the
+graphs with all diagnostics; `compile_network` is the one-model form that raises
+`CompileError` on any error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import messages
+from .diagnostics import CompileError, Diagnostic, Diagnostics
+from .ir.graph import Graph
+from .passes.expand import expand
+from .passes.infer_shapes import infer_shapes
+from .passes.params import collect_weights
+from .passes.resolve import Resolved, resolve
+from .source import SourceMap, Span, display_path
+from .syntax.load import load_program
+
+GRAPH_PASSES: tuple[Callable[[Graph, Diagnostics], Graph], ...] = (infer_shapes, collect_weights)
+
+
+@dataclass(frozen=True)
+class Compilation:
+    path: str
+    graphs: dict[str, Graph]  # network name -> graph, in source order
+    diagnostics: tuple[Diagnostic, ...]
+    sources: SourceMap
+    resolved: Resolved | None
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    def raise_for_errors(self) -> None:
+        if not self.ok:
+            raise CompileError(list(self.diagnostics), self.sources)
+
+
+def compile_file(path: str | Path, model: str | None = None, text: str | None = None) -> Compilation:
+    """Run the front end on one file: every network in it, or only `model`."""
+    path = Path(path)
+    sources, diags = SourceMap(), Diagnostics()
+    program = load_program(path, sources, diags, text)
+    if program is None:
+        return Compilation(display_path(path), {}, tuple(diags.sorted()), sources, None)
+    resolved = resolve(program, diags)
+    networks = resolved.networks()
+    file_span = Span(program.root, 1, 1, 1, 1)
+    if not networks and not diags.has_errors():
+        diags.add(messages.no_networks(file_span, program.root))
+    if model is not None:
+        chosen = [n for n in networks if n.name == model]
+        if not chosen:
+            diags.add(messages.unknown_model(file_span, model, [n.name for n in networks]))
+        networks = chosen
+    graphs = {}
+    for ref in networks:
+        graph = expand(resolved, ref, diags)
+        if graph is None:
+            continue
+        for graph_pass in GRAPH_PASSES:
+            graph = graph_pass(graph, diags)
+        graphs[ref.name] = graph
+    return Compilation(program.root, graphs, tuple(diags.sorted()), sources, resolved)
+
+
+def compile_network(path: str | Path, model: str | None = None) -> Graph:
+    """The graph of one network (default: the last one in the file); raises CompileError."""
+    result = compile_file(path, model)
+    result.raise_for_errors()
+    return default_graph(result, model)
+
+
+def default_graph(result: Compilation, model: str | None) -> Graph:
+    if model is not None:
+        return result.graphs[model]
+    return list(result.graphs.values())[-1]

@@ -1,0 +1,217 @@
+"""The thin AST: one small frozen dataclass per grammar rule, each with its source span.
+
+It mirrors the text and nothing more; meaning (what a name refers to, what a block
+expands to, what shape a tensor has) is decided by the passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..source import Span
+
+# --- expressions (compile-time values) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: int | float | str | bool | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    op: str  # + - * / // % **  == != < <= > >=  and or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp:
+    op: str  # - not
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    func: Expr
+    args: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    obj: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    obj: Expr
+    name: str
+    span: Span
+
+
+Expr = Union[Literal, Name, ListExpr, BinOp, UnaryOp, Call, Index, Attr]
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    name: str | None  # None for a positional argument
+    value: Expr
+    span: Span
+
+
+# --- tensor types -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DimExample:
+    """A symbolic dimension with the size used for reports: `H=224`."""
+
+    name: str
+    example: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TensorTypeExpr:
+    dtype: str | None
+    dims: tuple[Expr | DimExample, ...]
+    span: Span
+
+
+# --- chains -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One step of a chain: `label: callee(args) * repeat`."""
+
+    label: str | None
+    callee: tuple[str, ...]  # qualified name, e.g. ("std", "Residual")
+    args: tuple[Arg, ...] | None  # None when written without parentheses
+    repeat: Expr | None
+    span: Span
+    callee_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    sources: tuple[Name, ...]
+    stages: tuple[Stage, ...]
+    span: Span
+
+
+# --- statements -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    name: str
+    type: TensorTypeExpr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    name: str
+    chain: Chain | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    names: tuple[str, ...]
+    chain: Chain
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class For:
+    names: tuple[str, ...]
+    iterable: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    cond: Expr
+    then: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Assert:
+    cond: Expr
+    message: str | None
+    span: Span
+
+
+Stmt = Union[Input, Output, Let, Bind, For, If, Assert]
+
+# --- top level --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Decorator:
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Def:
+    """A `block` (reusable subgraph) or a `network` (a model with typed inputs)."""
+
+    kind: str  # "block" | "network"
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    decorators: tuple[Decorator, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    path: str
+    alias: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    path: str
+    items: tuple[Import | Let | Def, ...]

@@ -1,0 +1,241 @@
+"""Parse `.arch` text into the AST (Lark LALR with positions, then a Transformer)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .. import messages
+from ..diagnostics import Diagnostics
+from ..source import Span
+from . import ast
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
+    """Parse one file; on a syntax error, report it to `diags` and return None."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as err:
+        diags.add(_syntax_error(err, text, path))
+        return None
+    items = _ToAst(path).transform(tree)
+    return ast.Module(path, tuple(items.children))
+
+
+def _syntax_error(err: UnexpectedInput, text: str, path: str):
+    if isinstance(err, UnexpectedCharacters):
+        span = Span(path, err.line, err.column, err.line, err.column + 1)
+        found = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "end of file"
+        return messages.unexpected_char(span, found, sorted(err.allowed or ()))
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        lines = text.splitlines() or [""]
+        span = Span(path, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+        return messages.unexpected_eof(span, sorted(err.expected))
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    span = Span(path, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
+    return messages.unexpected_token(span, str(tok), sorted(err.accepts or err.expected))
+
+
+def _tok_span(path: str, tok: Token) -> Span:
+    return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes bottom-up; each method mirrors one grammar rule."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.path, 0, 0, 0, 0)
+        return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    # top level
+    def import_stmt(self, meta, c):
+        return ast.Import(c[0][1:-1], str(c[1]) if c[1] else None, self._span(meta))
+
+    def def_(self, meta, c):
+        *decorators, kind, name, params, body = _split_def(c)
+        return ast.Def(str(kind), str(name), params, body, tuple(decorators), self._span(meta), _tok_span(self.path, name))
+
+    def decorator(self, meta, c):
+        return ast.Decorator(str(c[0]), tuple(c[1] or ()), self._span(meta))
+
+    def param_list(self, meta, c):
+        return tuple(p for p in c if p is not None)
+
+    def param(self, meta, c):
+        return ast.Param(str(c[0]), c[1], self._span(meta))
+
+    # statements
+    def input_stmt(self, meta, c):
+        return tuple(c)
+
+    def input_item(self, meta, c):
+        return ast.Input(str(c[0]), c[1], self._span(meta))
+
+    def tensor_type(self, meta, c):
+        return ast.TensorTypeExpr(str(c[0]) if c[0] else None, tuple(c[1:]), self._span(meta))
+
+    def dim_expr(self, meta, c):
+        return c[0]
+
+    def dim_example(self, meta, c):
+        return ast.DimExample(str(c[0]), int(c[1]), self._span(meta))
+
+    def output_stmt(self, meta, c):
+        return tuple(c)
+
+    def output_item(self, meta, c):
+        return ast.Output(str(c[0]), c[1], self._span(meta))
+
+    def let_stmt(self, meta, c):
+        return ast.Let(str(c[0]), c[1], self._span(meta))
+
+    def bind_stmt(self, meta, c):
+        return ast.Bind(c[0], c[1], self._span(meta))
+
+    def names(self, meta, c):
+        return tuple(str(t) for t in c)
+
+    def for_stmt(self, meta, c):
+        return ast.For(c[0], c[1], _flatten(c[2:]), self._span(meta))
+
+    def if_stmt(self, meta, c):
+        *then, orelse = c[1:]
+        return ast.If(c[0], _flatten(then), orelse or (), self._span(meta))
+
+    def else_part(self, meta, c):
+        return _flatten(c)
+
+    def assert_stmt(self, meta, c):
+        return ast.Assert(c[0], c[1][1:-1] if c[1] else None, self._span(meta))
+
+    # chains
+    def chain(self, meta, c):
+        return ast.Chain(c[0], tuple(c[1:]), self._span(meta))
+
+    def source_name(self, meta, c):
+        return (ast.Name(str(c[0]), _tok_span(self.path, c[0])),)
+
+    def source_tuple(self, meta, c):
+        return tuple(ast.Name(str(t), _tok_span(self.path, t)) for t in c)
+
+    def stage(self, meta, c):
+        label, (callee, callee_span), args, repeat = c
+        return ast.Stage(str(label) if label else None, callee, args, repeat, self._span(meta), callee_span)
+
+    def qualname(self, meta, c):
+        return tuple(str(t) for t in c), self._span(meta)
+
+    def call_args(self, meta, c):
+        return tuple(c[0] or ())
+
+    def args(self, meta, c):
+        return tuple(a for a in c if a is not None)
+
+    def pos_arg(self, meta, c):
+        return ast.Arg(None, c[0], self._span(meta))
+
+    def kw_arg(self, meta, c):
+        return ast.Arg(str(c[0]), c[1], self._span(meta))
+
+    # expressions
+    def or_(self, meta, c):
+        return ast.BinOp("or", c[0], c[1], self._span(meta))
+
+    def and_(self, meta, c):
+        return ast.BinOp("and", c[0], c[1], self._span(meta))
+
+    def not_(self, meta, c):
+        return ast.UnaryOp("not", c[0], self._span(meta))
+
+    def compare(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self._span(meta))
+
+    def binop(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self._span(meta))
+
+    def neg(self, meta, c):
+        return ast.UnaryOp("-", c[0], self._span(meta))
+
+    def pow(self, meta, c):
+        return ast.BinOp("**", c[0], c[1], self._span(meta))
+
+    def call(self, meta, c):
+        return ast.Call(c[0], tuple(c[1] or ()), self._span(meta))
+
+    def index(self, meta, c):
+        return ast.Index(c[0], c[1], self._span(meta))
+
+    def attr(self, meta, c):
+        return ast.Attr(c[0], str(c[1]), self._span(meta))
+
+    def int_(self, meta, c):
+        return ast.Literal(int(c[0]), self._span(meta))
+
+    def float_(self, meta, c):
+        return ast.Literal(float(c[0]), self._span(meta))
+
+    def string(self, meta, c):
+        return ast.Literal(str(c[0])[1:-1], self._span(meta))
+
+    def true(self, meta, c):
+        return ast.Literal(True, self._span(meta))
+
+    def false(self, meta, c):
+        return ast.Literal(False, self._span(meta))
+
+    def none(self, meta, c):
+        return ast.Literal(None, self._span(meta))
+
+    def name(self, meta, c):
+        return ast.Name(str(c[0]), self._span(meta))
+
+    def list_(self, meta, c):
+        return ast.ListExpr(tuple(x for x in c if x is not None), self._span(meta))
+
+    def start(self, meta, c):
+        return _Items(_flatten(c))
+
+
+class _Items:
+    def __init__(self, children):
+        self.children = children
+
+
+def _split_def(c):
+    """def: decorator* DEF_KIND NAME [param_list] "{" stmt* "}" -> pieces."""
+    i = 0
+    decorators = []
+    while isinstance(c[i], ast.Decorator):
+        decorators.append(c[i])
+        i += 1
+    kind, name, params = c[i], c[i + 1], c[i + 2] or ()
+    return (*decorators, kind, name, params, _flatten(c[i + 3:]))
+
+
+def _flatten(items) -> tuple:
+    """Statements may come back as tuples (`input a, b`); `;` yields nothing."""
+    out: list = []
+    for item in items:
+        if item is None or isinstance(item, Token):
+            continue
+        if isinstance(item, tuple):
+            out.extend(_flatten(item))
+        else:
+            out.append(item)
+    return tuple(out)

@@ -1,0 +1,5 @@
+import sys
+
+from dlc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""The `dlc` command: check, summary (more subcommands arrive with each backend)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from dlc.compiler.diagnostics import render_all
+from dlc.compiler.passes.cost import count_costs
+from dlc.compiler.pipeline import compile_file, default_graph
+from dlc.compiler.report import summary_json, summary_table
+
+
+class UsageError(Exception):
+    """A bad command-line value; printed as `error: ...` with exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # a compiler bug, not a user mistake: say so plainly
+        print("error: internal compiler error (this is a bug in dlc, please report it)\n", file=sys.stderr)
+        traceback.print_exc()
+        return 101
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dlc", description="Declarative deep-learning model compiler.")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate .arch files (silent on success)")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.set_defaults(run=cmd_check, command="check")
+
+    summary = sub.add_parser("summary", help="per-layer table of shapes, parameters and FLOPs")
+    summary.add_argument("file", type=Path, metavar="FILE")
+    summary.add_argument("--model", help="network to summarize (default: the last one in the file)")
+    summary.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0,D1,...",
+                         help="concrete input shape, binding the input's symbolic dims; repeatable")
+    summary.add_argument("--dim", action="append", default=[], metavar="SYM=N", help="size of a symbolic dim")
+    summary.add_argument("--symbolic", action="store_true", help="show symbolic output shapes")
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    summary.set_defaults(run=cmd_summary, command="summary")
+    return p
+
+
+def _report(result) -> None:
+    print(render_all(list(result.diagnostics), result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.files:
+        result = compile_file(path)
+        if not result.ok:
+            _report(result)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    result = compile_file(args.file, args.model)
+    if not result.ok:
+        _report(result)
+        return 1
+    graph = default_graph(result, args.model)
+    dims = _dims(args.dim)
+    dims.update(_bind_input_shapes(graph, args.input_shape))
+    try:
+        cost = count_costs(graph, dims)
+    except KeyError as err:
+        names = err.args[0]
+        raise UsageError(f"symbolic dim(s) {names} of `{graph.name}` have no size; pass e.g. --dim {names.split(',')[0]}=128") from None
+    if args.json:
+        print(json.dumps(summary_json(graph, cost), indent=2))
+    else:
+        print(summary_table(graph, cost, args.symbolic), end="")
+    return 0
+
+
+def _dims(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name.isidentifier() or not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--dim expects SYM=N with a positive integer, got `{item}`")
+        out[name] = int(value)
+    return out
+
+
+def _bind_input_shapes(graph, items: list[str]) -> dict[str, int]:
+    """Unify `--input-shape [name=]1,3,224,224` with the declared input types."""
+    bound: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name, sep, dims_text = item.rpartition("=")
+        inputs = dict(graph.inputs)
+        if not sep:
+            if len(items) > 1 or not graph.inputs:
+                raise UsageError("with several --input-shape flags, name each input: --input-shape x=1,3,224,224")
+            name = graph.inputs[0][0]
+        if name not in inputs:
+            raise UsageError(f"`{graph.name}` has no input `{name}`; inputs: {', '.join(inputs)}")
+        try:
+            sizes = [int(s) for s in dims_text.split(",")]
+        except ValueError:
+            raise UsageError(f"--input-shape expects comma-separated integers, got `{dims_text}`") from None
+        declared = graph.values[inputs[name]].type
+        if len(sizes) != declared.rank:
+            raise UsageError(f"input `{name}` is declared {declared} ({declared.rank} dims), got {len(sizes)} sizes")
+        for d, size in zip(declared.shape, sizes):
+            if d.is_const and d.value != size:
+                raise UsageError(f"input `{name}` is declared {declared}; size {size} does not match `{d}`")
+            if not d.is_const:
+                (sym,) = d.symbols() if len(d.symbols()) == 1 and len(d.terms) == 1 else (None,)
+                if sym is None or d != type(d).sym(sym):
+                    raise UsageError(f"cannot bind the computed dim `{d}` of `{name}`; use --dim")
+                if bound.setdefault(sym, size) != size:
+                    raise UsageError(f"dim `{sym}` is bound to both {bound[sym]} and {size}")
+    return bound
+
+
+if __name__ == "__main__":
+    sys.exit(main())
