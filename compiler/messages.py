@@ -12,10 +12,7 @@ from .diagnostics import Diagnostic, Label, did_you_mean
 from .source import Span
 
 _PRETTY_TOKENS = {
-    "LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}",
-    "COMMA": ",", "COLON": ":", "EQUAL": "=", "__ANON_0": "->", "MINUS": "-", "MORETHAN": ">",
-    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
-    "DOT": ".", "SEMICOLON": ";", "STAR": "*", "AT": "@", "$END": "end of file",
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "$END": "end of file",
     "DEF_KIND": "`block` or `network`", "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`",
     "MUL_OP": "`*`, `/`, `//` or `%`",
 }
@@ -24,10 +21,7 @@ _PRETTY_TOKENS = {
 def _pretty(tokens: Iterable[str]) -> str:
     names = []
     for t in tokens:
-        p = _PRETTY_TOKENS.get(t)
-        if p is None:
-            p = t.lower() if t.isupper() else t
-        names.append(p if p.startswith(("a ", "an ", "end", "`")) else f"`{p}`")
+        names.append(_PRETTY_TOKENS.get(t, f"`{t}`"))
     names = sorted(set(names))
     if len(names) > 8:
         names = names[:8] + ["..."]
@@ -198,10 +192,12 @@ def shape_error(span: Span, op: str, problem: str, inputs: list[tuple[Span, str]
                       secondary, notes=tuple(trace))
 
 
-def shared_shape_mismatch(span: Span, param: str, expected: str, got: str, first: Span) -> Diagnostic:
-    return Diagnostic("E0403", f"shared weight `{param}` has shape {got} here but {expected} where it was created",
-                      Label(span, f"needs {got}"), (Label(first, f"created with {expected}"),),
-                      help="a shared layer must see the same input sizes every time it is applied")
+def shared_shape_mismatch(span: Span, param: str, expected: str, got: str, first: Span, tied: bool) -> Diagnostic:
+    kind = "tied" if tied else "shared"
+    hint = ("a tied weight must have the same shape in both layers" if tied
+            else "a shared layer must see the same input sizes every time it is applied")
+    return Diagnostic("E0403", f"{kind} weight `{param}` has shape {got} here but {expected} where it was created",
+                      Label(span, f"needs {got}"), (Label(first, f"created with {expected}"),), help=hint)
 
 
 def unknown_layer(span: Span, name: str, candidates: Iterable[str]) -> Diagnostic:

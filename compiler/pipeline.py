@@ -52,8 +52,6 @@ def compile_file(path: str | Path, model: str | None = None, text: str | None = 
     resolved = resolve(program, diags)
     networks = resolved.networks()
     file_span = Span(program.root, 1, 1, 1, 1)
-    if not networks and not diags.has_errors():
-        diags.add(messages.no_networks(file_span, program.root))
     if model is not None:
         chosen = [n for n in networks if n.name == model]
         if not chosen:
@@ -78,6 +76,10 @@ def compile_network(path: str | Path, model: str | None = None) -> Graph:
 
 
 def default_graph(result: Compilation, model: str | None) -> Graph:
+    """`model`'s graph, or the file's last network; CompileError for a file without networks."""
     if model is not None:
         return result.graphs[model]
+    if not result.graphs:
+        diag = messages.no_networks(Span(result.path, 1, 1, 1, 1), result.path)
+        raise CompileError([diag], result.sources)
     return list(result.graphs.values())[-1]

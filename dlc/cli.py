@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from dlc.compiler.diagnostics import render_all
+from dlc.compiler.diagnostics import CompileError, render_all
 from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file, default_graph
 from dlc.compiler.report import summary_json, summary_table
@@ -76,7 +76,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not result.ok:
         _report(result)
         return 1
-    graph = default_graph(result, args.model)
+    try:
+        graph = default_graph(result, args.model)
+    except CompileError as err:
+        print(err.render(color=sys.stderr.isatty()), end="", file=sys.stderr)
+        return 1
     dims = _dims(args.dim)
     dims.update(_bind_input_shapes(graph, args.input_shape))
     try:

@@ -90,6 +90,10 @@ class _Fail(Exception):
     """Unwinds an expression or stage whose error has already been reported."""
 
 
+class _Abort(_Fail):
+    """Unwinds a whole block instance (a failed `assert`): its later statements would only cascade."""
+
+
 def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | None:
     """Expand `network` into a graph; None if its definition is broken beyond use."""
     return _Expander(resolved, diags).network(network)
@@ -123,11 +127,13 @@ class _Expander:
         except _Fail:
             return None
         graph_inputs: list[tuple[str, int]] = []
-        scope.inputs = None
         self.graph_inputs = graph_inputs
-        self.stmts(d.body, scope)
+        try:
+            self.stmts(d.body, scope)
+        except _Abort:
+            return None
         outputs = [(n, t.vid) for n, t in scope.outputs if isinstance(t, Tensor)]
-        if not scope.outputs:
+        if not _declares_output(d.body):
             self.diags.add(messages.missing_output(d.name_span, d.name))
         self.examples.setdefault("B", 1)
         return Graph(d.name, tuple(graph_inputs), tuple(outputs), tuple(self.nodes), tuple(self.values),
@@ -156,8 +162,8 @@ class _Expander:
             if isinstance(dim, ast.DimExample):
                 self.examples.setdefault(dim.name, dim.example)
                 dims.append(dim.name)
-            elif isinstance(dim, ast.Name) and dim.id not in scope.env and not self.module_knows(scope, dim.id):
-                dims.append(dim.id)
+            elif isinstance(dim, ast.Name) and dim.id not in scope.env and dim.id not in self.r.scopes[scope.module].lets:
+                dims.append(dim.id)  # a symbolic dimension
             else:
                 value = self.eval(dim, scope)
                 if not _is_int(value) or value < 1:
@@ -166,14 +172,13 @@ class _Expander:
                 dims.append(value)
         return dtype, tuple(dims)
 
-    def module_knows(self, scope: _Scope, name: str) -> bool:
-        return name in self.r.scopes[scope.module].value_names() or name in BUILTINS
-
     # --- statements ------------------------------------------------------------------------
     def stmts(self, body: tuple[ast.Stmt, ...], scope: _Scope) -> None:
         for s in body:
             try:
                 self.stmt(s, scope)
+            except _Abort:
+                raise
             except _Fail:
                 for name in _bound_names(s):
                     scope.env[name] = POISON
@@ -210,7 +215,7 @@ class _Expander:
         elif isinstance(s, ast.Assert):
             if not self.eval(s.cond, scope):
                 self.diags.add(messages.assertion_failed(s.cond.span, s.message))
-                raise _Fail
+                raise _Abort
 
     def for_loop(self, s: ast.For, scope: _Scope) -> None:
         items = self.eval(s.iterable, scope)
@@ -442,7 +447,8 @@ class _Expander:
         finally:
             self.stack.pop()
         if not inner.outputs:
-            self.diags.add(messages.missing_output(d.name_span, d.name))
+            if not _declares_output(d.body):
+                self.diags.add(messages.missing_output(d.name_span, d.name))
             raise _Fail
         return [v for _, v in inner.outputs]
 
@@ -602,6 +608,17 @@ def _describe(v: Any) -> str:
 
 def _freeze(bound: tuple[tuple[str, Any], ...]) -> tuple:
     return tuple((k, v.uid if isinstance(v, Layer) else v) for k, v in bound)
+
+
+def _declares_output(body: tuple[ast.Stmt, ...]) -> bool:
+    for s in body:
+        if isinstance(s, ast.Output):
+            return True
+        if isinstance(s, ast.If) and (_declares_output(s.then) or _declares_output(s.orelse)):
+            return True
+        if isinstance(s, ast.For) and _declares_output(s.body):
+            return True
+    return False
 
 
 def _bound_names(s: ast.Stmt) -> list[str]:

@@ -34,7 +34,7 @@ def collect_weights(graph: Graph, diags: Diagnostics) -> Graph:
             if name in weights:
                 if weights[name].shape != dims:
                     diags.add(messages.shared_shape_mismatch(node.span, name, str(weights[name].shape), str(dims),
-                                                             first_span[name]))
+                                                             first_span[name], local in ties))
                 continue
             weights[name] = Weight(name, dims, trainable, node.id)
             first_span[name] = node.span

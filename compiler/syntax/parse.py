@@ -1,6 +1,8 @@
 """Parse `.arch` text into the AST (Lark LALR with positions, then a Transformer)."""
 from __future__ import annotations
 
+import difflib
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,15 +37,43 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str):
     if isinstance(err, UnexpectedCharacters):
         span = Span(path, err.line, err.column, err.line, err.column + 1)
         found = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "end of file"
-        return messages.unexpected_char(span, found, sorted(err.allowed or ()))
+        return messages.unexpected_char(span, found, _expected(err.allowed or ()))
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         lines = text.splitlines() or [""]
         span = Span(path, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-        return messages.unexpected_eof(span, sorted(err.expected))
+        return messages.unexpected_eof(span, _expected(err.expected))
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = Span(path, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
-    return messages.unexpected_token(span, str(tok), sorted(err.accepts or err.expected))
+    diag = messages.unexpected_token(span, str(tok), _expected(err.accepts or err.expected))
+    keyword = _misspelled_keyword(text, tok)
+    return replace(diag, help=f"did you mean `{keyword}`?") if keyword else diag
+
+
+_KEYWORDS = ("input", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
+
+
+def _misspelled_keyword(text: str, tok: Token) -> str | None:
+    """`inptu x: ...` fails at `x`; the word before it may be a misspelled keyword."""
+    line = text.splitlines()[tok.line - 1][: tok.column - 1].split()
+    if len(line) != 1 or not line[0].isidentifier() or line[0] in _KEYWORDS:
+        return None
+    close = difflib.get_close_matches(line[0], _KEYWORDS, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+# Tokens that would only continue an expression; listing them buries the useful suggestions.
+_CONTINUATIONS = {"ADD_OP", "MUL_OP", "COMP_OP", "[", ".", "(", "or", "and", "*", "**", "-"}
+
+
+def _expected(names) -> list[str]:
+    """Terminal names as the text a user would type, expression continuations dropped."""
+    terminals = {t.name: t for t in _parser().terminals}
+    texts = set()
+    for name in names:
+        term = terminals.get(name)
+        texts.add(term.pattern.value if term is not None and term.pattern.type == "str" else name)
+    return sorted(texts - _CONTINUATIONS or texts)
 
 
 def _tok_span(path: str, tok: Token) -> Span:
