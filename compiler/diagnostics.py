@@ -96,10 +96,12 @@ def render(diag: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     width = max(len(str(lab.span.line)) for lab, _ in labels)
     pad = " " * width
     out = [paint(_BOLD, paint(_RED, f"{diag.severity}[{diag.code}]") + f": {diag.message}")]
-    out.append(f"{pad}{paint(_BLUE, '-->')} {diag.primary.span}")
-    out.append(f"{pad} {paint(_BLUE, '|')}")
-    for label, primary in labels:
-        out.extend(_excerpt(label, primary, sources, width, paint))
+    where = diag.primary.span if diag.primary.span.line else diag.primary.span.file
+    out.append(f"{pad}{paint(_BLUE, '-->')} {where}")
+    excerpts = [line for label, primary in labels for line in _excerpt(label, primary, sources, width, paint)]
+    if excerpts:
+        out.append(f"{pad} {paint(_BLUE, '|')}")
+        out.extend(excerpts)
     if diag.notes or diag.help:
         out.append(f"{pad} {paint(_BLUE, '|')}")
     for note in diag.notes:

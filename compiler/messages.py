@@ -48,8 +48,8 @@ def unexpected_eof(span: Span, expected: list[str]) -> Diagnostic:
 
 # --- E01xx files and imports ----------------------------------------------------------
 
-def cannot_read(span: Span, path: str, reason: str) -> Diagnostic:
-    return Diagnostic("E0101", f"cannot read `{path}`: {reason}", Label(span, "imported here"))
+def cannot_read(span: Span, path: str, reason: str, imported: bool = True) -> Diagnostic:
+    return Diagnostic("E0101", f"cannot read `{path}`: {reason}", Label(span, "imported here" if imported else ""))
 
 
 def import_not_found(span: Span, path: str, searched: list[str]) -> Diagnostic:

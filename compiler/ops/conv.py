@@ -85,8 +85,14 @@ def _tconv_infer(n: int):
         _channels(a, x)
         if a["padding"] == "same":
             raise ShapeError("transposed convolutions take explicit padding, not \"same\"")
+        for i in range(n):
+            if a["output_padding"][i] >= max(a["stride"][i], a["dilation"][i]):
+                raise ShapeError(f"output_padding {a['output_padding'][i]} must be smaller than stride or dilation")
         spatial = [conv_transpose_out(x.shape[2 + i], a["kernel"][i], a["stride"][i], a["padding"][i],
                                       a["dilation"][i], a["output_padding"][i]) for i in range(n)]
+        for size in spatial:
+            if size.is_const and size.value <= 0:
+                raise ShapeError(f"padding {a['padding']} leaves no output (size {size})")
         return [x.with_shape((x.shape[0], Dim.const(a["out"]), *spatial))]
     return infer
 

@@ -57,8 +57,9 @@ class _Loader:
             except (OSError, UnicodeDecodeError) as err:
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
                 if span is NO_SPAN:
-                    span = Span(name, 0, 0, 0, 0)
-                self.diags.add(messages.cannot_read(span, name, reason))
+                    self.diags.add(messages.cannot_read(Span(name, 0, 0, 0, 0), name, reason, imported=False))
+                else:
+                    self.diags.add(messages.cannot_read(span, name, reason))
                 return None
         self.sources.add(name, text)
         module = parse(text, name, self.diags)
