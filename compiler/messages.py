@@ -13,7 +13,7 @@ from .source import Span
 
 _PRETTY_TOKENS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "$END": "end of file",
-    "DEF_KIND": "`block` or `network`", "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`",
+"COMP_OP": "a comparison", "ADD_OP": "`+` or `-`",
     "MUL_OP": "`*`, `/`, `//` or `%`",
 }
 

@@ -34,6 +34,8 @@ def _torch(module: nn.Module, *inputs):
     except RuntimeError:
         return None, None
     outs = out if isinstance(out, tuple) else (out,)
+    if any(0 in o.shape for o in outs):
+        return None, None  # an empty output is a mistake dlc reports
     return [tuple(o.shape) for o in outs], sum(p.numel() for p in module.parameters())
 
 
@@ -162,6 +164,10 @@ def test_flatten_reshape_permute(tmp_path, shape, data):
     assert ours[0] == [tuple(x.permute(*perm).shape)]
     ours = _dlc(tmp_path, f"x: f32{_ints(shape)}", f"reshape([-1, {shape[-1]}])")
     assert ours[0] == [tuple(x.reshape(-1, shape[-1]).shape)]
+    dim = data.draw(st.integers(0, n - 1))
+    split = data.draw(st.sampled_from([v for v in range(1, shape[dim] + 1) if shape[dim] % v == 0]))
+    ours = _dlc(tmp_path, f"x: f32{_ints(shape)}", f"unflatten({dim}, [{split}, -1])")
+    assert ours[0] == [tuple(x.unflatten(dim, (split, -1)).shape)]
 
 
 @SETTINGS

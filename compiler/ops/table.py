@@ -64,12 +64,14 @@ class OpDef:
     weights: Callable[[Attrs, Types], list[WeightSpec]] = _no_weights
     macs: Callable[[Attrs, Types, Types], Dim] = _no_macs
     elementwise_flops: int = 0  # FLOPs per output element beyond the MACs
+    input_flops: int = 0  # FLOPs per input element (reductions)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
     def flops(self, a: Attrs, ins: Types, outs: Types) -> Dim:
         extra = sum((numel(o.shape) for o in outs), Dim.const(0)) * self.elementwise_flops
+        extra = extra + sum((numel(i.shape) for i in ins), Dim.const(0)) * self.input_flops
         return self.macs(a, ins, outs) * 2 + extra
 
     def has_weight(self, a: Attrs, ins: Types, name: str) -> bool:

@@ -60,6 +60,27 @@ def _reshape_infer(a: Attrs, ins: Types) -> Types:
     return [x.with_shape(tuple(Dim.const(d) for d in target))]
 
 
+def _unflatten_infer(a: Attrs, ins: Types) -> Types:
+    x = ins[0]
+    d = norm_dim(a["dim"], x.rank)
+    sizes = a["sizes"]
+    if sum(1 for v in sizes if v == -1) > 1 or any(v < -1 or v == 0 for v in sizes):
+        raise ShapeError(f"sizes {list(sizes)} may hold positive sizes and at most one -1")
+    known = 1
+    for v in sizes:
+        known *= v if v != -1 else 1
+    if -1 in sizes:
+        rest = x.shape[d].exact_div(known)
+        if rest is None:
+            raise ShapeError(f"dimension {a['dim']} of size `{x.shape[d]}` is not a multiple of {known}")
+        new = tuple(rest if v == -1 else Dim.const(v) for v in sizes)
+    elif x.shape[d] != Dim.const(known):
+        raise ShapeError(f"dimension {a['dim']} of size `{x.shape[d]}` cannot be split into {list(sizes)}")
+    else:
+        new = tuple(Dim.const(v) for v in sizes)
+    return [x.with_shape((*x.shape[:d], *new, *x.shape[d + 1:]))]
+
+
 def _permute_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     dims = [norm_dim(d, x.rank) for d in a["dims"]]
@@ -95,6 +116,9 @@ register(
           "merge dims start..end into one", "(B, C, H, W) -> (B, C*H*W)", "shape"),
     OpDef("reshape", (Param("shape", int_list, type_name="[int] (one -1 allowed)"),), _reshape_infer,
           "view with a new shape of the same size; -1 is inferred", "x -> shape", "shape"),
+    OpDef("unflatten", (Param("dim", int_(), type_name="int"), Param("sizes", int_list, type_name="[int] (one -1 allowed)")),
+          _unflatten_infer, "split one dim into several (heads: unflatten(2, [heads, -1]))",
+          "(.., n, ..) -> (.., *sizes, ..), prod(sizes) = n", "shape"),
     OpDef("permute", (Param("dims", int_list, type_name="[int]"),), _permute_infer, "reorder dims",
           "x -> x.shape[dims]", "shape"),
     OpDef("transpose", (Param("dim0", int_(), type_name="int"), Param("dim1", int_(), type_name="int")),
@@ -224,11 +248,9 @@ register(
                     Param("end", optional(int_(0)), None, "int | none"), Param("step", int_(1), 1, "int")),
           _slice_infer, "a range along `dim`", "(.., n, ..) -> (.., ceil((end-start)/step), ..)", "indexing"),
     OpDef("sum", (Param("dim", int_list, -1, "int | [int]"), Param("keepdim", bool_, False, "bool")), _reduce_infer,
-          "sum over dims", "x -> x without dims (or size 1 with keepdim)", "indexing", elementwise_flops=0,
-          macs=lambda a, ins, outs: numel(ins[0].shape)),
+          "sum over dims", "x -> x without dims (or size 1 with keepdim)", "indexing", input_flops=1),
     OpDef("mean", (Param("dim", int_list, -1, "int | [int]"), Param("keepdim", bool_, False, "bool")), _reduce_infer,
-          "mean over dims", "x -> x without dims (or size 1 with keepdim)", "indexing",
-          macs=lambda a, ins, outs: numel(ins[0].shape)),
+          "mean over dims", "x -> x without dims (or size 1 with keepdim)", "indexing", input_flops=1),
 )
 
 

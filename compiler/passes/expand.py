@@ -290,6 +290,8 @@ class _Expander:
             return None
         if value is POISON:
             raise _Fail
+        if not isinstance(value, Layer) and (name in OPS or self.r.lookup_def(scope.module, (name,))):
+            return None  # a parameter named like an op (`dropout=0.1`) does not hide the op as a callee
         if not isinstance(value, Layer):
             self.diags.add(messages.not_a_layer(stage.callee_span, name, _describe(value)))
             raise _Fail

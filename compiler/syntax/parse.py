@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -95,11 +96,14 @@ class _ToAst(Transformer):
 
     # top level
     def import_stmt(self, meta, c):
-        return ast.Import(c[0][1:-1], str(c[1]) if c[1] else None, self._span(meta))
+        return ast.Import(_unquote(c[0]), str(c[1]) if c[1] else None, self._span(meta))
 
     def def_(self, meta, c):
         *decorators, kind, name, params, body = _split_def(c)
         return ast.Def(str(kind), str(name), params, body, tuple(decorators), self._span(meta), _tok_span(self.path, name))
+
+    def def_kind(self, meta, c):
+        return str(c[0])
 
     def decorator(self, meta, c):
         return ast.Decorator(str(c[0]), tuple(c[1] or ()), self._span(meta))
@@ -152,7 +156,7 @@ class _ToAst(Transformer):
         return _flatten(c)
 
     def assert_stmt(self, meta, c):
-        return ast.Assert(c[0], c[1][1:-1] if c[1] else None, self._span(meta))
+        return ast.Assert(c[0], _unquote(c[1]) if c[1] else None, self._span(meta))
 
     # chains
     def chain(self, meta, c):
@@ -221,7 +225,7 @@ class _ToAst(Transformer):
         return ast.Literal(float(c[0]), self._span(meta))
 
     def string(self, meta, c):
-        return ast.Literal(str(c[0])[1:-1], self._span(meta))
+        return ast.Literal(_unquote(c[0]), self._span(meta))
 
     def true(self, meta, c):
         return ast.Literal(True, self._span(meta))
@@ -247,11 +251,16 @@ class _Items:
         self.children = children
 
 
+def _unquote(token: Token) -> str:
+    """The text of a string literal: quotes removed, `\\"` and `\\\\` unescaped."""
+    return re.sub(r"\\(.)", r"\1", str(token)[1:-1])
+
+
 def _split_def(c):
     """def: decorator* DEF_KIND NAME [param_list] "{" stmt* "}" -> pieces."""
     i = 0
     decorators = []
-    while isinstance(c[i], ast.Decorator):
+    while isinstance(c[i], ast.Decorator):  # then the kind ("block"/"network") and the name
         decorators.append(c[i])
         i += 1
     kind, name, params = c[i], c[i + 1], c[i + 2] or ()
