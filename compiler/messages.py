@@ -248,3 +248,12 @@ def missing_network_param(span: Span, network: str, name: str) -> Diagnostic:
 
 def bad_tie(span: Span, problem: str) -> Diagnostic:
     return Diagnostic("E0404", f"invalid `tie`: {problem}", Label(span, problem))
+
+
+def unknown_decorator(span: Span, name: str, known: list[str]) -> Diagnostic:
+    return Diagnostic("E0213", f"unknown decorator `@{name}`", Label(span, "not a decorator"),
+                      help=did_you_mean(name, known) or f"decorators: {', '.join('@' + k for k in known)}")
+
+
+def bad_decorator(span: Span, name: str, problem: str) -> Diagnostic:
+    return Diagnostic("E0213", f"invalid `@{name}`: {problem}", Label(span, problem))

@@ -92,3 +92,11 @@ def test_torchvision_state_dict_keys_for_resnet50():
     assert keys["layer4.2.conv3.weight"] == (2048, 512, 1, 1)
     assert keys["fc.weight"] == (1000, 2048)
     assert len(keys) == 320  # torchvision's resnet50 state_dict has 320 entries
+
+
+def test_docs_are_generated_from_the_current_grammar_and_op_table():
+    from dlc.compiler.docs import ops_markdown
+
+    assert (ROOT / "docs" / "ops.md").read_text() == ops_markdown() + "\n"
+    grammar = (ROOT / "compiler" / "syntax" / "grammar.lark").read_text()
+    assert f"```lark\n{grammar}```" in (ROOT / "docs" / "language.md").read_text()

@@ -122,6 +122,12 @@ for _n in (1, 2, 3):
               weights=_tconv_weights, macs=_tconv_macs),
     )
 
+def _masked_infer(a: Attrs, ins: Types) -> Types:
+    if any(k % 2 == 0 for k in a["kernel"]):
+        raise ShapeError(f"a masked convolution needs an odd kernel (it has a centre pixel), got {list(a['kernel'])}")
+    return _conv_infer(2)(a, ins)
+
+
 register(OpDef(
     "masked_conv2d",
     (Param("out", int_(1), type_name="int"), Param("kernel", ints(2, 1), type_name="int | [int]"),
@@ -129,5 +135,6 @@ register(OpDef(
      Param("stride", ints(2, 1), 1, "int | [int]"), Param("padding", padding(2), "same", 'int | [int] | "same"'),
      Param("dilation", ints(2, 1), 1, "int | [int]"), Param("groups", int_(1), 1, "int"),
      Param("bias", bool_, True, "bool")),
-    _conv_infer(2), "PixelCNN masked 2-D convolution; mask A hides the centre pixel, B keeps it",
+    _masked_infer, "PixelCNN masked 2-D convolution: each output sees only pixels above and to the left "
+    "(mask A also hides the centre pixel, B keeps it); the mask is spatial and shared by all channels",
     _CONV_RULE, "convolution", weights=_conv_weights, macs=_conv_macs))

@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostics
 from ..ops import OPS
 from ..syntax import ast
 from ..syntax.load import Program
+from .decorators import check_decorators
 from ..builtins import BUILTINS
 
 
@@ -80,6 +81,7 @@ def resolve(program: Program, diags: Diagnostics) -> Resolved:
         for item in module.items:
             if isinstance(item, ast.Def):
                 before = len(diags)
+                check_decorators(item, diags)
                 _BodyChecker(scopes[path], scopes, diags).check_def(item)
                 if len(diags) > before:
                     broken.add(id(item))
