@@ -15,13 +15,10 @@ independent mistakes without cascades.
 """
 from __future__ import annotations
 
-import itertools
-import operator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from .. import messages
-from ..builtins import BUILTINS, EvalError
 from ..diagnostics import Diagnostics
 from ..ir.dims import Dim
 from ..ir.graph import Frame, Graph, Node, Value
@@ -30,68 +27,11 @@ from ..ops import OPS, ArgError, OpDef
 from ..ops.table import REQUIRED, _no_weights
 from ..source import Span
 from ..syntax import ast
+from .evaluate import Evaluator, describe, is_int
 from .resolve import DefRef, Resolved
+from .values import POISON, Abort, Fail, Layer, Scope, Tensor, join
 
 MAX_DEPTH = 64
-
-
-class _Poison:
-    """Stands in for a tensor or value whose computation already failed."""
-
-    def __repr__(self) -> str:
-        return "POISON"
-
-
-POISON = _Poison()
-_uid = itertools.count()
-
-
-@dataclass(frozen=True)
-class Tensor:
-    vid: int
-
-
-@dataclass(frozen=True, eq=False)
-class Layer:
-    """An op or def with bound arguments. Applying the same Layer again shares its weights."""
-
-    target: OpDef | DefRef
-    bound: tuple[tuple[str, Any], ...]  # op attrs, or def params, by name
-    tie: Any  # a Layer whose `weight` this one reuses, or None
-    span: Span
-    uid: int = field(default_factory=lambda: next(_uid))
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-
-@dataclass
-class _Scope:
-    path: str  # prefix of node paths
-    weights: str  # prefix of weight names (differs from `path` inside a shared block's reuse)
-    module: str
-    env: dict[str, Any]
-    trace: tuple[Frame, ...]
-    counter: int = 0
-    labels: set[str] = field(default_factory=set)
-    outputs: list[tuple[str, Any]] = field(default_factory=list)
-    inputs: list[Any] | None = None  # tensors flowing into a block instance
-
-    def child(self, name: str, weights: str) -> tuple[str, str]:
-        return _join(self.path, name), _join(self.weights, name)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-class _Fail(Exception):
-    """Unwinds an expression or stage whose error has already been reported."""
-
-
-class _Abort(_Fail):
-    """Unwinds a whole block instance (a failed `assert`): its later statements would only cascade."""
 
 
 def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | None:
@@ -99,7 +39,7 @@ def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | N
     return _Expander(resolved, diags).network(network)
 
 
-class _Expander:
+class _Expander(Evaluator):
     def __init__(self, resolved: Resolved, diags: Diagnostics) -> None:
         self.r = resolved
         self.diags = diags
@@ -117,20 +57,20 @@ class _Expander:
         d = ref.node
         if id(d) in self.r.broken:
             return None
-        scope = _Scope("", "", ref.module, {}, ())
+        scope = Scope("", "", ref.module, {}, ())
         try:
             for p in d.params:
                 if p.default is None:
                     self.diags.add(messages.missing_network_param(p.span, d.name, p.name))
-                    raise _Fail
+                    raise Fail
                 scope.env[p.name] = self.eval(p.default, scope)
-        except _Fail:
+        except Fail:
             return None
         graph_inputs: list[tuple[str, int]] = []
         self.graph_inputs = graph_inputs
         try:
             self.stmts(d.body, scope)
-        except _Abort:
+        except Abort:
             return None
         outputs = [(n, t.vid) for n, t in scope.outputs if isinstance(t, Tensor)]
         if not _declares_output(d.body):
@@ -139,24 +79,24 @@ class _Expander:
         return Graph(d.name, tuple(graph_inputs), tuple(outputs), tuple(self.nodes), tuple(self.values),
                      tuple(sorted(self.examples.items())), d.span)
 
-    def graph_input(self, s: ast.Input, scope: _Scope) -> Any:
+    def graph_input(self, s: ast.Input, scope: Scope) -> Any:
         if s.type is None:
             self.diags.add(messages.missing_input_type(s.span, s.name))
             return POISON
         try:
             dtype, dims = self.tensor_type(s.type, scope)
-        except _Fail:
+        except Fail:
             return POISON
         shape = tuple(Dim.sym(x) if isinstance(x, str) else Dim.const(x) for x in dims)
         vid = self.new_value(s.name, TensorType(dtype, shape), None, s.span)
         self.graph_inputs.append((s.name, vid))
         return Tensor(vid)
 
-    def tensor_type(self, t: ast.TensorTypeExpr, scope: _Scope) -> tuple[str, tuple[int | str, ...]]:
+    def tensor_type(self, t: ast.TensorTypeExpr, scope: Scope) -> tuple[str, tuple[int | str, ...]]:
         dtype = t.dtype or "f32"
         if dtype not in DTYPE_BYTES:
             self.diags.add(messages.unknown_dtype(t.span, dtype, sorted(DTYPE_BYTES)))
-            raise _Fail
+            raise Fail
         dims: list[int | str] = []
         for dim in t.dims:
             if isinstance(dim, ast.DimExample):
@@ -166,31 +106,31 @@ class _Expander:
                 dims.append(dim.id)  # a symbolic dimension
             else:
                 value = self.eval(dim, scope)
-                if not _is_int(value) or value < 1:
+                if not is_int(value) or value < 1:
                     self.diags.add(messages.eval_error(dim.span, f"a dimension must be a positive integer, got {value!r}"))
-                    raise _Fail
+                    raise Fail
                 dims.append(value)
         return dtype, tuple(dims)
 
     # --- statements ------------------------------------------------------------------------
-    def stmts(self, body: tuple[ast.Stmt, ...], scope: _Scope) -> None:
+    def stmts(self, body: tuple[ast.Stmt, ...], scope: Scope) -> None:
         for s in body:
             try:
                 self.stmt(s, scope)
-            except _Abort:
+            except Abort:
                 raise
-            except _Fail:
+            except Fail:
                 for name in _bound_names(s):
                     scope.env[name] = POISON
 
-    def stmt(self, s: ast.Stmt, scope: _Scope) -> None:
+    def stmt(self, s: ast.Stmt, scope: Scope) -> None:
         if isinstance(s, ast.Input):
             scope.env[s.name] = self.block_input(s, scope) if scope.inputs is not None else self.graph_input(s, scope)
         elif isinstance(s, ast.Output):
             outs = self.chain(s.chain, scope) if s.chain else [scope.env.get(s.name, POISON)]
             if len(outs) != 1:
                 self.diags.add(messages.wrong_output_count(s.chain.span, 1, len(outs)))
-                raise _Fail
+                raise Fail
             value = outs[0]
             if isinstance(value, Tensor):
                 self.name_value(value, s.name)
@@ -202,7 +142,7 @@ class _Expander:
             outs = self.chain(s.chain, scope)
             if len(outs) != len(s.names) and POISON not in outs:
                 self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
-                raise _Fail
+                raise Fail
             for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
                 if isinstance(value, Tensor):
                     self.name_value(value, name)
@@ -215,13 +155,13 @@ class _Expander:
         elif isinstance(s, ast.Assert):
             if not self.eval(s.cond, scope):
                 self.diags.add(messages.assertion_failed(s.cond.span, s.message))
-                raise _Abort
+                raise Abort
 
-    def for_loop(self, s: ast.For, scope: _Scope) -> None:
+    def for_loop(self, s: ast.For, scope: Scope) -> None:
         items = self.eval(s.iterable, scope)
         if not isinstance(items, tuple):
             self.diags.add(messages.eval_error(s.iterable.span, f"`for` needs a list, got {items!r}"))
-            raise _Fail
+            raise Fail
         for item in items:
             if len(s.names) == 1:
                 scope.env[s.names[0]] = item
@@ -229,20 +169,20 @@ class _Expander:
                 scope.env.update(zip(s.names, item))
             else:
                 self.diags.add(messages.eval_error(s.span, f"cannot unpack {item!r} into {len(s.names)} names"))
-                raise _Fail
+                raise Fail
             self.stmts(s.body, scope)
 
-    def block_input(self, s: ast.Input, scope: _Scope) -> Any:
+    def block_input(self, s: ast.Input, scope: Scope) -> Any:
         value = scope.inputs.pop(0) if scope.inputs else POISON
         if s.type is None or not isinstance(value, Tensor):
             return value
         dtype, dims = self.tensor_type(s.type, scope)
         attrs = (("dims", dims), ("dtype", s.type.dtype), ("input", s.name))
-        (out,) = self.add_node(OPS["expect"], attrs, [value], _join(scope.path, f"{s.name}:type"), "", (), s.span, scope)
+        (out,) = self.add_node(OPS["expect"], attrs, [value], join(scope.path, f"{s.name}:type"), "", (), s.span, scope)
         return out
 
     # --- chains and stages -----------------------------------------------------------------
-    def chain(self, c: ast.Chain, scope: _Scope) -> list[Any]:
+    def chain(self, c: ast.Chain, scope: Scope) -> list[Any]:
         current: list[Any] = []
         for src in c.sources:
             value = scope.env.get(src.id, POISON)
@@ -254,14 +194,14 @@ class _Expander:
             current = self.stage(stage, current, scope)
         return current
 
-    def stage(self, stage: ast.Stage, inputs: list[Any], scope: _Scope) -> list[Any]:
+    def stage(self, stage: ast.Stage, inputs: list[Any], scope: Scope) -> list[Any]:
         if stage.label and stage.label in scope.labels:
             self.diags.add(messages.duplicate_label(stage.span, stage.label, scope.path or "the network"))
-            raise _Fail
+            raise Fail
         repeat = 1 if stage.repeat is None else self.eval(stage.repeat, scope)
-        if not _is_int(repeat) or repeat < 0:
+        if not is_int(repeat) or repeat < 0:
             self.diags.add(messages.eval_error(stage.repeat.span, f"a repeat count must be a whole number >= 0, got {repeat!r}"))
-            raise _Fail
+            raise Fail
         shared = self.shared_layer(stage, scope)
         outs = inputs
         for i in range(repeat):
@@ -280,7 +220,7 @@ class _Expander:
             scope.labels.add(stage.label)
         return outs
 
-    def shared_layer(self, stage: ast.Stage, scope: _Scope) -> Layer | None:
+    def shared_layer(self, stage: ast.Stage, scope: Scope) -> Layer | None:
         """The layer value a stage names (`-> tower`), or None for a fresh op or block."""
         if len(stage.callee) != 1:
             return None
@@ -289,27 +229,27 @@ class _Expander:
         if value is None:
             return None
         if value is POISON:
-            raise _Fail
+            raise Fail
         if not isinstance(value, Layer) and (name in OPS or self.r.lookup_def(scope.module, (name,))):
             return None  # a parameter named like an op (`dropout=0.1`) does not hide the op as a callee
         if not isinstance(value, Layer):
-            self.diags.add(messages.not_a_layer(stage.callee_span, name, _describe(value)))
-            raise _Fail
+            self.diags.add(messages.not_a_layer(stage.callee_span, name, describe(value)))
+            raise Fail
         if stage.args is not None:
             self.diags.add(messages.layer_takes_no_args(stage.span, name))
-            raise _Fail
+            raise Fail
         return value
 
-    def callee(self, stage: ast.Stage, scope: _Scope) -> OpDef | DefRef:
+    def callee(self, stage: ast.Stage, scope: Scope) -> OpDef | DefRef:
         if len(stage.callee) == 1 and stage.callee[0] in OPS:
             return OPS[stage.callee[0]]
         ref = self.r.lookup_def(scope.module, stage.callee)
         if ref is None:
-            raise _Fail  # reported by name resolution
+            raise Fail  # reported by name resolution
         return ref
 
     # --- layers ----------------------------------------------------------------------------
-    def make_layer(self, target: OpDef | DefRef, args: tuple[ast.Arg, ...], span: Span, scope: _Scope) -> Layer:
+    def make_layer(self, target: OpDef | DefRef, args: tuple[ast.Arg, ...], span: Span, scope: Scope) -> Layer:
         """Evaluate and bind arguments; ops validate theirs against the op table."""
         positional, keyword, tie = [], {}, None
         for a in args:
@@ -317,13 +257,13 @@ class _Expander:
             if a.name is None:
                 if keyword:
                     self.diags.add(messages.eval_error(a.span, "positional argument after a keyword argument"))
-                    raise _Fail
+                    raise Fail
                 positional.append((a, value))
             elif a.name == "tie" and isinstance(target, OpDef):
                 tie = self.tie_target(a, value, target)
             elif a.name in keyword:
                 self.diags.add(messages.duplicate_argument(a.span, target.name, a.name))
-                raise _Fail
+                raise Fail
             else:
                 keyword[a.name] = (a, value)
         if isinstance(target, OpDef):
@@ -335,25 +275,25 @@ class _Expander:
     def tie_target(self, a: ast.Arg, value: Any, target: OpDef) -> Layer:
         if target.weights is _no_weights:
             self.diags.add(messages.bad_tie(a.span, f"`{target.name}` has no weight to tie"))
-            raise _Fail
+            raise Fail
         if not isinstance(value, Layer) or value.uid not in self.layer_paths:
             self.diags.add(messages.bad_tie(a.value.span, "`tie` takes a layer that was applied earlier, e.g. `tie=wte`"))
-            raise _Fail
+            raise Fail
         return value
 
     def bind_op(self, op: OpDef, positional, keyword, span: Span) -> tuple[tuple[str, Any], ...]:
         params = [p for p in op.params if op.category != "internal"]
         if len(positional) > len(params):
             self.diags.add(messages.too_many_arguments(positional[len(params)][0].span, op.name, len(positional), len(params)))
-            raise _Fail
+            raise Fail
         given = {p.name: pv for p, pv in zip(params, positional)}
         for name, pv in keyword.items():
             if op.param(name) is None:
                 self.diags.add(messages.unknown_argument(pv[0].span, op.name, name, [p.name for p in params]))
-                raise _Fail
+                raise Fail
             if name in given:
                 self.diags.add(messages.duplicate_argument(pv[0].span, op.name, name))
-                raise _Fail
+                raise Fail
             given[name] = pv
         attrs = []
         for p in params:
@@ -363,10 +303,10 @@ class _Expander:
                     value = p.check(value)
                 except ArgError as err:
                     self.diags.add(messages.bad_argument(arg.value.span, op.name, p.name, str(err)))
-                    raise _Fail from None
+                    raise Fail from None
             elif p.default is REQUIRED:
                 self.diags.add(messages.missing_argument(span, op.name, p.name))
-                raise _Fail
+                raise Fail
             else:
                 value = p.check(p.default) if p.default is not None else None
             attrs.append((p.name, value))
@@ -376,7 +316,7 @@ class _Expander:
         params = ref.node.params
         if len(positional) > len(params):
             self.diags.add(messages.too_many_arguments(positional[len(params)][0].span, ref.name, len(positional), len(params)))
-            raise _Fail
+            raise Fail
         env: dict[str, Any] = {}
         for p, (_, value) in zip(params, positional):
             env[p.name] = value
@@ -384,22 +324,22 @@ class _Expander:
         for name, (arg, value) in keyword.items():
             if name not in names:
                 self.diags.add(messages.unknown_argument(arg.span, ref.name, name, names))
-                raise _Fail
+                raise Fail
             if name in env:
                 self.diags.add(messages.duplicate_argument(arg.span, ref.name, name))
-                raise _Fail
+                raise Fail
             env[name] = value
-        defaults = _Scope("", "", ref.module, {}, ())
+        defaults = Scope("", "", ref.module, {}, ())
         for p in params:
             if p.name not in env:
                 if p.default is None:
                     self.diags.add(messages.missing_argument(span, ref.name, p.name))
-                    raise _Fail
+                    raise Fail
                 defaults.env.update(env)
                 env[p.name] = self.eval(p.default, defaults)
         return tuple((p.name, env[p.name]) for p in params)
 
-    def apply(self, layer: Layer, inputs: list[Any], name: str, stage: ast.Stage, scope: _Scope) -> list[Any]:
+    def apply(self, layer: Layer, inputs: list[Any], name: str, stage: ast.Stage, scope: Scope) -> list[Any]:
         """Apply a layer to tensors: one node for an op, an expanded body for a block."""
         if layer.uid in self.layer_paths:
             weights, _ = self.layer_paths[layer.uid]
@@ -412,36 +352,36 @@ class _Expander:
             return self.apply_op(layer, inputs, path, weights, stage, scope)
         return self.apply_def(layer, inputs, path, weights, stage, scope)
 
-    def apply_op(self, layer: Layer, inputs, path: str, weights: str, stage: ast.Stage, scope: _Scope) -> list[Any]:
+    def apply_op(self, layer: Layer, inputs, path: str, weights: str, stage: ast.Stage, scope: Scope) -> list[Any]:
         op = layer.target
         lo, hi = op.inputs
         if not (lo <= len(inputs) and (hi == -1 or len(inputs) <= hi)):
             expected = f"{lo}" if lo == hi else f"{lo} or more" if hi == -1 else f"{lo} to {hi}"
             self.diags.add(messages.wrong_input_count(stage.callee_span, op.name, expected, len(inputs)))
-            raise _Fail
+            raise Fail
         ties = ()
         if layer.tie is not None:
-            ties = (("weight", _join(self.layer_paths[layer.tie.uid][0], "weight")),)
+            ties = (("weight", join(self.layer_paths[layer.tie.uid][0], "weight")),)
         return self.add_node(op, layer.bound, inputs, path, weights, ties, stage.span, scope)
 
-    def apply_def(self, layer: Layer, inputs, path: str, weights: str, stage: ast.Stage, scope: _Scope) -> list[Any]:
+    def apply_def(self, layer: Layer, inputs, path: str, weights: str, stage: ast.Stage, scope: Scope) -> list[Any]:
         d = layer.target.node
         n_inputs = sum(1 for s in d.body if isinstance(s, ast.Input))
         if n_inputs != len(inputs):
             self.diags.add(messages.wrong_input_count(stage.callee_span, d.name, str(n_inputs), len(inputs)))
-            raise _Fail
+            raise Fail
         if id(d) in self.r.broken or any(v is POISON for _, v in layer.bound):
-            raise _Fail
+            raise Fail
         key = (id(d), _freeze(layer.bound))
         trace = [f"`{f.block}`" for f in scope.trace] + [f"`{d.name}`"]
         if key in self.stack:
             self.diags.add(messages.instantiation_cycle(stage.span, d.name, trace))
-            raise _Fail
+            raise Fail
         if len(self.stack) >= MAX_DEPTH:
             shown = trace[:3] + ["..."] + trace[-2:]
             self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), shown))
-            raise _Fail
-        inner = _Scope(path, weights, layer.target.module, dict(layer.bound),
+            raise Fail
+        inner = Scope(path, weights, layer.target.module, dict(layer.bound),
                        scope.trace + (Frame(d.name, path, stage.span),), inputs=list(inputs))
         self.stack.append(key)
         try:
@@ -451,7 +391,7 @@ class _Expander:
         if not inner.outputs:
             if not _declares_output(d.body):
                 self.diags.add(messages.missing_output(d.name_span, d.name))
-            raise _Fail
+            raise Fail
         return [v for _, v in inner.outputs]
 
     # --- graph building --------------------------------------------------------------------
@@ -464,149 +404,17 @@ class _Expander:
         if v.name is None:
             self.values[t.vid] = replace(v, name=name)
 
-    def add_node(self, op: OpDef, attrs, inputs, path, weights, ties, span: Span, scope: _Scope) -> list[Any]:
+    def add_node(self, op: OpDef, attrs, inputs, path, weights, ties, span: Span, scope: Scope) -> list[Any]:
         if any(not isinstance(x, Tensor) for x in inputs):
             if any(x is not POISON for x in inputs if not isinstance(x, Tensor)):
                 self.diags.add(messages.eval_error(span, "a chain can only carry tensors"))
-            raise _Fail
+            raise Fail
         nid = len(self.nodes)
         n_out = op.outputs(dict(attrs), len(inputs))
         outs = [self.new_value(None, None, nid, span) for _ in range(n_out)]
         self.nodes.append(Node(nid, op.name, tuple(attrs), tuple(x.vid for x in inputs), tuple(outs), path,
                                weights, ties, span, scope.trace))
         return [Tensor(v) for v in outs]
-
-    # --- expressions -----------------------------------------------------------------------
-    def eval(self, e: ast.Expr, scope: _Scope) -> Any:
-        try:
-            value = self._eval(e, scope)
-        except EvalError as err:
-            self.diags.add(messages.eval_error(e.span, str(err)))
-            raise _Fail from None
-        if value is POISON:
-            raise _Fail
-        return value
-
-    def _eval(self, e: ast.Expr, scope: _Scope) -> Any:
-        if isinstance(e, ast.Literal):
-            return e.value
-        if isinstance(e, ast.Name):
-            return self.lookup(e, scope)
-        if isinstance(e, ast.ListExpr):
-            return tuple(self.eval(x, scope) for x in e.items)
-        if isinstance(e, ast.UnaryOp):
-            v = self.eval(e.operand, scope)
-            if e.op == "not":
-                return not v
-            _need_number(v, "-")
-            return -v
-        if isinstance(e, ast.BinOp):
-            return self.binop(e, scope)
-        if isinstance(e, ast.Call):
-            return self.call(e, scope)
-        if isinstance(e, ast.Index):
-            obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
-            if not isinstance(obj, tuple) or not _is_int(idx):
-                raise EvalError(f"cannot index {_describe(obj)} with {idx!r}")
-            if not -len(obj) <= idx < len(obj):
-                raise EvalError(f"index {idx} is out of range for a list of {len(obj)}")
-            return obj[idx]
-        if isinstance(e, ast.Attr):
-            if isinstance(e.obj, ast.Name) and e.obj.id in self.r.scopes[scope.module].aliases:
-                ref = self.r.lookup_def(scope.module, (e.obj.id, e.name))
-                if ref is not None:
-                    return ref
-            raise EvalError(f"`{e.name}` is not an attribute of this value")
-        raise EvalError("unsupported expression")
-
-    def lookup(self, e: ast.Name, scope: _Scope) -> Any:
-        if e.id in scope.env:
-            return scope.env[e.id]
-        let = self.module_let(scope.module, e.id)
-        if let is not None:
-            return let
-        ref = self.r.lookup_def(scope.module, (e.id,))
-        if ref is not None:
-            return ref
-        if e.id in OPS:
-            return OPS[e.id]
-        if e.id in BUILTINS:
-            return BUILTINS[e.id]
-        raise _Fail  # reported by name resolution
-
-    def module_let(self, module: str, name: str) -> Any:
-        let = self.r.scopes[module].lets.get(name)
-        if let is None:
-            return None
-        key = (let.module, name)
-        if key not in self.let_cache:
-            if key in self.let_active:
-                self.diags.add(messages.eval_error(let.node.span, f"`{name}` is defined in terms of itself"))
-                raise _Fail
-            self.let_active.add(key)
-            try:
-                self.let_cache[key] = self.eval(let.node.value, _Scope("", "", let.module, {}, ()))
-            finally:
-                self.let_active.discard(key)
-        return self.let_cache[key]
-
-    def call(self, e: ast.Call, scope: _Scope) -> Any:
-        fn = self.eval(e.func, scope)
-        if isinstance(fn, (OpDef, DefRef)):
-            return self.make_layer(fn, e.args, e.span, scope)
-        if callable(fn) and fn in BUILTINS.values():
-            if any(a.name for a in e.args):
-                raise EvalError("built-in functions take positional arguments only")
-            return fn(*(self.eval(a.value, scope) for a in e.args))
-        raise EvalError(f"{_describe(fn)} cannot be called")
-
-    def binop(self, e: ast.BinOp, scope: _Scope) -> Any:
-        if e.op == "and":
-            return self.eval(e.left, scope) and self.eval(e.right, scope)
-        if e.op == "or":
-            return self.eval(e.left, scope) or self.eval(e.right, scope)
-        left, right = self.eval(e.left, scope), self.eval(e.right, scope)
-        fn = _BINOPS[e.op]
-        if e.op in ("==", "!="):
-            return fn(left, right)
-        if e.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
-            return left + right
-        if e.op == "*" and isinstance(left, tuple) and _is_int(right):
-            return left * right
-        _need_number(left, e.op)
-        _need_number(right, e.op)
-        if e.op in ("/", "//", "%") and right == 0:
-            raise EvalError("division by zero")
-        return fn(left, right)
-
-
-_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-           "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "==": operator.eq,
-           "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _need_number(v: Any, op: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise EvalError(f"`{op}` needs numbers, got {_describe(v)}")
-
-
-def _describe(v: Any) -> str:
-    if isinstance(v, Layer):
-        return f"layer `{v.name}`"
-    if isinstance(v, Tensor):
-        return "a tensor"
-    if isinstance(v, (OpDef, DefRef)):
-        return f"`{v.name}`"
-    if isinstance(v, tuple):
-        return "a list"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return f"`{v!r}`" if not callable(v) else "a function"
-
 
 def _freeze(bound: tuple[tuple[str, Any], ...]) -> tuple:
     return tuple((k, v.uid if isinstance(v, Layer) else v) for k, v in bound)

@@ -1,0 +1,154 @@
+"""Compile-time expression evaluation for block expansion: arithmetic, lists, builtins,
+name lookup (locals, module `let`s, defs, ops) and layer values (`Tower(64)` in an expression).
+
+A mixin of the expander: it reads the expander's resolved program, diagnostics sink and
+`let` cache, and calls back `make_layer` for calls to ops, blocks and networks.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from .. import messages
+from ..builtins import BUILTINS, EvalError
+from ..ops import OPS, OpDef
+from ..syntax import ast
+from .resolve import DefRef
+from .values import POISON, Fail, Layer, Scope, Tensor
+
+
+class Evaluator:
+    # --- expressions -----------------------------------------------------------------------
+    def eval(self, e: ast.Expr, scope: Scope) -> Any:
+        try:
+            value = self._eval(e, scope)
+        except EvalError as err:
+            self.diags.add(messages.eval_error(e.span, str(err)))
+            raise Fail from None
+        if value is POISON:
+            raise Fail
+        return value
+
+    def _eval(self, e: ast.Expr, scope: Scope) -> Any:
+        if isinstance(e, ast.Literal):
+            return e.value
+        if isinstance(e, ast.Name):
+            return self.lookup(e, scope)
+        if isinstance(e, ast.ListExpr):
+            return tuple(self.eval(x, scope) for x in e.items)
+        if isinstance(e, ast.UnaryOp):
+            v = self.eval(e.operand, scope)
+            if e.op == "not":
+                return not v
+            _need_number(v, "-")
+            return -v
+        if isinstance(e, ast.BinOp):
+            return self.binop(e, scope)
+        if isinstance(e, ast.Call):
+            return self.call(e, scope)
+        if isinstance(e, ast.Index):
+            obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
+            if not isinstance(obj, tuple) or not is_int(idx):
+                raise EvalError(f"cannot index {describe(obj)} with {idx!r}")
+            if not -len(obj) <= idx < len(obj):
+                raise EvalError(f"index {idx} is out of range for a list of {len(obj)}")
+            return obj[idx]
+        if isinstance(e, ast.Attr):
+            if isinstance(e.obj, ast.Name) and e.obj.id in self.r.scopes[scope.module].aliases:
+                ref = self.r.lookup_def(scope.module, (e.obj.id, e.name))
+                if ref is not None:
+                    return ref
+            raise EvalError(f"`{e.name}` is not an attribute of this value")
+        raise EvalError("unsupported expression")
+
+    def lookup(self, e: ast.Name, scope: Scope) -> Any:
+        if e.id in scope.env:
+            return scope.env[e.id]
+        let = self.module_let(scope.module, e.id)
+        if let is not None:
+            return let
+        ref = self.r.lookup_def(scope.module, (e.id,))
+        if ref is not None:
+            return ref
+        if e.id in OPS:
+            return OPS[e.id]
+        if e.id in BUILTINS:
+            return BUILTINS[e.id]
+        raise Fail  # reported by name resolution
+
+    def module_let(self, module: str, name: str) -> Any:
+        let = self.r.scopes[module].lets.get(name)
+        if let is None:
+            return None
+        key = (let.module, name)
+        if key not in self.let_cache:
+            if key in self.let_active:
+                self.diags.add(messages.eval_error(let.node.span, f"`{name}` is defined in terms of itself"))
+                raise Fail
+            self.let_active.add(key)
+            try:
+                self.let_cache[key] = self.eval(let.node.value, Scope("", "", let.module, {}, ()))
+            finally:
+                self.let_active.discard(key)
+        return self.let_cache[key]
+
+    def call(self, e: ast.Call, scope: Scope) -> Any:
+        fn = self.eval(e.func, scope)
+        if isinstance(fn, (OpDef, DefRef)):
+            return self.make_layer(fn, e.args, e.span, scope)
+        if callable(fn) and fn in BUILTINS.values():
+            if any(a.name for a in e.args):
+                raise EvalError("built-in functions take positional arguments only")
+            return fn(*(self.eval(a.value, scope) for a in e.args))
+        raise EvalError(f"{describe(fn)} cannot be called")
+
+    def binop(self, e: ast.BinOp, scope: Scope) -> Any:
+        if e.op == "and":
+            return self.eval(e.left, scope) and self.eval(e.right, scope)
+        if e.op == "or":
+            return self.eval(e.left, scope) or self.eval(e.right, scope)
+        left, right = self.eval(e.left, scope), self.eval(e.right, scope)
+        fn = _BINOPS[e.op]
+        if e.op in ("==", "!="):
+            return fn(left, right)
+        if e.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
+            return left + right
+        if e.op == "*" and isinstance(left, tuple) and is_int(right):
+            return left * right
+        _need_number(left, e.op)
+        _need_number(right, e.op)
+        if e.op in ("/", "//", "%") and right == 0:
+            raise EvalError("division by zero")
+        return fn(left, right)
+
+
+
+
+_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+           "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "==": operator.eq,
+           "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _need_number(v: Any, op: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise EvalError(f"`{op}` needs numbers, got {describe(v)}")
+
+
+def describe(v: Any) -> str:
+    if isinstance(v, Layer):
+        return f"layer `{v.name}`"
+    if isinstance(v, Tensor):
+        return "a tensor"
+    if isinstance(v, (OpDef, DefRef)):
+        return f"`{v.name}`"
+    if isinstance(v, tuple):
+        return "a list"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return f"`{v!r}`" if not callable(v) else "a function"
+
+
