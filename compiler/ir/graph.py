@@ -19,8 +19,19 @@ class Frame:
     """One block instantiation on the way to a node: which block, used where."""
 
     block: str
+    module: str  # the file that defines the block
     path: str
     span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCall:
+    """One expanded instance of a block or network: its arguments and boundary tensors."""
+
+    frame: Frame
+    args: tuple[tuple[str, Any], ...]  # evaluated parameters; layer values appear as `Layer` objects
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,7 @@ class Graph:
     values: tuple[Value, ...]
     dim_examples: tuple[tuple[str, int], ...]  # sizes used for reports, e.g. (("B", 1), ("H", 224))
     span: Span
+    calls: tuple[BlockCall, ...] = ()  # block instances, in the order their expansion finished
     weights: tuple[Weight, ...] = ()  # filled by the `params` pass
 
     def value(self, vid: int) -> Value:

@@ -21,7 +21,7 @@ from typing import Any
 from .. import messages
 from ..diagnostics import Diagnostics
 from ..ir.dims import Dim
-from ..ir.graph import Frame, Graph, Node, Value
+from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
 from ..ops import OPS, ArgError, OpDef
 from ..ops.table import REQUIRED, _no_weights
@@ -51,6 +51,7 @@ class _Expander(Evaluator):
         self.let_cache: dict[tuple[str, str], Any] = {}
         self.let_active: set[tuple[str, str]] = set()
         self.examples: dict[str, int] = {}
+        self.calls: list[BlockCall] = []
 
     # --- networks --------------------------------------------------------------------------
     def network(self, ref: DefRef) -> Graph | None:
@@ -77,7 +78,7 @@ class _Expander(Evaluator):
             self.diags.add(messages.missing_output(d.name_span, d.name))
         self.examples.setdefault("B", 1)
         return Graph(d.name, tuple(graph_inputs), tuple(outputs), tuple(self.nodes), tuple(self.values),
-                     tuple(sorted(self.examples.items())), d.span)
+                     tuple(sorted(self.examples.items())), d.span, tuple(self.calls))
 
     def graph_input(self, s: ast.Input, scope: Scope) -> Any:
         if s.type is None:
@@ -381,8 +382,8 @@ class _Expander(Evaluator):
             shown = trace[:3] + ["..."] + trace[-2:]
             self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), shown))
             raise Fail
-        inner = Scope(path, weights, layer.target.module, dict(layer.bound),
-                       scope.trace + (Frame(d.name, path, stage.span),), inputs=list(inputs))
+        frame = Frame(d.name, layer.target.module, path, stage.span)
+        inner = Scope(path, weights, layer.target.module, dict(layer.bound), scope.trace + (frame,), inputs=list(inputs))
         self.stack.append(key)
         try:
             self.stmts(d.body, inner)
@@ -392,7 +393,10 @@ class _Expander(Evaluator):
             if not _declares_output(d.body):
                 self.diags.add(messages.missing_output(d.name_span, d.name))
             raise Fail
-        return [v for _, v in inner.outputs]
+        outs = [v for _, v in inner.outputs]
+        if all(isinstance(v, Tensor) for v in [*inputs, *outs]):
+            self.calls.append(BlockCall(frame, layer.bound, tuple(t.vid for t in inputs), tuple(t.vid for t in outs)))
+        return outs
 
     # --- graph building --------------------------------------------------------------------
     def new_value(self, name: str | None, t: TensorType | None, producer: int | None, span: Span) -> int:

@@ -1,0 +1,1 @@
+"""Backends that turn a compiled graph into source code."""
