@@ -257,3 +257,8 @@ def unknown_decorator(span: Span, name: str, known: list[str]) -> Diagnostic:
 
 def bad_decorator(span: Span, name: str, problem: str) -> Diagnostic:
     return Diagnostic("E0213", f"invalid `@{name}`: {problem}", Label(span, problem))
+
+
+def emit_unsupported(span: Span, what: str) -> Diagnostic:
+    return Diagnostic("E0601", f"the PyTorch emitter cannot express {what}", Label(span, "here"),
+                      help="the spec is valid; this is a limit of `dlc emit torch` (see README)")

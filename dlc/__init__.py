@@ -6,5 +6,20 @@ The compiler lives in `dlc.compiler` (the repository's `compiler/`), the runtime
 from dlc.compiler.diagnostics import CompileError
 from dlc.compiler.pipeline import compile_file, compile_network
 
-__all__ = ["CompileError", "compile_file", "compile_network"]
+
+def torch_module(spec, model=None, **params):
+    """An `nn.Module` built from the generated PyTorch source of `spec` (imports torch)."""
+    from dlc.compiler.emit.api import torch_module as build
+
+    return build(spec, model, **params)
+
+
+def torch_source(spec):
+    """The generated PyTorch source of every network in `spec`, as `dlc emit torch` writes it."""
+    from dlc.compiler.emit.api import torch_source as emit
+
+    return emit(spec)
+
+
+__all__ = ["CompileError", "compile_file", "compile_network", "torch_module", "torch_source"]
 __version__ = "0.1.0"

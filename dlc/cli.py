@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--symbolic", action="store_true", help="show symbolic output shapes")
     summary.add_argument("--json", action="store_true", help="machine-readable output")
     summary.set_defaults(run=cmd_summary, command="summary")
+
+    emit = sub.add_parser("emit", help="write backend source: `dlc emit torch SPEC... -o DIR`")
+    emit.add_argument("backend", choices=["torch"])
+    emit.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    emit.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for <spec>.py files")
+    emit.set_defaults(run=cmd_emit, command="emit")
     return p
 
 
@@ -93,6 +99,37 @@ def cmd_summary(args: argparse.Namespace) -> int:
     else:
         print(summary_table(graph, cost, args.symbolic), end="")
     return 0
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    """Compile every file first; write nothing unless all succeed, and each file atomically."""
+    from dlc.compiler.emit.torch import EmitError, emit_torch
+
+    sources: dict[Path, str] = {}
+    failed = False
+    for path in args.files:
+        result = compile_file(path)
+        if not result.ok:
+            _report(result)
+            failed = True
+            continue
+        try:
+            sources[args.output / f"{path.stem}.py"] = emit_torch(result)
+        except EmitError as err:
+            print(render_all([err.diag], result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
+            failed = True
+    if failed:
+        return 1
+    args.output.mkdir(parents=True, exist_ok=True)
+    for target, text in sources.items():
+        _write_atomic(target, text)
+    return 0
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
 
 
 def _dims(items: list[str]) -> dict[str, int]:

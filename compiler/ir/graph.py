@@ -29,6 +29,7 @@ class BlockCall:
     """One expanded instance of a block or network: its arguments and boundary tensors."""
 
     frame: Frame
+    parent: str  # path of the instance whose body made this call ("" for the network itself)
     args: tuple[tuple[str, Any], ...]  # evaluated parameters; layer values appear as `Layer` objects
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]

@@ -395,7 +395,7 @@ class _Expander(Evaluator):
             raise Fail
         outs = [v for _, v in inner.outputs]
         if all(isinstance(v, Tensor) for v in [*inputs, *outs]):
-            self.calls.append(BlockCall(frame, layer.bound, tuple(t.vid for t in inputs), tuple(t.vid for t in outs)))
+            self.calls.append(BlockCall(frame, scope.path, layer.bound, tuple(t.vid for t in inputs), tuple(t.vid for t in outs)))
         return outs
 
     # --- graph building --------------------------------------------------------------------

@@ -1,0 +1,339 @@
+"""Helper layers for generated PyTorch models.
+
+Each class and function is a self-contained top-level definition (apart from the imports
+below, and `sinusoidal_table`, which the two sinusoidal helpers call): the emitter copies
+the ones a model uses, by name, into the generated file. State dict names match the
+compiler's weight names (`q_proj.weight`, `weight_ih_l0`, ...).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MultiheadAttention(nn.Module):
+    """Batch-first multi-head attention with separate q/k/v/out projections.
+
+    forward(q, k=None, v=None): keys default to the queries and values to the keys, so
+    `attn(x)` is self-attention and `attn(q, memory)` cross-attention. With `causal`,
+    query i attends to keys 0..i only.
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, kdim=None, vdim=None):
+        super().__init__()
+        kdim = kdim or embed_dim
+        vdim = vdim or kdim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.causal = causal
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(kdim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(vdim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(self, q, k=None, v=None):
+        k = q if k is None else k
+        v = k if v is None else v
+        b, t, e = q.shape
+        q, k, v = (proj(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, T, E/heads)
+                   for proj, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                             is_causal=self.causal)
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, e))
+
+
+class MaskedConv2d(nn.Conv2d):
+    """PixelCNN convolution: each output sees only the pixels above it and to its left.
+
+    Mask "A" also hides the centre pixel (first layer), "B" keeps it. The mask is spatial,
+    shared by all channels, and not saved in the state dict.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, mask, stride=1, padding="same", dilation=1,
+                 groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        kh, kw = self.kernel_size
+        m = torch.ones(kh, kw)
+        m[kh // 2, kw // 2 + (mask == "B"):] = 0  # the centre row: the centre itself (A) and everything right
+        m[kh // 2 + 1:] = 0  # every row below the centre
+        self.mask_type = mask
+        self.register_buffer("mask", m, persistent=False)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, mask={self.mask_type!r}"
+
+
+class PositionalEmbedding(nn.Module):
+    """Adds a learned vector per position: x + weight[:T] for x of shape (B, T, D)."""
+
+    def __init__(self, max_len, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_len, dim))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x):
+        return x + self.weight[: x.shape[1]]
+
+
+def sinusoidal_table(length, dim):
+    """The (length, dim) encodings of Attention Is All You Need: sin on even, cos on odd features."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)
+    return table
+
+
+def add_sinusoidal_encoding(x):
+    """x + the sinusoidal encodings of positions 0..T-1, for x of shape (B, T, D)."""
+    return x + sinusoidal_table(x.shape[1], x.shape[2]).to(x)
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds fixed sinusoidal position encodings (kept in a buffer, not in the state dict)."""
+
+    def __init__(self, dim, max_len=5000):
+        super().__init__()
+        self.register_buffer("table", sinusoidal_table(max_len, dim), persistent=False)
+
+    def forward(self, x):
+        return x + self.table[: x.shape[1]].to(x.dtype)
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau attention: context_t = sum_i softmax_i(score(tanh(query(q_t) + key(m_i)))) m_i.
+
+    forward(q, memory): (B, Tq, Dq), (B, Tk, Dk) -> (B, Tq, Dk).
+    """
+
+    def __init__(self, query_dim, key_dim, units):
+        super().__init__()
+        self.query = nn.Linear(query_dim, units, bias=False)
+        self.key = nn.Linear(key_dim, units, bias=False)
+        self.score = nn.Linear(units, 1, bias=False)
+
+    def forward(self, q, memory):
+        scores = self.score(torch.tanh(self.query(q).unsqueeze(2) + self.key(memory).unsqueeze(1))).squeeze(-1)
+        return torch.softmax(scores, dim=-1) @ memory
+
+
+def reparameterize(mu, logvar, training=True):
+    """VAE sampling: mu + exp(logvar / 2) * eps, eps ~ N(0, I), while training; mu at inference."""
+    if not training:
+        return mu
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class LSTM(nn.LSTM):
+    """A batch-first nn.LSTM: forward(x, h0=None, c0=None) returns out, or (out, h_n, c_n) with return_state."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, bidirectional=False, return_state=False):
+        super().__init__(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout,
+                         bidirectional=bidirectional)
+        self.return_state = return_state
+
+    def forward(self, x, h0=None, c0=None):
+        state = None if h0 is None else (h0, torch.zeros_like(h0) if c0 is None else c0)
+        out, (h, c) = super().forward(x, state)
+        return (out, h, c) if self.return_state else out
+
+
+class GRU(nn.GRU):
+    """A batch-first nn.GRU: forward(x, h0=None) returns out, or (out, h_n) with return_state."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, bidirectional=False, return_state=False):
+        super().__init__(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout,
+                         bidirectional=bidirectional)
+        self.return_state = return_state
+
+    def forward(self, x, h0=None):
+        out, h = super().forward(x, h0)
+        return (out, h) if self.return_state else out
+
+
+class Abs(nn.Module):
+    """|x|."""
+
+    def forward(self, x):
+        return torch.abs(x)
+
+
+class Exp(nn.Module):
+    """e^x."""
+
+    def forward(self, x):
+        return torch.exp(x)
+
+
+class Scale(nn.Module):
+    """x * factor."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+    def extra_repr(self):
+        return f"factor={self.factor}"
+
+
+class Reshape(nn.Module):
+    """x.reshape(shape); the shape includes the batch dim (-1 is inferred)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(self.shape)
+
+    def extra_repr(self):
+        return f"shape={self.shape}"
+
+
+class Permute(nn.Module):
+    """x.permute(dims)."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x):
+        return x.permute(self.dims)
+
+    def extra_repr(self):
+        return f"dims={self.dims}"
+
+
+class Transpose(nn.Module):
+    """x.transpose(dim0, dim1)."""
+
+    def __init__(self, dim0, dim1):
+        super().__init__()
+        self.dim0, self.dim1 = dim0, dim1
+
+    def forward(self, x):
+        return x.transpose(self.dim0, self.dim1)
+
+    def extra_repr(self):
+        return f"dim0={self.dim0}, dim1={self.dim1}"
+
+
+class Unsqueeze(nn.Module):
+    """x.unsqueeze(dim)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.unsqueeze(self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Squeeze(nn.Module):
+    """x.squeeze(dim)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.squeeze(self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Select(nn.Module):
+    """x.select(dim, index): one index along dim, which is dropped."""
+
+    def __init__(self, dim, index):
+        super().__init__()
+        self.dim, self.index = dim, index
+
+    def forward(self, x):
+        return x.select(self.dim, self.index)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, index={self.index}"
+
+
+class Slice(nn.Module):
+    """x[start:end:step] along dim."""
+
+    def __init__(self, dim, start=0, end=None, step=1):
+        super().__init__()
+        self.dim, self.start, self.end, self.step = dim, start, end, step
+
+    def forward(self, x):
+        index = [slice(None)] * (self.dim % x.dim())
+        return x[tuple(index + [slice(self.start, self.end, self.step)])]
+
+    def extra_repr(self):
+        return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
+
+
+class Sum(nn.Module):
+    """x.sum(dim, keepdim)."""
+
+    def __init__(self, dim=-1, keepdim=False):
+        super().__init__()
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, x):
+        return x.sum(self.dim, keepdim=self.keepdim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, keepdim={self.keepdim}"
+
+
+class Mean(nn.Module):
+    """x.mean(dim, keepdim)."""
+
+    def __init__(self, dim=-1, keepdim=False):
+        super().__init__()
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, x):
+        return x.mean(self.dim, keepdim=self.keepdim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, keepdim={self.keepdim}"
+
+
+class Chunk(nn.Module):
+    """x.chunk(chunks, dim): a tuple of equal parts."""
+
+    def __init__(self, chunks, dim=1):
+        super().__init__()
+        self.chunks, self.dim = chunks, dim
+
+    def forward(self, x):
+        return x.chunk(self.chunks, self.dim)
+
+    def extra_repr(self):
+        return f"chunks={self.chunks}, dim={self.dim}"
+
+
+class Split(nn.Module):
+    """x.split(sizes, dim): a tuple of parts of the given sizes."""
+
+    def __init__(self, sizes, dim=1):
+        super().__init__()
+        self.sizes, self.dim = list(sizes), dim
+
+    def forward(self, x):
+        return x.split(self.sizes, self.dim)
+
+    def extra_repr(self):
+        return f"sizes={self.sizes}, dim={self.dim}"

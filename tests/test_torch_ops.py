@@ -1,0 +1,455 @@
+"""The PyTorch op entries (compiler/emit/torch_ops.py) and helper layers (templates/torch/layers.py).
+
+For a sample configuration of every op, the emitted module and call sources are evaluated with
+only the helpers the entry names, run on random input, and checked against the compiler: output
+shapes against the op's shape rule, state_dict names and shapes against its weights, and the
+entry's size sources against the true sizes. Numerics of the helper layers are checked against
+their PyTorch counterparts.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import ROOT, SPEC
+from dlc.compiler.emit.torch_ops import TORCH, MissingSize, OpSource, weight_free
+from dlc.compiler.ir.dims import Dim
+from dlc.compiler.ir.types import TensorType
+from dlc.compiler.ops import OPS
+from dlc.compiler.ops.table import REQUIRED
+from dlc.compiler.pipeline import compile_file
+
+LAYERS = ROOT / "templates" / "torch" / "layers.py"
+IMPORTS = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+
+
+@dataclass
+class Case:
+    op: str
+    attrs: dict = field(default_factory=dict)
+    shapes: list = field(default_factory=list)
+    dtype: str = "f32"
+
+    def __str__(self) -> str:
+        return f"{self.op}({', '.join(f'{k}={v}' for k, v in self.attrs.items())}){self.shapes}"
+
+
+C = Case
+CASES = [
+    C("relu", {}, [(2, 3, 4)]), C("leaky_relu", {"slope": 0.2}, [(2, 3)]), C("sigmoid", {}, [(2, 3)]),
+    C("tanh", {}, [(2, 3)]), C("softplus", {"beta": 2}, [(2, 3)]), C("gelu", {"approximate": "tanh"}, [(2, 3)]),
+    C("gelu", {}, [(2, 3)]), C("elu", {"alpha": 0.5}, [(2, 3)]), C("silu", {}, [(2, 3)]), C("abs", {}, [(2, 3)]),
+    C("exp", {}, [(2, 3)]), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
+    C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
+    C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
+    C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
+    C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),
+    C("conv3d", {"out": 4, "kernel": 3, "stride": [1, 2, 2]}, [(1, 2, 5, 6, 7)]),
+    C("conv_transpose1d", {"out": 3, "kernel": 4, "stride": 2, "padding": 1}, [(2, 4, 5)]),
+    C("conv_transpose2d", {"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2},
+      [(1, 4, 5, 6)]),
+    C("conv_transpose3d", {"out": 2, "kernel": 2, "stride": 2, "bias": False}, [(1, 3, 2, 3, 4)]),
+    C("masked_conv2d", {"out": 4, "kernel": 5, "mask": "A"}, [(1, 3, 8, 8)]),
+    C("masked_conv2d", {"out": 4, "kernel": 3, "mask": "B", "padding": 1, "bias": False}, [(1, 3, 6, 7)]),
+    C("maxpool1d", {"kernel": 3, "stride": 2, "padding": 1}, [(2, 3, 10)]),
+    C("maxpool2d", {"kernel": 3, "stride": 2, "ceil_mode": True}, [(1, 2, 14, 14)]),
+    C("maxpool2d", {"kernel": 3, "dilation": 2}, [(1, 2, 11, 12)]),
+    C("avgpool1d", {"kernel": 2}, [(2, 3, 9)]),
+    C("avgpool2d", {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+      [(1, 2, 10, 11)]),
+    C("adaptive_avgpool1d", {"output": 3}, [(2, 3, 10)]), C("adaptive_maxpool1d", {"output": 2}, [(2, 3, 7)]),
+    C("adaptive_avgpool2d", {"output": [2, 3]}, [(2, 3, 7, 8)]), C("adaptive_maxpool2d", {"output": 1}, [(2, 3, 5, 5)]),
+    C("global_avgpool", {}, [(2, 3, 5, 5)]), C("global_avgpool", {}, [(2, 3, 7)]),
+    C("global_maxpool", {}, [(2, 3, 4, 5, 6)]),
+    C("upsample", {}, [(1, 2, 3, 4)]),
+    C("upsample", {"scale": 3, "mode": "bilinear", "align_corners": True}, [(1, 2, 3, 4)]),
+    C("upsample", {"mode": "bilinear"}, [(1, 2, 3, 4)]), C("upsample", {"scale": 2}, [(1, 2, 5)]),
+    C("batchnorm1d", {}, [(4, 3)]), C("batchnorm1d", {"affine": False}, [(4, 3, 5)]),
+    C("batchnorm2d", {"eps": 1e-3, "momentum": 0.2}, [(2, 3, 4, 4)]),
+    C("layernorm", {}, [(2, 5, 8)]), C("layernorm", {"dims": 2, "affine": False, "eps": 1e-6}, [(2, 5, 8)]),
+    C("groupnorm", {"groups": 2}, [(2, 4, 3, 3)]),
+    C("dropout", {"p": 0.1}, [(2, 3)]), C("dropout2d", {}, [(2, 3, 4, 4)]),
+    C("embedding", {"num": 10, "dim": 4, "padding_idx": 0}, [(2, 5)], "i64"),
+    C("pos_embedding", {"max_len": 8}, [(2, 5, 6)]),
+    C("sinusoidal_pe", {}, [(2, 5, 6)]), C("sinusoidal_pe", {"max_len": 16}, [(2, 5, 6)]),
+    C("mha", {"heads": 2}, [(2, 5, 8)]),
+    C("mha", {"heads": 2, "causal": True}, [(2, 4, 8), (2, 6, 5)]),
+    C("mha", {"heads": 4, "bias": False, "dropout": 0.1}, [(2, 3, 8), (2, 6, 5), (2, 6, 7)]),
+    C("attention", {}, [(2, 4, 6), (2, 5, 6), (2, 5, 3)]),
+    C("attention", {"causal": True, "scaled": False}, [(2, 3, 4, 6), (2, 3, 4, 6), (2, 3, 4, 5)]),
+    C("attention", {}, [(4, 6), (5, 6), (5, 3)]),
+    C("additive_attention", {"units": 7}, [(2, 3, 4), (2, 5, 6)]),
+    C("lstm", {"hidden": 6}, [(2, 5, 4)]),
+    C("lstm", {"hidden": 6, "layers": 2, "bidirectional": True, "dropout": 0.1, "state": True}, [(2, 5, 4)]),
+    C("lstm", {"hidden": 6, "layers": 2, "state": True}, [(2, 5, 4), (2, 2, 6), (2, 2, 6)]),
+    C("gru", {"hidden": 6, "state": True}, [(2, 5, 4), (1, 2, 6)]),
+    C("gru", {"hidden": 3, "bidirectional": True}, [(2, 5, 4)]),
+    C("linear", {"out": 5}, [(2, 3, 4)]), C("linear", {"out": 5, "bias": False}, [(7, 4)]),
+    C("flatten", {}, [(2, 3, 4, 5)]), C("flatten", {"start": 0, "end": 1}, [(2, 3, 4)]),
+    C("flatten", {"start": 2}, [(2, 3, 4, 5)]), C("flatten", {"end": 2}, [(2, 3, 4, 5)]),
+    C("reshape", {"shape": [-1, 4, 6]}, [(2, 3, 8)]), C("reshape", {"shape": [6, 8]}, [(2, 3, 8)]),
+    C("unflatten", {"dim": 2, "sizes": [2, -1]}, [(2, 3, 8)]), C("unflatten", {"dim": -1, "sizes": [2, 4]}, [(3, 8)]),
+    C("permute", {"dims": [0, 2, 1]}, [(2, 3, 4)]), C("transpose", {"dim0": 1, "dim1": -1}, [(2, 3, 4, 5)]),
+    C("unsqueeze", {"dim": 1}, [(2, 3)]), C("unsqueeze", {"dim": -1}, [(2, 3)]), C("squeeze", {"dim": 1}, [(2, 1, 3)]),
+    C("concat", {}, [(2, 3, 4), (2, 5, 4)]), C("concat", {"dim": -1}, [(2, 3), (2, 4), (2, 1)]),
+    C("add", {}, [(2, 3, 4), (3, 1), (1,)]), C("sub", {}, [(2, 3), (2, 3)]),
+    C("mul", {}, [(2, 3), (2, 3), (1, 3)]), C("div", {}, [(2, 3), (1, 3)]),
+    C("matmul", {}, [(2, 3, 4), (4, 5)]), C("matmul", {}, [(2, 1, 3, 4), (5, 4, 6)]),
+    C("chunk", {"chunks": 3}, [(2, 6, 4)]), C("chunk", {"chunks": 2, "dim": -1}, [(2, 3, 4)]),
+    C("split", {"sizes": [2, 4]}, [(2, 6, 3)]), C("split", {"sizes": [1, 2], "dim": 0}, [(3, 4)]),
+    C("select", {"dim": 1, "index": 0}, [(2, 3, 4)]), C("select", {"dim": -1, "index": -1}, [(2, 3, 4)]),
+    C("select", {"dim": -2, "index": 1}, [(2, 3, 4)]),
+    C("slice", {"dim": 1, "start": 1, "end": 3}, [(2, 5)]), C("slice", {"dim": -1, "start": 1, "step": 2}, [(2, 3, 6)]),
+    C("slice", {"dim": 1, "end": 10}, [(2, 4)]), C("slice", {"dim": 0, "start": 1, "end": 8, "step": 3}, [(7, 2)]),
+    C("sum", {}, [(2, 3, 4)]), C("sum", {"dim": [1, 2], "keepdim": True}, [(2, 3, 4)]),
+    C("mean", {"dim": 1}, [(2, 3, 4)]), C("cosine_similarity", {}, [(2, 5, 3), (2, 5, 3)]),
+    C("cosine_similarity", {"dim": -1, "eps": 1e-6}, [(2, 5), (1, 5)]),
+    C("reparameterize", {}, [(2, 4), (2, 4)]),
+]
+
+
+# --- building and running an entry ------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def helper_sources() -> dict[str, str]:
+    """Each top-level class and function of layers.py, by name, as the emitter would copy it."""
+    text = LAYERS.read_text()
+    tree = ast.parse(text)
+    return {node.name: ast.get_source_segment(text, node) for node in tree.body
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+@lru_cache(maxsize=None)
+def _base_namespace(helpers: tuple[str, ...]) -> dict:
+    ns: dict = {}
+    exec(IMPORTS, ns)
+    for name in helpers:
+        exec(helper_sources()[name], ns)
+    return ns
+
+
+def namespace(helpers: tuple[str, ...]) -> dict:
+    """torch, nn, F, math and only the named helpers; `self` for forward()-style calls in eval mode."""
+    return {**_base_namespace(helpers), "self": SimpleNamespace(training=False)}
+
+
+def full_attrs(case: Case) -> dict:
+    attrs = {}
+    for p in OPS[case.op].params:
+        assert p.name in case.attrs or p.default is not REQUIRED, f"{case}: `{p.name}` is required"
+        value = case.attrs.get(p.name, p.default)
+        attrs[p.name] = None if value is None else p.check(value)  # as the compiler normalizes defaults
+    return attrs
+
+
+def op_source(case: Case, attrs: dict) -> OpSource:
+    return OpSource({k: repr(v) for k, v in attrs.items()}, frozenset(case.attrs),
+                    tuple(tuple(str(d) for d in s) for s in case.shapes))
+
+
+def inputs_of(case: Case, attrs: dict) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    if case.dtype == "i64":
+        return [torch.randint(0, attrs["num"], s) for s in case.shapes]
+    return [torch.randn(*s) for s in case.shapes]
+
+
+def as_tuple(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def dims(shape) -> tuple[int, ...]:
+    return tuple(d.value for d in shape)
+
+
+# --- the table against the compiler -------------------------------------------------------------------
+
+def test_every_op_has_an_entry_and_a_case():
+    ops = set(OPS) - {"expect"}
+    assert set(TORCH) == ops
+    assert ops <= {c.op for c in CASES}
+
+
+def test_modules_exactly_for_weighted_and_single_input_ops():
+    for op, entry in TORCH.items():
+        needs_module = not weight_free(op) or OPS[op].inputs == (1, 1)
+        assert (entry.module is not None) == needs_module, op
+
+
+def test_helpers_exist_and_are_used():
+    named = {h for entry in TORCH.values() for h in entry.helpers}
+    assert named <= set(helper_sources()), named - set(helper_sources())
+    assert set(helper_sources()) <= named, set(helper_sources()) - named
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_entry_matches_the_compiler(case):
+    attrs = full_attrs(case)
+    types = [TensorType(case.dtype, tuple(Dim.const(d) for d in s)) for s in case.shapes]
+    expected = [dims(t.shape) for t in OPS[case.op].infer(attrs, types)]
+    entry, src = TORCH[case.op], op_source(case, attrs)
+    ns = namespace(entry.helpers)
+    names = [f"x{i}" for i in range(len(case.shapes))]
+    ns.update(zip(names, inputs_of(case, attrs)))
+    outs = []
+    if entry.module is not None:
+        ns["m"] = eval(entry.module(src), ns).eval()
+        weights = {name: dims(shape) for name, shape, _ in OPS[case.op].weights(attrs, types)}
+        assert {k: tuple(v.shape) for k, v in ns["m"].state_dict().items()} == weights
+        outs.append(as_tuple(eval(entry.call(src, "m", names), ns)))
+    if weight_free(case.op):
+        outs.append(as_tuple(eval(entry.call(src, None, names), ns)))
+    for out in outs:
+        assert [tuple(o.shape) for o in out] == expected
+        for o, first in zip(out, outs[0]):
+            torch.testing.assert_close(o, first)
+    sizes = entry.shape(src)
+    assert [len(s) for s in sizes] == [len(s) for s in expected]
+    assert [tuple(eval(d, {"__builtins__": {}, "min": min}) for d in s) for s in sizes] == expected
+
+
+def zoo_nodes() -> list[tuple[str, dict, list[TensorType], list[TensorType]]]:
+    """Every distinct (op, attrs, input types) of the zoo, with its output types."""
+    seen = {}
+    for path in sorted(SPEC.glob("*.arch")):
+        for graph in compile_file(path).graphs.values():
+            for node in graph.nodes:
+                ins = [graph.values[v].type for v in node.inputs]
+                outs = [graph.values[v].type for v in node.outputs]
+                key = (node.op, node.attrs, tuple(ins))
+                if node.op != "expect" and key not in seen:
+                    seen[key] = (node.op, node.attr, ins, outs)
+    return list(seen.values())
+
+
+def test_zoo_nodes():
+    """Each zoo node with symbolic dims unknown (None): modules build with the op's exact weights,
+    and every size the entry writes equals the compiler's where that is a constant."""
+    nodes = zoo_nodes()
+    assert len(nodes) > 200
+    for op, attrs, ins, outs in nodes:
+        entry = TORCH[op]
+        src = OpSource({k: repr(v) for k, v in attrs.items()}, frozenset(),
+                       tuple(tuple(str(d.value) if d.is_const else None for d in t.shape) for t in ins))
+        names = [f"x{i}" for i in range(len(ins))]
+        if entry.module is not None:
+            with torch.device("meta"):
+                module = eval(entry.module(src), namespace(entry.helpers))
+            weights = {name: dims(shape) for name, shape, _ in OPS[op].weights(attrs, ins)}
+            assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == weights, (op, attrs)
+            assert entry.call(src, "self.m", names) == f"self.m({', '.join(names)})"
+        if weight_free(op):
+            entry.call(src, None, names)
+        sizes = entry.shape(src)
+        assert [len(s) for s in sizes] == [t.rank for t in outs], (op, attrs)
+        for size, t in zip(sizes, outs):
+            for text, d in zip(size, t.shape):
+                if text is not None and d.is_const:
+                    assert eval(text, {"min": min}) == d.value, (op, attrs, size, t)
+
+
+# --- readable source ----------------------------------------------------------------------------------
+
+def src(attrs: dict, given: set, *shapes) -> OpSource:
+    return OpSource(attrs, frozenset(given), tuple(shapes))
+
+
+CONV = {"out": "64", "kernel": "(3, 3)", "stride": "(2, 2)", "padding": "(1, 1)", "dilation": "(1, 1)",
+        "groups": "1", "bias": "False"}
+
+
+def test_conv_source_omits_defaults_and_prints_given_keywords():
+    s = src(CONV, {"out", "kernel", "stride", "padding", "bias"}, (None, "3", "H", "W"))
+    assert TORCH["conv2d"].module(s) == "nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)"
+    assert TORCH["conv2d"].call(s, "self.conv1", ["h"]) == "self.conv1(h)"
+    assert TORCH["conv2d"].shape(s) == [(None, "64", "(H - 1) // 2 + 1", "(W - 1) // 2 + 1")]
+    s = src({**CONV, "stride": "(1, 1)", "padding": "'same'", "bias": "True", "kernel": "(3, 5)"},
+            {"stride"}, (None, "c", "H", "W"))
+    assert TORCH["conv2d"].module(s) == "nn.Conv2d(c, 64, (3, 5), stride=1, padding='same')"
+    assert TORCH["conv2d"].shape(s) == [(None, "64", "H", "W")]
+
+
+def test_masked_conv_source():
+    s = src({**CONV, "mask": '"A"', "stride": "(1, 1)", "padding": '"same"', "bias": "True", "kernel": "(7, 7)"},
+            {"out", "kernel", "mask"}, (None, "3", "28", "28"))
+    assert TORCH["masked_conv2d"].module(s) == "MaskedConv2d(3, 64, 7, mask='A')"
+
+
+def test_activation_pool_and_dropout_sources():
+    pool = src({"kernel": "(3, 3)", "stride": "(2, 2)", "padding": "(1, 1)", "dilation": "(1, 1)",
+                "ceil_mode": "False"}, {"kernel", "stride", "padding"}, (None, "64", "112", "112"))
+    assert TORCH["maxpool2d"].module(pool) == "nn.MaxPool2d(3, stride=2, padding=1)"
+    assert TORCH["maxpool2d"].call(pool, None, ["h"]) == "F.max_pool2d(h, 3, stride=2, padding=1)"
+    assert TORCH["maxpool2d"].shape(pool) == [(None, "64", "56", "56")]
+    assert TORCH["relu"].call(src({}, set(), (None, "8")), None, ["h"]) == "F.relu(h)"
+    assert TORCH["relu"].module(src({}, set(), (None, "8"))) == "nn.ReLU()"
+    drop = src({"p": "p"}, {"p"}, (None, "8"))
+    assert TORCH["dropout"].module(drop) == "nn.Dropout(p)"
+    assert TORCH["dropout"].call(drop, None, ["h"]) == "F.dropout(h, p, training=self.training)"
+    assert TORCH["leaky_relu"].module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
+    up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
+    assert TORCH["upsample"].module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
+    assert TORCH["upsample"].shape(up) == [(None, "3", "H * 2", "16")]
+
+
+def test_tensor_op_sources():
+    assert TORCH["concat"].call(src({"dim": "1"}, set(), (None, "c", "8"), (None, "32", "8")), None,
+                                ["a", "b"]) == "torch.cat([a, b], dim=1)"
+    assert TORCH["concat"].shape(src({"dim": "1"}, set(), (None, "c - 1", "8"), (None, "k * 2", "8"))) == \
+        [(None, "c - 1 + k * 2", "8")]
+    assert TORCH["add"].call(src({}, set()), None, ["a + b", "c"]) == "a + b + c"
+    assert TORCH["mul"].call(src({}, set()), None, ["a + b", "c"]) == "(a + b) * c"
+    flat = src({"start": "1", "end": "-1"}, set(), (None, "16", "5", "5"))
+    assert (TORCH["flatten"].module(flat), TORCH["flatten"].call(flat, None, ["h"])) == ("nn.Flatten()", "h.flatten(1)")
+    assert TORCH["flatten"].shape(flat) == [(None, "400")]
+    assert TORCH["flatten"].shape(src({"start": "1", "end": "-1"}, set(), (None, "c", "4", "4"))) == \
+        [(None, "c * 4 * 4")]
+    assert TORCH["flatten"].shape(src({"start": "1", "end": "-1"}, set(), (None, "c", None))) == [(None, None)]
+    sel = src({"dim": "1", "index": "0"}, {"dim", "index"}, (None, "T", "768"))
+    assert TORCH["select"].call(sel, None, ["h"]) == "h[:, 0]"
+    reshape = src({"shape": "(-1, channels, size, size)"}, {"shape"}, (None, "784"))
+    assert TORCH["reshape"].module(reshape) == "Reshape((-1, channels, size, size))"
+    assert TORCH["reshape"].call(reshape, None, ["self.fc(z)"]) == "self.fc(z).reshape(-1, channels, size, size)"
+    assert TORCH["reshape"].shape(reshape) == [(None, "channels", "size", "size")]
+    assert TORCH["reparameterize"].call(src({}, set()), None, ["mu", "logvar"]) == \
+        "reparameterize(mu, logvar, self.training)"
+    att = src({"causal": "False", "scaled": "False"}, {"scaled"})
+    assert TORCH["attention"].call(att, None, ["q", "k", "v"]) == "F.scaled_dot_product_attention(q, k, v, scale=1.0)"
+
+
+def test_sequence_sources():
+    lstm = src({"hidden": "hidden", "layers": "1", "bidirectional": "True", "dropout": "0.0", "state": "True"},
+               {"hidden", "bidirectional", "state"}, (None, None, "emb"))
+    assert TORCH["lstm"].module(lstm) == "LSTM(emb, hidden, bidirectional=True, return_state=True)"
+    assert TORCH["lstm"].call(lstm, "self.enc", ["x", "h0", "c0"]) == "self.enc(x, h0, c0)"
+    assert TORCH["lstm"].shape(lstm) == [(None, None, "2 * hidden"), ("2", None, "hidden"), ("2", None, "hidden")]
+    mha = src({"heads": "2", "causal": "True", "dropout": "0.0", "bias": "True"}, {"heads", "causal"},
+              (None, None, "d"), (None, None, "5"))
+    assert TORCH["mha"].module(mha) == "MultiheadAttention(d, 2, causal=True, kdim=5)"
+    lin = src({"out": "4 * d", "bias": "True"}, {"out"}, (None, None, "d"))
+    assert TORCH["linear"].module(lin) == "nn.Linear(d, 4 * d)"
+    assert TORCH["linear"].shape(lin) == [(None, None, "4 * d")]
+    ln = src({"eps": "eps", "dims": "1", "affine": "True"}, {"eps"}, (None, None, "d"))
+    assert TORCH["layernorm"].module(ln) == "nn.LayerNorm(d, eps=eps)"
+
+
+def test_unknown_sizes_raise_missing_size():
+    with pytest.raises(MissingSize) as err:
+        TORCH["conv2d"].module(src(CONV, set(), (None, None, "8", "8")))
+    assert (err.value.input_index, err.value.dim) == (0, 1)
+    with pytest.raises(MissingSize) as err:
+        TORCH["mha"].module(src({"heads": "2", "causal": "False", "dropout": "0.0", "bias": "True"}, set(),
+                                (None, None, "8"), (None, None, None)))
+    assert (err.value.input_index, err.value.dim) == (1, 2)
+    with pytest.raises(ValueError):  # a weighted op has no functional form
+        TORCH["linear"].call(src({"out": "3", "bias": "True"}, set(), (None, "4")), None, ["h"])
+
+
+# --- helper numerics ------------------------------------------------------------------------------------
+
+def helper(name: str):
+    return namespace((name,))[name]
+
+
+@pytest.mark.parametrize("kdim,vdim,causal,bias", [(None, None, False, True), (None, None, True, True),
+                                                  (5, 5, False, True), (5, 7, True, False)])
+def test_multihead_attention_matches_torch(kdim, vdim, causal, bias):
+    torch.manual_seed(0)
+    e, heads, tq, tk = 8, 2, 4, 6 if kdim else 4
+    ours = helper("MultiheadAttention")(e, heads, bias=bias, causal=causal, kdim=kdim, vdim=vdim).eval()
+    ref = nn.MultiheadAttention(e, heads, bias=bias, batch_first=True, kdim=kdim, vdim=vdim or kdim).eval()
+    sd = ours.state_dict()
+    with torch.no_grad():
+        if ref._qkv_same_embed_dim:
+            ref.in_proj_weight.copy_(torch.cat([sd[f"{p}_proj.weight"] for p in "qkv"]))
+        else:
+            for p in "qkv":
+                getattr(ref, f"{p}_proj_weight").copy_(sd[f"{p}_proj.weight"])
+        if bias:
+            ref.in_proj_bias.copy_(torch.cat([sd[f"{p}_proj.bias"] for p in "qkv"]))
+            ref.out_proj.bias.copy_(sd["out_proj.bias"])
+        ref.out_proj.weight.copy_(sd["out_proj.weight"])
+    q = torch.randn(2, tq, e)
+    k = torch.randn(2, tk, kdim or e) if kdim else q
+    v = k if kdim == vdim else torch.randn(2, tk, vdim)
+    mask = torch.triu(torch.ones(tq, tk, dtype=torch.bool), 1) if causal else None
+    expected, _ = ref(q, k, v, attn_mask=mask, need_weights=False)
+    got = ours(q) if kdim is None else ours(q, k) if kdim == vdim else ours(q, k, v)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask", ["A", "B"])
+def test_masked_conv_is_causal(mask):
+    torch.manual_seed(0)
+    conv = helper("MaskedConv2d")(2, 3, 5, mask)
+    assert set(conv.state_dict()) == {"weight", "bias"}
+    x = torch.randn(1, 2, 6, 6, requires_grad=True)
+    out = conv(x)
+    for i, j in [(0, 0), (2, 3), (5, 5), (3, 0)]:
+        (grad,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        seen = grad.abs().sum(dim=(0, 1)) > 0
+        for r in range(6):
+            for c in range(6):
+                before = r < i or (r == i and c < j)
+                if (r, c) == (i, j):
+                    assert seen[r, c] == (mask == "B")
+                elif not before:
+                    assert not seen[r, c], (i, j, r, c)
+        if (i, j) == (2, 3):
+            assert seen[i, j - 1] and seen[i - 1, j + 1]  # left neighbour, and the row above
+
+
+def test_sinusoidal_encoding_formula():
+    ns = namespace(TORCH["sinusoidal_pe"].helpers)
+    module = ns["SinusoidalPositionalEncoding"](6, max_len=10)
+    assert len(module.state_dict()) == 0
+    x = torch.zeros(2, 5, 6)
+    pe = module(x)[0]
+    for pos in range(5):
+        for i in range(3):
+            angle = pos / 10000 ** (2 * i / 6)
+            assert pe[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert pe[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    torch.testing.assert_close(ns["add_sinusoidal_encoding"](x), module(x))
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_lstm_and_gru_match_torch(layers, bidirectional):
+    torch.manual_seed(0)
+    dirs = 2 if bidirectional else 1
+    x = torch.randn(2, 5, 4)
+    h0, c0 = torch.randn(dirs * layers, 2, 6), torch.randn(dirs * layers, 2, 6)
+    lstm = helper("LSTM")(4, 6, num_layers=layers, bidirectional=bidirectional, return_state=True)
+    ref = nn.LSTM(4, 6, layers, batch_first=True, bidirectional=bidirectional)
+    ref.load_state_dict(lstm.state_dict())
+    out, (h, c) = ref(x, (h0, c0))
+    for got, want in zip(lstm(x, h0, c0), (out, h, c)):
+        torch.testing.assert_close(got, want)
+    gru = helper("GRU")(4, 6, num_layers=layers, bidirectional=bidirectional)
+    ref = nn.GRU(4, 6, layers, batch_first=True, bidirectional=bidirectional)
+    ref.load_state_dict(gru.state_dict())
+    torch.testing.assert_close(gru(x, h0), ref(x, h0)[0])
+    torch.testing.assert_close(gru(x), ref(x)[0])
+
+
+def test_additive_attention_and_reparameterize():
+    torch.manual_seed(0)
+    att = helper("AdditiveAttention")(4, 6, 7)
+    q, mem = torch.randn(2, 3, 4), torch.randn(2, 5, 6)
+    scores = torch.stack([torch.stack([att.score(torch.tanh(att.query(q[b, t]) + att.key(mem[b, i])))[0]
+                                       for i in range(5)]) for b in range(2) for t in range(3)]).view(2, 3, 5)
+    torch.testing.assert_close(att(q, mem), torch.softmax(scores, -1) @ mem)
+    reparameterize = helper("reparameterize")
+    mu, logvar = torch.randn(3, 4), torch.randn(3, 4)
+    assert reparameterize(mu, logvar, False) is mu
+    torch.manual_seed(1)
+    eps = torch.randn_like(mu)
+    torch.manual_seed(1)
+    torch.testing.assert_close(reparameterize(mu, logvar, True), mu + torch.exp(logvar / 2) * eps)
