@@ -46,5 +46,40 @@ def _arity(inputs: tuple[int, int]) -> str:
     return str(lo) if lo == hi else f"{lo}+" if hi == -1 else f"{lo}–{hi}"
 
 
+
+
+# Models whose weights people load from torchvision, with how the keys relate.
+WEIGHT_DOCS = (
+    ("spec/resnet18.arch", "ResNet18", "the keys and shapes of torchvision's `resnet18().state_dict()`"),
+    ("spec/resnet50.arch", "ResNet50", "the keys and shapes of torchvision's `resnet50().state_dict()`"),
+    ("spec/vgg16.arch", "VGG16", "the keys and shapes of torchvision's `vgg16().state_dict()`"),
+    ("spec/alexnet.arch", "AlexNet", "the keys and shapes of torchvision's `alexnet().state_dict()`"),
+    ("spec/googlenet.arch", "GoogLeNet",
+     "torchvision's `googlenet(aux_logits=False, init_weights=False).state_dict()` keys"),
+    ("spec/densenet121.arch", "DenseNet121",
+     "torchvision's `densenet121().state_dict()` with `denselayer{K+1}.` renamed to `denselayer.{K}.`: "
+     "`re.sub(r\"denselayer(\\d+)\\.\", lambda m: f\"denselayer.{int(m[1]) - 1}.\", key)`"),
+)
+
+
+def weights_markdown() -> str:
+    """docs/weights.md: every state_dict key and shape of the torchvision-compatible zoo models."""
+    from .pipeline import compile_file
+
+    lines = ["# State-dict keys of the zoo's ImageNet models", "",
+             "Generated (`python -m dlc.compiler.docs weights > docs/weights.md`); a test keeps it current.",
+             "The compiler names every weight; the PyTorch emitter's modules, the ONNX initializers and",
+             "checkpoints all use these keys. Buffers (`running_mean`, `running_var`, `num_batches_tracked`)",
+             "are listed too, as in a PyTorch `state_dict`.", ""]
+    for spec, model, relation in WEIGHT_DOCS:
+        graph = compile_file(spec, model).graphs[model]
+        lines += [f"## {model} (`{spec}`)", "", f"Keys: {relation}.", "", "| key | shape |", "|---|---|"]
+        lines += [f"| `{w.name}` | `{list(w.shape)}` |" for w in graph.weights]
+        lines.append("")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(ops_markdown())
+    import sys
+
+    print(weights_markdown() if sys.argv[1:] == ["weights"] else ops_markdown())

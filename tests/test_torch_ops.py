@@ -340,6 +340,19 @@ def test_sequence_sources():
     assert TORCH["layernorm"].module(ln) == "nn.LayerNorm(d, eps=eps)"
 
 
+def test_non_literal_dims_leave_sizes_unknown():
+    x = (None, "c", "8")
+    assert TORCH["unsqueeze"].shape(src({"dim": "d"}, {"dim"}, x)) == [(None, None, None, None)]
+    assert TORCH["transpose"].shape(src({"dim0": "1", "dim1": "d"}, set(), x)) == [(None, None, None)]
+    assert TORCH["concat"].shape(src({"dim": "d"}, set(), x, x)) == [(None, None, None)]
+    assert TORCH["chunk"].shape(src({"chunks": "2", "dim": "d"}, set(), x)) == [(None, None, None)] * 2
+    assert TORCH["select"].call(src({"dim": "d", "index": "0"}, set(), x), None, ["h"]) == "h.select(d, 0)"
+    assert TORCH["slice"].call(src({"dim": "d", "start": "1", "end": "None", "step": "1"}, {"dim", "start"}, x),
+                               None, ["h"]) == "Slice(d, start=1)(h)"
+    with pytest.raises(ValueError):
+        TORCH["flatten"].shape(src({"start": "s", "end": "-1"}, set(), x))
+
+
 def test_unknown_sizes_raise_missing_size():
     with pytest.raises(MissingSize) as err:
         TORCH["conv2d"].module(src(CONV, set(), (None, None, "8", "8")))

@@ -100,3 +100,9 @@ def test_docs_are_generated_from_the_current_grammar_and_op_table():
     assert (ROOT / "docs" / "ops.md").read_text() == ops_markdown() + "\n"
     grammar = (ROOT / "compiler" / "syntax" / "grammar.lark").read_text()
     assert f"```lark\n{grammar}```" in (ROOT / "docs" / "language.md").read_text()
+
+
+def test_weight_key_docs_are_current():
+    from dlc.compiler.docs import weights_markdown
+
+    assert (ROOT / "docs" / "weights.md").read_text() == weights_markdown() + "\n"

@@ -75,9 +75,11 @@ class _Lines:
 
 
 def emit_torch(result: Compilation) -> str:
-    """The Python source of every network in the compiled file (and the blocks they use)."""
+    """The Python source of every network in the compiled file (and the blocks they use), black-formatted."""
+    import black
+
     result.raise_for_errors()
-    return _FileWriter(result).write()
+    return black.format_str(_FileWriter(result).write(), mode=black.Mode(line_length=110))
 
 
 class _FileWriter:
@@ -279,7 +281,9 @@ class _ClassWriter:
         for d in range(rank):
             values = {str(x[d]) for x in dims}
             if len(values) == 1 and all(x[d].is_const for x in dims):
-                shape.append(values.pop())
+                # even a constant size reads better as the parameter it equals (`nn.LayerNorm(d)`)
+                named = self._matching_param(dims, d) if _tracked_dim(d, rank) and self.d.kind == "block" else None
+                shape.append(named or values.pop())
             elif d == 0:
                 shape.append(None)
             else:
@@ -374,7 +378,9 @@ class _ClassWriter:
         for var in sorted(carried):
             shape = self.shapes[var]
             for d, expr in enumerate(shape):
-                if expr is not None and _tracked_dim(d, len(shape)):
+                if not _tracked_dim(d, len(shape)):
+                    shape[d] = None  # may change in the loop or branch; only channels/features are tracked
+                elif expr is not None:
                     name = f"{var}_{_dim_word(d, len(shape))}"
                     self.placeholders.add(name)
                     if name != expr:
@@ -395,7 +401,9 @@ class _ClassWriter:
         for var in sorted(carried):
             shape = list(saved[var])
             for d, expr in enumerate(shape):
-                if expr is not None and _tracked_dim(d, len(shape)):
+                if not _tracked_dim(d, len(shape)):
+                    shape[d] = None
+                elif expr is not None:
                     shape[d] = f"{var}_{_dim_word(d, len(shape))}"
             self.shapes[var] = shape
 
@@ -764,7 +772,8 @@ def _substitute(expr: str | None, binding: dict[str, str]) -> str | None:
         name = m.group(0)
         if name in binding:
             value = binding[name]
-            return value if re.fullmatch(r"[\w.]+", value) else f"({value})"
+            whole = m.start() == 0 and m.end() == len(expr)
+            return value if whole or re.fullmatch(r"[\w.]+", value) else f"({value})"
         if name not in ("math", "int", "min", "max", "len", "sum", "abs"):
             missing = True
         return name
@@ -805,6 +814,12 @@ def _prune(lines: list[str]) -> list[str]:
             i + 2 >= len(lines) or _indent(lines[i + 2]) <= _indent(line))
         if line.strip() == "else:" and empty:
             i += 2
+            continue
+        if line.strip().startswith("if ") and empty and i + 2 < len(lines) and lines[i + 2].strip() == "else:" \
+                and _indent(lines[i + 2]) == _indent(line):
+            cond = line.strip()[3:-1]
+            out.append(" " * _indent(line) + f"if not ({cond}):")
+            i += 3
             continue
         if line.strip().startswith("if ") and empty and not (
                 i + 2 < len(lines) and lines[i + 2].strip().startswith(("else", "elif"))

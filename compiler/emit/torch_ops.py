@@ -10,9 +10,11 @@
 Keywords are printed only when the spec gave them or when they differ from PyTorch's default.
 Helper classes and functions named in `helpers` live in templates/torch/layers.py.
 
-`shape` raises ValueError when an attr that decides the output rank or count (a `dim`, `dims`,
-`chunks`, `state`, a reshape's `shape` list) is not a literal; `module` raises MissingSize when
-it needs an input size that is unknown (None in `in_shapes`).
+`module` raises MissingSize when it needs an input size that is unknown (None in `in_shapes`).
+`shape` writes None for sizes it cannot express, and raises ValueError only when the number or
+rank of the outputs depends on an attr that is not a literal (flatten's start/end, a reshape
+shape that is not a tuple, chunk's chunks, sum/mean's dim and keepdim, lstm/gru's state);
+layernorm's module needs a literal `dims` likewise.
 """
 from __future__ import annotations
 
@@ -234,6 +236,16 @@ def _norm(d: int, rank: int) -> int:
     if not -rank <= d < rank:
         raise ValueError(f"dimension {d} is out of range for rank {rank}")
     return d % rank
+
+
+def _dim_attr(src: OpSource, name: str, rank: int) -> int | None:
+    """A dim attr as an index in 0..rank-1; None when it is not a literal (`dim=d`)."""
+    v = _value(src.attrs[name])
+    return _norm(v, rank) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _unknown(rank: int) -> Dims:
+    return (None,) * rank
 
 
 # --- entry builders -------------------------------------------------------------------------------
@@ -586,33 +598,40 @@ def _reshape_shape(src: OpSource) -> list[Dims]:
 
 
 def _unflatten_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x))
-    return [(*x[:d], *_with_inferred(_literal_items(src, "sizes"), x[d]), *x[d + 1:])]
+    x, sizes = src.in_shapes[0], _literal_items(src, "sizes")
+    d = _dim_attr(src, "dim", len(x))
+    if d is None:
+        return [_unknown(len(x) + len(sizes) - 1)]
+    return [(*x[:d], *_with_inferred(sizes, x[d]), *x[d + 1:])]
 
 
 def _permute_shape(src: OpSource) -> list[Dims]:
     x = src.in_shapes[0]
-    return [tuple(x[_norm(int(d), len(x))] for d in _literal_items(src, "dims"))]
+    order = [_value(d) for d in _items(src.attrs["dims"]) or []]
+    if len(order) != len(x) or not all(isinstance(d, int) for d in order):
+        return [_unknown(len(x))]
+    return [tuple(x[_norm(d, len(x))] for d in order)]
 
 
 def _transpose_shape(src: OpSource) -> list[Dims]:
     x = list(src.in_shapes[0])
-    i, j = (_norm(_const(src, k), len(x)) for k in ("dim0", "dim1"))
+    i, j = (_dim_attr(src, k, len(x)) for k in ("dim0", "dim1"))
+    if i is None or j is None:
+        return [_unknown(len(x))]
     x[i], x[j] = x[j], x[i]
     return [tuple(x)]
 
 
 def _unsqueeze_shape(src: OpSource) -> list[Dims]:
     x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x) + 1)
-    return [(*x[:d], "1", *x[d:])]
+    d = _dim_attr(src, "dim", len(x) + 1)
+    return [_unknown(len(x) + 1) if d is None else (*x[:d], "1", *x[d:])]
 
 
 def _drop_dim(src: OpSource) -> list[Dims]:
     x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x))
-    return [(*x[:d], *x[d + 1:])]
+    d = _dim_attr(src, "dim", len(x))
+    return [_unknown(len(x) - 1) if d is None else (*x[:d], *x[d + 1:])]
 
 
 def _spread(src: OpSource, name: str) -> list[str]:
@@ -668,21 +687,24 @@ def _matmul_shape(src: OpSource) -> list[Dims]:
 
 def _concat_shape(src: OpSource) -> list[Dims]:
     x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x))
+    d = _dim_attr(src, "dim", len(x))
+    if d is None:
+        return [_unknown(len(x))]
     return [(*x[:d], _expr(" + ".join(f"{{{i}}}" for i in range(len(src.in_shapes))),
                           *(s[d] for s in src.in_shapes)), *x[d + 1:])]
 
 
 def _parts_shape(src: OpSource, sizes: list[str | None]) -> list[Dims]:
     x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x))
-    return [(*x[:d], size, *x[d + 1:]) for size in sizes]
+    d = _dim_attr(src, "dim", len(x))
+    return [_unknown(len(x)) if d is None else (*x[:d], size, *x[d + 1:]) for size in sizes]
 
 
 def _chunk_shape(src: OpSource) -> list[Dims]:
     chunks = _const(src, "chunks")
     x = src.in_shapes[0]
-    part = _expr("{0} // {1}", x[_norm(_const(src, "dim"), len(x))], str(chunks))
+    d = _dim_attr(src, "dim", len(x))
+    part = None if d is None else _expr("{0} // {1}", x[d], str(chunks))
     return _parts_shape(src, [part] * chunks)
 
 
@@ -712,7 +734,9 @@ def _combining() -> dict[str, TorchEntry]:
 
 def _cosine_shape(src: OpSource) -> list[Dims]:
     shape = _broadcast(list(src.in_shapes))
-    d = _norm(_const(src, "dim"), len(shape))
+    d = _dim_attr(src, "dim", len(shape))
+    if d is None:
+        return [_unknown(len(shape) - 1)]
     return [(*shape[:d], *shape[d + 1:])]
 
 
@@ -749,7 +773,9 @@ def _slice_call(src: OpSource, x: str) -> str:
 
 def _slice_shape(src: OpSource) -> list[Dims]:
     x = src.in_shapes[0]
-    d = _norm(_const(src, "dim"), len(x))
+    d = _dim_attr(src, "dim", len(x))
+    if d is None:
+        return [_unknown(len(x))]
     a = src.attrs
     stop = x[d] if _value(a["end"]) is None else _expr("min({0}, {1})", a["end"], x[d])
     if _is_default(a["step"], 1):
