@@ -445,7 +445,7 @@ class _ClassWriter:
         outputs = [(i.graph, n.outputs) for i, n in execs]
         try:
             out_shapes = self._fill(entry.shape(src_init), outputs)
-        except MissingSize:
+        except (MissingSize, ValueError):  # sizes (or ranks) that follow from non-literal attributes
             out_shapes = self._fill([None] * len(outs), outputs)
         self.helpers.update(entry.helpers)
         if self.sequential:

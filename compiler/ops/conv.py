@@ -65,7 +65,8 @@ def _conv_params(n: int, transposed: bool = False) -> tuple[Param, ...]:
         Param("out", int_(1), type_name="int"),
         Param("kernel", ints(n, 1), type_name="int | [int]"),
         Param("stride", ints(n, 1), 1, "int | [int]"),
-        Param("padding", padding(n), 0, 'int | [int] | "same" | "valid"'),
+        Param("padding", ints(n) if transposed else padding(n), 0,
+              "int | [int]" if transposed else 'int | [int] | "same" | "valid"'),
     ]
     if transposed:
         ps.append(Param("output_padding", ints(n), 0, "int | [int]"))
@@ -83,8 +84,6 @@ def _tconv_infer(n: int):
         need_rank(x, (n + 2,), "(B, C, ...)")
         need_float(x)
         _channels(a, x)
-        if a["padding"] == "same":
-            raise ShapeError("transposed convolutions take explicit padding, not \"same\"")
         for i in range(n):
             if a["output_padding"][i] >= max(a["stride"][i], a["dilation"][i]):
                 raise ShapeError(f"output_padding {a['output_padding'][i]} must be smaller than stride or dilation")

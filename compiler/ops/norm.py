@@ -76,11 +76,16 @@ register(OpDef(
     weights=lambda a, ins: [("weight", (ins[0].shape[1],), True), ("bias", (ins[0].shape[1],), True)],
     elementwise_flops=5))
 
+def _dropout2d_infer(a: Attrs, ins: Types) -> Types:
+    need_rank(ins[0], (4,), "(B, C, H, W)")
+    return [ins[0]]
+
+
 register(
     OpDef("dropout", (Param("p", prob, 0.5, "number in [0, 1)"),), same,
           "zero elements with probability p while training, scale by 1/(1-p); identity at inference",
           "x -> same", "regularization"),
-    OpDef("dropout2d", (Param("p", prob, 0.5, "number in [0, 1)"),), same,
+    OpDef("dropout2d", (Param("p", prob, 0.5, "number in [0, 1)"),), _dropout2d_infer,
           "zero whole channels with probability p while training", "x -> same", "regularization"),
 )
 

@@ -82,8 +82,8 @@ for _n in (1, 2):
 
 def _global_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
-    if x.rank < 3:
-        raise ShapeError(f"expects (B, C, ...) with at least one spatial dim, got rank {x.rank}")
+    if not 3 <= x.rank <= 5:
+        raise ShapeError(f"expects (B, C, ...) with one to three spatial dims, got rank {x.rank}")
     return [x.with_shape((*x.shape[:2], *(Dim.const(1),) * (x.rank - 2)))]
 
 
@@ -98,6 +98,8 @@ register(
 def _upsample_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     need_rank(x, (3, 4, 5), "(B, C, ...)")
+    if a["mode"] == "nearest" and a["align_corners"]:
+        raise ShapeError("align_corners applies to bilinear mode only")
     if a["mode"] == "bilinear" and x.rank != 4:
         raise ShapeError("bilinear mode needs a 4-D input (B, C, H, W)")
     s = a["scale"]

@@ -146,6 +146,8 @@ def _rnn_infer(gates: int, n_states: int):
         need_rank(x, (3,), "(B, T, I) (batch first)")
         need_float(x)
         concrete(x.shape[2], "the input feature size")
+        if gates == 4 and len(ins) == 2:
+            raise ShapeError("an LSTM takes (x) or (x, h0, c0): the cell state c0 is missing", 1)
         dirs = 2 if a["bidirectional"] else 1
         h = Dim.const(a["hidden"])
         state = x.with_shape((Dim.const(dirs * a["layers"]), x.shape[0], h))

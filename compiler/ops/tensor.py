@@ -236,6 +236,8 @@ def _slice_infer(a: Attrs, ins: Types) -> Types:
 def _reduce_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     dims = {norm_dim(d, x.rank) for d in a["dim"]}
+    if len(dims) != len(a["dim"]):
+        raise ShapeError(f"dim {list(a['dim'])} names a dimension twice")
     shape = tuple(Dim.const(1) if i in dims else s for i, s in enumerate(x.shape) if a["keepdim"] or i not in dims)
     return [x.with_shape(shape)]
 

@@ -1,0 +1,74 @@
+"""Weights for the backends: a safetensors checkpoint checked against the spec, or a seeded init.
+
+Keys are the compiler's weight names (the PyTorch `state_dict` keys of the emitted modules).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..ir.graph import Graph, Weight
+
+
+class CheckpointError(Exception):
+    """A checkpoint that does not fit the spec; the message names every bad key and both shapes."""
+
+
+def load_checkpoint(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
+    """Read a safetensors file and check it against `graph`'s weights (missing, extra, wrong shape)."""
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(str(path))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read checkpoint `{path}`: {err}") from None
+    check_weights(graph, arrays, str(path))
+    return arrays
+
+
+def check_weights(graph: Graph, arrays: dict[str, np.ndarray], where: str = "checkpoint") -> None:
+    expected = {w.name: w.shape for w in graph.weights}
+    problems = []
+    for name, shape in expected.items():
+        if name not in arrays:
+            problems.append(f"missing key `{name}` (expected shape {list(shape)})")
+        elif tuple(arrays[name].shape) != shape:
+            problems.append(f"key `{name}` has shape {list(arrays[name].shape)}, the spec needs {list(shape)}")
+    for name in sorted(set(arrays) - set(expected)):
+        problems.append(f"unexpected key `{name}` (shape {list(arrays[name].shape)}): the spec has no such weight")
+    if problems:
+        raise CheckpointError(f"`{where}` does not fit `{graph.name}`:\n  " + "\n  ".join(problems))
+
+
+def random_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """PyTorch-style default initialization, reproducible per (seed, weight name)."""
+    return {w.name: _init(w, seed) for w in graph.weights}
+
+
+def _init(w: Weight, seed: int) -> np.ndarray:
+    digest = hashlib.sha256(f"{seed}:{w.name}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    leaf = w.name.rsplit(".", 1)[-1]
+    if leaf == "num_batches_tracked":
+        return np.zeros(w.shape, dtype=np.int64)
+    if leaf in ("running_var",) or (leaf == "weight" and len(w.shape) == 1):
+        return np.ones(w.shape, dtype=np.float32)
+    if leaf == "running_mean" or (leaf.startswith("bias") and len(w.shape) == 1 and not _is_rnn(leaf)):
+        fan_in = _bias_fan_in(w)
+        bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
+        return rng.uniform(-bound, bound, w.shape).astype(np.float32) if leaf != "running_mean" else \
+            np.zeros(w.shape, dtype=np.float32)
+    fan_in = math.prod(w.shape[1:]) if len(w.shape) > 1 else w.shape[0]
+    bound = 1 / math.sqrt(max(fan_in, 1))
+    return rng.uniform(-bound, bound, w.shape).astype(np.float32)
+
+
+def _is_rnn(leaf: str) -> bool:
+    return leaf.startswith(("bias_ih", "bias_hh"))
+
+
+def _bias_fan_in(w: Weight) -> int:
+    return max(w.shape[0], 1)
