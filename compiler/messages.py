@@ -262,3 +262,8 @@ def bad_decorator(span: Span, name: str, problem: str) -> Diagnostic:
 def emit_unsupported(span: Span, what: str) -> Diagnostic:
     return Diagnostic("E0601", f"the PyTorch emitter cannot express {what}", Label(span, "here"),
                       help="the spec is valid; this is a limit of `dlc emit torch` (see README)")
+
+
+def no_onnx_form(span: Span, op: str, why: str) -> Diagnostic:
+    return Diagnostic("E0602", f"`{op}` has no faithful ONNX form here: {why}", Label(span, "this op"),
+                      help="the ONNX export refuses rather than emit a different computation (see README)")
