@@ -60,11 +60,26 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     emit.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for <spec>.py files")
     emit.set_defaults(run=cmd_emit, command="emit")
+
+    export = sub.add_parser("export", help="export a network: `dlc export onnx SPEC -o model.onnx`")
+    export.add_argument("format", choices=["onnx"])
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.add_argument("--model", help="network to export (default: every network of the file)")
+    export.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
+    export.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
+    export.add_argument("--external-data", action="store_true", help="store weights in <out>.data (automatic over 2 GB)")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                        help="a .onnx file, or a directory that receives <Network>.onnx for each network")
+    export.set_defaults(run=cmd_export, command="export")
     return p
 
 
 def _report(result) -> None:
     print(render_all(list(result.diagnostics), result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
+
+
+def _report_one(diag, result) -> None:
+    print(render_all([diag], result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -116,13 +131,46 @@ def cmd_emit(args: argparse.Namespace) -> int:
         try:
             sources[args.output / f"{path.stem}.py"] = emit_torch(result)
         except EmitError as err:
-            print(render_all([err.diag], result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
+            _report_one(err.diag, result)
             failed = True
     if failed:
         return 1
     args.output.mkdir(parents=True, exist_ok=True)
     for target, text in sources.items():
         _write_atomic(target, text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dlc.compiler.emit.onnx import emit_onnx, save_onnx
+    from dlc.compiler.emit.torch import EmitError
+    from dlc.compiler.emit.weights import CheckpointError, load_checkpoint, random_weights
+
+    result = compile_file(args.file, args.model)
+    if not result.ok:
+        _report(result)
+        return 1
+    graphs = [result.graphs[args.model]] if args.model else list(result.graphs.values())
+    single = args.output.suffix == ".onnx"
+    if single and len(graphs) > 1:
+        names = ", ".join(g.name for g in graphs)
+        raise UsageError(f"`{args.file}` has several networks ({names}): pass --model or an output directory")
+    if args.weights and len(graphs) > 1:
+        raise UsageError("--weights belongs to one network: pass --model")
+    models = {}
+    try:
+        for graph in graphs:
+            weights = load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+            target = args.output if single else args.output / f"{graph.name}.onnx"
+            models[target] = emit_onnx(graph, weights)
+    except CheckpointError as err:
+        print(f"error[E0405]: {err}", file=sys.stderr)
+        return 1
+    except EmitError as err:
+        _report_one(err.diag, result)
+        return 1
+    for target, model in models.items():
+        save_onnx(model, target, external=True if args.external_data else None)
     return 0
 
 

@@ -83,6 +83,19 @@ class Select(nn.Module):
         return f"dim={self.dim}, index={self.index}"
 
 
+def init_normal_std_0_02(module: nn.Module) -> None:
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        return
+    elif isinstance(getattr(module, "weight", None), nn.Parameter):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(getattr(module, "bias", None), nn.Parameter):
+            nn.init.zeros_(module.bias)
+
+
 class AddNorm(nn.Module):
     """`block AddNorm(p, eps)` from spec/std/transformer.arch:83."""
 
@@ -217,23 +230,10 @@ class Bert(nn.Module):
         self.embeddings = BertEmbeddings(vocab, d, max_pos, type_vocab, p, eps)
         self.encoder = BertEncoder(layers, d, heads, d_ff, p, eps)
         self.pooler = BertPooler(d)
-        self.apply(self._init_weights)
+        self.apply(init_normal_std_0_02)
 
     def forward(self, input_ids, token_type_ids):
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, 768)
         last_hidden_state = self.encoder(x)  # (B, T, 768)
         pooler_output = self.pooler(last_hidden_state)  # (B, 768)
         return last_hidden_state, pooler_output
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(module.weight, 1.0, 0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            return
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            nn.init.normal_(module.weight, 0.0, 0.02)
-            if isinstance(getattr(module, "bias", None), nn.Parameter):
-                nn.init.zeros_(module.bias)

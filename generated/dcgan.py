@@ -13,6 +13,19 @@ from torch.nn import functional as F
 __all__ = ["GeneratorStack", "Generator", "DiscriminatorStack", "Discriminator"]
 
 
+def init_normal_std_0_02(module: nn.Module) -> None:
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        return
+    elif isinstance(getattr(module, "weight", None), nn.Parameter):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(getattr(module, "bias", None), nn.Parameter):
+            nn.init.zeros_(module.bias)
+
+
 class GeneratorStack(nn.Sequential):
     """`block GeneratorStack(nz, ngf, nc)` from spec/dcgan.arch:11."""
 
@@ -39,24 +52,11 @@ class Generator(nn.Module):
     def __init__(self, nz=100, ngf=64, nc=3) -> None:
         super().__init__()
         self.main = GeneratorStack(nz, ngf, nc)
-        self.apply(self._init_weights)
+        self.apply(init_normal_std_0_02)
 
     def forward(self, z):
         img = self.main(z)  # (B, 3, 64, 64)
         return img
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(module.weight, 1.0, 0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            return
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            nn.init.normal_(module.weight, 0.0, 0.02)
-            if isinstance(getattr(module, "bias", None), nn.Parameter):
-                nn.init.zeros_(module.bias)
 
 
 class DiscriminatorStack(nn.Sequential):
@@ -84,21 +84,8 @@ class Discriminator(nn.Module):
     def __init__(self, ndf=64, nc=3) -> None:
         super().__init__()
         self.main = DiscriminatorStack(ndf, nc)
-        self.apply(self._init_weights)
+        self.apply(init_normal_std_0_02)
 
     def forward(self, img):
         p = self.main(img)  # (B, 1, 1, 1)
         return p
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(module.weight, 1.0, 0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            return
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            nn.init.normal_(module.weight, 0.0, 0.02)
-            if isinstance(getattr(module, "bias", None), nn.Parameter):
-                nn.init.zeros_(module.bias)

@@ -59,6 +59,19 @@ class PositionalEmbedding(nn.Module):
         return x + self.weight[: x.shape[1]]
 
 
+def init_normal_std_0_02(module: nn.Module) -> None:
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        return
+    elif isinstance(getattr(module, "weight", None), nn.Parameter):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(getattr(module, "bias", None), nn.Parameter):
+            nn.init.zeros_(module.bias)
+
+
 class GPT2MLP(nn.Module):
     """`block GPT2MLP(d, d_ff, p)` from spec/std/transformer.arch:64."""
 
@@ -113,7 +126,7 @@ class GPT2(nn.Module):
         self.ln_f = nn.LayerNorm(d, eps=eps)
         self.lm_head = nn.Linear(d, vocab, bias=False)
         self.lm_head.weight = self.wte.weight  # tied
-        self.apply(self._init_weights)
+        self.apply(init_normal_std_0_02)
 
     def forward(self, idx):
         x = self.wte(idx)  # (B, T, 768)
@@ -123,16 +136,3 @@ class GPT2(nn.Module):
         x = self.ln_f(x)  # (B, T, 768)
         logits = self.lm_head(x)  # (B, T, 50257)
         return logits
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(module.weight, 1.0, 0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            return
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            nn.init.normal_(module.weight, 0.0, 0.02)
-            if isinstance(getattr(module, "bias", None), nn.Parameter):
-                nn.init.zeros_(module.bias)

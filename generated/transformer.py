@@ -87,6 +87,25 @@ def sinusoidal_table(length, dim):
     return table
 
 
+def init_xavier_uniform(module: nn.Module) -> None:
+    """@init: xavier_uniform_ weights for convolutions and linear layers, zero biases."""
+    if isinstance(
+        module,
+        (
+            nn.Conv1d,
+            nn.Conv2d,
+            nn.Conv3d,
+            nn.ConvTranspose1d,
+            nn.ConvTranspose2d,
+            nn.ConvTranspose3d,
+            nn.Linear,
+        ),
+    ):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 class EncoderLayer(nn.Module):
     """`block EncoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:15."""
 
@@ -206,7 +225,7 @@ class Transformer(nn.Module):
         self.decoder = Decoder(n_dec, d, heads, d_ff, p)
         self.generator = nn.Linear(512, vocab, bias=False)
         self.generator.weight = self.embed.weight  # tied
-        self.apply(self._init_weights)
+        self.apply(init_xavier_uniform)
 
     def forward(self, src, tgt):
         emb_scale = math.sqrt(self.d)
@@ -222,22 +241,3 @@ class Transformer(nn.Module):
         y = self.decoder(y, memory)  # (B, T, 512)
         logits = self.generator(y)  # (B, T, 37000)
         return logits
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """@init: xavier_uniform_ weights for convolutions and linear layers, zero biases."""
-        if isinstance(
-            module,
-            (
-                nn.Conv1d,
-                nn.Conv2d,
-                nn.Conv3d,
-                nn.ConvTranspose1d,
-                nn.ConvTranspose2d,
-                nn.ConvTranspose3d,
-                nn.Linear,
-            ),
-        ):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)

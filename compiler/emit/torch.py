@@ -62,7 +62,6 @@ class PyClass:
     forward_lines: list[str]
     returns: str
     helpers: set[str] = field(default_factory=set)
-    init_method: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +92,7 @@ class _FileWriter:
         self.exposed: dict[DefKey, set[tuple[int, int]]] = {}  # class -> (output, dim) exposed as attributes
         self.names: dict[DefKey, str] = {}
         self.out_exprs: dict[DefKey, list] = {}  # class -> output size expressions in its own terms
+        self.init_functions: dict[str, list[str]] = {}  # weight-init functions the networks apply
 
     def write(self) -> str:
         order = self._reachable()
@@ -106,6 +106,7 @@ class _FileWriter:
                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         return env.get_template("module.py.j2").render(
             header=self._header(), helpers=[_helper_source(h) for h in helpers],
+            init_functions=[self.init_functions[k] for k in sorted(self.init_functions)],
             classes=[self.classes[k] for k, _ in order],
             exports=[self.classes[k].name for k, _ in order])
 
@@ -226,7 +227,7 @@ class _ClassWriter:
         returns = ", ".join(self.outputs)
         return PyClass(self.fw.names[self.key], "nn.Sequential" if self.sequential else "nn.Module", self._doc(),
                        ["self", *params, *size_params], _prune(init_lines), ["self", *self.inputs], self.fwd.lines,
-                       returns, self.helpers, self._init_method())
+                       returns, self.helpers)
 
     def _param(self, p: ast.Param) -> str:
         if p.default is None:
@@ -751,14 +752,13 @@ class _ClassWriter:
 
     # --- weights initialization ----------------------------------------------------------
     def _tie_and_init(self) -> None:
-        if self.d.kind == "network" and init_scheme(self.d).scheme != "default":
-            self.init.add("self.apply(self._init_weights)")
-
-    def _init_method(self) -> list[str]:
+        """`@init(...)`: a module-level init function (one per scheme in the file), applied last."""
         scheme = init_scheme(self.d)
-        if self.d.kind != "network" or scheme.scheme == "default":
-            return []
-        return _INIT_METHODS[scheme.scheme](dict(scheme.options))
+        if self.d.kind == "network" and scheme.scheme != "default":
+            name = "init_" + "_".join([scheme.scheme, *(f"{k}_{v}" for k, v in scheme.options)])
+            name = re.sub(r"\W", "_", name)
+            self.fw.init_functions[name] = _INIT_FUNCTIONS[scheme.scheme](name, dict(scheme.options))
+            self.init.add(f"self.apply({name})")
 
 
 def _substitute(expr: str | None, binding: dict[str, str]) -> str | None:
@@ -923,11 +923,10 @@ def _is_def_name(stage: ast.Stage) -> bool:
     return stage.callee[0][:1].isupper()
 
 
-def _init_normal(options: dict[str, Any]) -> list[str]:
+def _init_normal(name: str, options: dict[str, Any]) -> list[str]:
     mean, std = options.get("mean", 0.0), options.get("std", 0.02)
     return [
-        "@staticmethod",
-        "def _init_weights(module: nn.Module) -> None:",
+        f"def {name}(module: nn.Module) -> None:",
         f'    """@init("normal", std={std}): weights ~ N({mean}, {std}), norm scales ~ N(1, {std}), biases 0."""',
         "    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):",
         f"        nn.init.normal_(module.weight, 1.0, {std})",
@@ -942,12 +941,11 @@ def _init_normal(options: dict[str, Any]) -> list[str]:
 
 
 def _init_named(fn: str, arg: str):
-    def method(options: dict[str, Any]) -> list[str]:
+    def method(name: str, options: dict[str, Any]) -> list[str]:
         value = options.get(arg)
         extra = f", {arg}={py_value(value)}" if value is not None else ""
         return [
-            "@staticmethod",
-            "def _init_weights(module: nn.Module) -> None:",
+            f"def {name}(module: nn.Module) -> None:",
             f'    """@init: {fn} weights for convolutions and linear layers, zero biases."""',
             "    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,",
             "                           nn.ConvTranspose3d, nn.Linear)):",
@@ -958,7 +956,7 @@ def _init_named(fn: str, arg: str):
     return method
 
 
-_INIT_METHODS = {
+_INIT_FUNCTIONS = {
     "normal": _init_normal,
     "xavier_uniform": _init_named("xavier_uniform_", "gain"),
     "xavier_normal": _init_named("xavier_normal_", "gain"),
