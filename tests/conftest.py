@@ -45,8 +45,10 @@ def random_inputs(graph, env: dict[str, int], seed: int = 0, int_high: int = 2) 
     for name, vid in graph.inputs:
         t = graph.values[vid].type
         shape = [d.evaluate(env) for d in t.shape]
-        out[name] = (rng.integers(0, int_high, shape) if t.dtype.startswith("i")
-                     else rng.standard_normal(shape).astype(np.float32))
+        if t.dtype in ("i64", "i32"):
+            out[name] = rng.integers(0, int_high, shape).astype(np.int64 if t.dtype == "i64" else np.int32)
+        else:
+            out[name] = rng.standard_normal(shape).astype(np.float32)
     return out
 
 

@@ -28,12 +28,14 @@ from .torch import EmitError
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3  # protobuf's 2 GB limit
 
 
-def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray]) -> onnx.ModelProto:
-    """The ONNX model of `graph` with `weights` as initializers."""
+def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray],
+              value_names: dict[int, str] | None = None) -> onnx.ModelProto:
+    """The ONNX model of `graph` with `weights` as initializers; `value_names`, when given, is
+    filled with the ONNX name of every IR value (for checking shapes value by value)."""
     from .onnx_ops import ONNX
 
     b = OnnxBuilder()
-    names: dict[int, str] = {}
+    names: dict[int, str] = {} if value_names is None else value_names
     inputs = []
     for name, vid in graph.inputs:
         names[vid] = b.reserve(name)
@@ -56,7 +58,9 @@ def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray]) -> onnx.ModelProt
     for out_name, vid in graph.outputs:
         b.nodes.append(helper.make_node("Identity", [names[vid]], [out_name], name=f"output/{out_name}"))
         outputs.append(_value_info(out_name, graph.values[vid].type))
-    onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs, b.initializers)
+    used = {name for node in b.nodes for name in node.input}
+    initializers = [t for t in b.initializers if t.name in used]  # e.g. an LSTM's weights before gate reordering
+    onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs, initializers)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="dlc", producer_version="0.1.0")
     model.ir_version = 9
@@ -75,8 +79,6 @@ def _context(b: OnnxBuilder, graph: Graph, node: Node, names: dict[int, str], we
             added.add(full)
         local[wname] = full
         arrays[wname] = weights[full]
-    hint_values = [graph.values[v] for v in node.outputs]
-    del hint_values
     return OnnxContext(b, node, node.attr, [names[v] for v in node.inputs], in_types,
                        [graph.values[v].type for v in node.outputs], local, arrays)
 
