@@ -9,6 +9,9 @@ import onnx
 import pytest
 
 from conftest import onnx_vs_torch
+from dlc.compiler.emit.onnx import emit_onnx
+from dlc.compiler.emit.weights import random_weights
+from dlc.compiler.pipeline import compile_file
 
 
 def _check(tmp_path, body: str, dims_list=(None,), name: str = "N", **kw) -> onnx.ModelProto:
@@ -25,9 +28,6 @@ def _check(tmp_path, body: str, dims_list=(None,), name: str = "N", **kw) -> onn
 def _shape_inference_agrees(spec, name: str) -> None:
     """ONNX's strict shape inference gives every IR value its IR shape: constant dims constant,
     symbolic dims not baked in."""
-    from dlc.compiler.emit.onnx import emit_onnx
-    from dlc.compiler.emit.weights import random_weights
-    from dlc.compiler.pipeline import compile_file
 
     graph = compile_file(spec).graphs[name]
     names: dict[int, str] = {}
@@ -147,8 +147,12 @@ def test_one_recurrent_node_per_layer_with_onnx_gate_order(tmp_path):
     attrs = {a.name: helper_value(a) for a in nodes[0].attribute}
     assert attrs["direction"] == b"bidirectional" and attrs["hidden_size"] == 3 and attrs.get("layout", 0) == 0
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert "rnn.weight_ih_l0" not in inits  # only the reordered copy is stored
+    graph = compile_file(tmp_path / "t.arch").graphs["N"]
+    weights = random_weights(graph)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in emit_onnx(graph, weights).graph.initializer}
     w = inits[nodes[0].input[1]]
-    pt = inits["rnn.weight_ih_l0"].reshape(4, 3, 5)  # PyTorch (i, f, g, o)
+    pt = weights["rnn.weight_ih_l0"].reshape(4, 3, 5)  # PyTorch (i, f, g, o)
     np.testing.assert_array_equal(w[0].reshape(4, 3, 5), pt[[0, 3, 1, 2]])  # ONNX (i, o, f, c)
     assert inits[nodes[1].input[1]].shape == (2, 12, 6)  # layer 2 reads both directions
 

@@ -1,11 +1,20 @@
 """Element-wise activations and softmax."""
 from __future__ import annotations
 
+from ..ir.types import FLOAT_DTYPES, TensorType
 from .table import Attrs, OpDef, Param, Types, choice, float_, int_, norm_dim, register, same
 
 
 def _unary(name: str, doc: str, params: tuple[Param, ...] = (), flops: int = 1) -> OpDef:
     return OpDef(name, params, same, doc, "x -> same", "activation", elementwise_flops=flops)
+
+
+def _scale_infer(a: Attrs, ins: Types) -> Types:
+    """x * factor; an integer tensor scaled by a fraction becomes float, as in PyTorch."""
+    x = ins[0]
+    if x.dtype not in FLOAT_DTYPES and a["factor"] != int(a["factor"]):
+        return [TensorType("f32", x.shape)]
+    return [x]
 
 
 def _softmax_infer(a: Attrs, ins: Types) -> Types:
@@ -26,7 +35,8 @@ register(
     _unary("abs", "|x|"),
     _unary("exp", "e^x", flops=4),
     _unary("identity", "x", flops=0),
-    _unary("scale", "x * factor (e.g. sqrt(d_model) after an embedding)", (Param("factor", float_, type_name="number"),)),
+    OpDef("scale", (Param("factor", float_, type_name="number"),), _scale_infer,
+          "x * factor (e.g. sqrt(d_model) after an embedding)", "x -> same", "activation", elementwise_flops=1),
     OpDef("softmax", (Param("dim", int_(), -1, "int"),), _softmax_infer, "softmax along `dim`", "x -> same",
           "activation", elementwise_flops=5),
     OpDef("log_softmax", (Param("dim", int_(), -1, "int"),), _softmax_infer, "log of softmax along `dim`",

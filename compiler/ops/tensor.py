@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ir.dims import Dim, numel, shape_str
+from ..ir.types import FLOAT_DTYPES, TensorType
 
 from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, broadcast, concrete, float_, int_, int_list,
                     need_float, norm_dim, optional, register)
@@ -154,6 +155,12 @@ def _broadcast_infer(a: Attrs, ins: Types) -> Types:
     return [ins[0].with_shape(broadcast([t.shape for t in ins]))]
 
 
+def _true_div_infer(a: Attrs, ins: Types) -> Types:
+    """Like PyTorch's `/`: integer inputs give a float result."""
+    (out,) = _broadcast_infer(a, ins)
+    return [out if out.dtype in FLOAT_DTYPES else TensorType("f32", out.shape)]
+
+
 def _matmul_infer(a: Attrs, ins: Types) -> Types:
     x, y = ins
     if x.rank < 2 or y.rank < 2:
@@ -193,7 +200,7 @@ register(
           elementwise_flops=1),
     OpDef("mul", (), _broadcast_infer, "element-wise product of two or more tensors", _ELEMENTWISE_RULE, "combine",
           inputs=(2, -1), elementwise_flops=1),
-    OpDef("div", (), _broadcast_infer, "element-wise x / y", _ELEMENTWISE_RULE, "combine", inputs=(2, 2),
+    OpDef("div", (), _true_div_infer, "element-wise x / y", _ELEMENTWISE_RULE, "combine", inputs=(2, 2),
           elementwise_flops=1),
     OpDef("matmul", (), _matmul_infer, "batched matrix product", "(.., n, k), (.., k, m) -> (.., n, m)", "combine",
           inputs=(2, 2), macs=lambda a, ins, outs: numel(outs[0].shape) * ins[0].shape[-1]),

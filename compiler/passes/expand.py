@@ -88,30 +88,50 @@ class _Expander(Evaluator):
             dtype, dims = self.tensor_type(s.type, scope)
         except Fail:
             return POISON
-        shape = tuple(Dim.sym(x) if isinstance(x, str) else Dim.const(x) for x in dims)
+        shape = tuple(Dim.sym(x) if isinstance(x, str) else Dim.of(x) for x in dims)
         vid = self.new_value(s.name, TensorType(dtype, shape), None, s.span)
         self.graph_inputs.append((s.name, vid))
         return Tensor(vid)
 
-    def tensor_type(self, t: ast.TensorTypeExpr, scope: Scope) -> tuple[str, tuple[int | str, ...]]:
+    def tensor_type(self, t: ast.TensorTypeExpr, scope: Scope) -> tuple[str, tuple[int | str | Dim, ...]]:
+        """Dtype and dims: ints, symbol names (`B`), or symbolic expressions (`16*h`) as Dims."""
         dtype = t.dtype or "f32"
         if dtype not in DTYPE_BYTES:
             self.diags.add(messages.unknown_dtype(t.span, dtype, sorted(DTYPE_BYTES)))
             raise Fail
-        dims: list[int | str] = []
+        dims: list[int | str | Dim] = []
         for dim in t.dims:
             if isinstance(dim, ast.DimExample):
                 self.examples.setdefault(dim.name, dim.example)
                 dims.append(dim.name)
-            elif isinstance(dim, ast.Name) and dim.id not in scope.env and dim.id not in self.r.scopes[scope.module].lets:
-                dims.append(dim.id)  # a symbolic dimension
-            else:
-                value = self.eval(dim, scope)
-                if not is_int(value) or value < 1:
-                    self.diags.add(messages.eval_error(dim.span, f"a dimension must be a positive integer, got {value!r}"))
-                    raise Fail
-                dims.append(value)
+                continue
+            value = self.dim_expr(dim, scope)
+            if isinstance(value, Dim) and len(value.terms) == 1 and value.terms[0][1] == 1 \
+                    and len(value.terms[0][0]) == 1 and isinstance(value.terms[0][0][0], str):
+                value = value.terms[0][0][0]  # a plain symbol
+            if is_int(value) and value < 1:
+                self.diags.add(messages.eval_error(dim.span, f"a dimension must be a positive integer, got {value!r}"))
+                raise Fail
+            dims.append(value)
         return dtype, tuple(dims)
+
+    def dim_expr(self, e: ast.Expr, scope: Scope) -> int | Dim:
+        """A dimension expression: names that are not values are symbols; + - * // combine them."""
+        if isinstance(e, ast.Name) and e.id not in scope.env and e.id not in self.r.scopes[scope.module].lets:
+            return Dim.sym(e.id)
+        if isinstance(e, ast.BinOp) and e.op in ("+", "-", "*", "//"):
+            left, right = self.dim_expr(e.left, scope), self.dim_expr(e.right, scope)
+            if isinstance(left, Dim) or isinstance(right, Dim):
+                if e.op == "//" and (isinstance(right, Dim) or right <= 0):
+                    self.diags.add(messages.eval_error(e.span, "a dimension can only be divided by a positive integer"))
+                    raise Fail
+                return {"+": left + right, "-": left - right, "*": left * right}.get(e.op) if e.op != "//" \
+                    else Dim.of(left) // right
+        value = self.eval(e, scope)
+        if not is_int(value):
+            self.diags.add(messages.eval_error(e.span, f"a dimension must be a positive integer, got {value!r}"))
+            raise Fail
+        return value
 
     # --- statements ------------------------------------------------------------------------
     def stmts(self, body: tuple[ast.Stmt, ...], scope: Scope) -> None:
@@ -178,6 +198,7 @@ class _Expander(Evaluator):
         if s.type is None or not isinstance(value, Tensor):
             return value
         dtype, dims = self.tensor_type(s.type, scope)
+        dims = tuple(str(d) if isinstance(d, Dim) else d for d in dims)
         attrs = (("dims", dims), ("dtype", s.type.dtype), ("input", s.name))
         (out,) = self.add_node(OPS["expect"], attrs, [value], join(scope.path, f"{s.name}:type"), "", (), s.span, scope)
         return out
