@@ -59,11 +59,17 @@ def _init(w: Weight, seed: int) -> np.ndarray:
     if leaf == "running_mean" or (leaf.startswith("bias") and len(w.shape) == 1 and not _is_rnn(leaf)):
         fan_in = _bias_fan_in(w)
         bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
-        return rng.uniform(-bound, bound, w.shape).astype(np.float32) if leaf != "running_mean" else \
-            np.zeros(w.shape, dtype=np.float32)
+        return _uniform(rng, bound, w.shape) if leaf != "running_mean" else np.zeros(w.shape, dtype=np.float32)
     fan_in = math.prod(w.shape[1:]) if len(w.shape) > 1 else w.shape[0]
-    bound = 1 / math.sqrt(max(fan_in, 1))
-    return rng.uniform(-bound, bound, w.shape).astype(np.float32)
+    return _uniform(rng, 1 / math.sqrt(max(fan_in, 1)), w.shape)
+
+
+def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...]) -> np.ndarray:
+    """U(-bound, bound) drawn directly in float32 (no float64 copy of a 100M-entry weight)."""
+    out = rng.random(shape, dtype=np.float32)
+    out *= np.float32(2 * bound)
+    out -= np.float32(bound)
+    return out
 
 
 def _is_rnn(leaf: str) -> bool:
