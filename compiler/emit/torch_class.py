@@ -1,0 +1,623 @@
+"""One PyTorch class from one block or network definition, generalized over its instances.
+
+See `torch.py` for what the emitted code guarantees. The writer walks the def's AST once,
+writing `__init__` and `forward` side by side, and tracks for every tensor the Python source
+of its sizes in `__init__` (`self.shapes`): parameters (`cout`), literals where all uses agree,
+keyword-only size arguments (`in_channels`) or running size variables inside loops.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..ir.dims import Dim
+from ..ops import OPS, OpDef
+from ..ops.table import REQUIRED, _no_weights
+from ..passes.decorators import init_scheme
+from ..passes.resolve import DefRef
+from ..syntax import ast
+from .instances import DefKey, Instance
+from .pysource import py_expr, py_value, simplify
+from .torch_ops import TORCH, MissingSize, OpSource
+from .torch_text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
+                         exposed_attr, is_sequential, prune, attr_ref, rebound, substitute, tracked_dim)
+
+if TYPE_CHECKING:
+    from .torch import FileWriter
+
+
+class ClassWriter:
+    """Writes one class from a def's AST, generalizing over the def's instances."""
+
+    def __init__(self, fw: FileWriter, key: DefKey, ref: DefRef) -> None:
+        self.fw = fw
+        self.key = key
+        self.ref = ref
+        self.d = ref.node
+        self.insts = fw.index.instances[key]
+        self.init = Lines(level=0)
+        self.fwd = Lines(level=0)
+        self.shapes: dict[str, list[str | None]] = {}
+        self.params = {p.name for p in self.d.params}
+        self.fwd_params: set[str] = set()
+        self.layers: dict[str, str] = {}  # spec name of a layer value -> attribute
+        self.pending_layers: dict[str, ast.Expr] = {}  # let-bound layers not built yet
+        self.size_args: list[tuple[str, int, int]] = []  # constructor size arguments actually used
+        self.size_arg_inputs: dict[str, tuple[int, int]] = {}  # candidate name -> (input, dim)
+        self.helpers: set[str] = set()
+        self.sequential = self.d.kind == "block" and is_sequential(self.d)
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.loop_depth = 0
+        self.exposure_tokens: dict[str, tuple] = {}
+        self.loops: list[tuple[tuple[str, ...], ast.Expr]] = []
+        self.fwd_lets: set[str] = set()
+        self.placeholders: set[str] = set()
+
+    # --- names ---------------------------------------------------------------------------
+    def init_name(self, name: str) -> str:
+        if "." in name:
+            alias, def_name = name.split(".", 1)
+            ref = self.fw.resolved.lookup_def(self.ref.module, (alias, def_name))
+            return self.fw.class_name(ref) if ref else name
+        return name
+
+    def fwd_name(self, name: str) -> str:
+        return f"self.{name}" if name in self.params else self.init_name(name)
+
+    # --- class ---------------------------------------------------------------------------
+    def write(self) -> PyClass:
+        self.init.add("super().__init__()")
+        for p in self.d.params:
+            if p.default is not None and isinstance(p.default, ast.Call):
+                raise emit_error(p.span, "a layer as a parameter default")
+        for p in self.d.params:
+            if p.default is not None and self._dependent_default(p):
+                self.init.add(f"{p.name} = {py_expr(p.default, self.init_name)} if {p.name} is None else {p.name}")
+        self.stmts(self.d.body)
+        self._tie_and_init()
+        params = [self._param(p) for p in self.d.params]
+        size_params = ["*", *(f"{name}: int" for name, _, _ in self.size_args)] if self.size_args else []
+        self.fw.size_params[self.key] = list(self.size_args)
+        self.fw.out_exprs[self.key] = [self.shapes.get(o) for o in self.outputs]
+        self.fwd.lines = drop_unused(self.fwd.lines, self.fwd_lets)
+        forward_text = "\n".join(self.fwd.lines)
+        used = {p for p in self.params if re.search(rf"\bself\.{p}\b", forward_text)} | self.fwd_params
+        stored = [f"self.{n} = {n}" for n in sorted(used)]
+        init_lines = self.init.lines[:1] + stored + self.init.lines[1:]
+        for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
+            init_lines.append(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}")
+        init_lines = drop_unused(init_lines, self.placeholders)
+        returns = ", ".join(self.outputs)
+        return PyClass(self.fw.names[self.key], "nn.Sequential" if self.sequential else "nn.Module", self._doc(),
+                       ["self", *params, *size_params], prune(init_lines), ["self", *self.inputs], self.fwd.lines,
+                       returns, self.helpers)
+
+    def _param(self, p: ast.Param) -> str:
+        if p.default is None:
+            return p.name
+        if self._dependent_default(p):
+            return f"{p.name}=None"
+        return f"{p.name}={py_expr(p.default, self.init_name)}"
+
+    def _dependent_default(self, p: ast.Param) -> bool:
+        """A default computed from earlier parameters (`d_ff=4*d`) is filled in the body."""
+        text = py_expr(p.default, self.init_name)
+        return any(re.search(rf"\b{q.name}\b", text) for q in self.d.params if q is not p)
+
+    def _doc(self) -> str:
+        where = f"{self.ref.module}:{self.d.span.line}"
+        params = ", ".join(p.name for p in self.d.params)
+        return f"`{self.d.kind} {self.d.name}({params})` from {where}."
+
+    # --- statements ----------------------------------------------------------------------
+    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
+        for s in body:
+            self.stmt(s)
+
+    def stmt(self, s: ast.Stmt) -> None:
+        if isinstance(s, ast.Input):
+            self.input(s)
+        elif isinstance(s, ast.Output):
+            if s.chain is not None:
+                self.chain(s.chain, (s.name,))
+            self.outputs.append(s.name)
+        elif isinstance(s, ast.Let):
+            self.let(s)
+        elif isinstance(s, ast.Bind):
+            self.chain(s.chain, s.names)
+        elif isinstance(s, ast.For):
+            self.for_loop(s)
+        elif isinstance(s, ast.If):
+            self.if_stmt(s)
+        elif isinstance(s, ast.Assert):
+            msg = f", {py_value(s.message)}" if s.message else ""
+            self.init.add(f"assert {py_expr(s.cond, self.init_name)}{msg}")
+
+    def input(self, s: ast.Input) -> None:
+        index = len(self.inputs)
+        self.inputs.append(s.name)
+        dims = [inst.input_dims()[index] for inst in self.insts]
+        rank = len(dims[0])
+        shape: list[str | None] = []
+        for d in range(rank):
+            values = {str(x[d]) for x in dims}
+            if len(values) == 1 and all(x[d].is_const for x in dims):
+                # even a constant size reads better as the parameter it equals (`nn.LayerNorm(d)`)
+                named = self._matching_param(dims, d) if tracked_dim(d, rank) and self.d.kind == "block" else None
+                shape.append(named or values.pop())
+            elif d == 0:
+                shape.append(None)
+            else:
+                shape.append(self._matching_param(dims, d) or self._size_arg_name(s.name, d, rank))
+                self.placeholders.add(shape[-1])
+        self.shapes[s.name] = shape
+
+    def _matching_param(self, dims: list[tuple[Dim, ...]], d: int) -> str | None:
+        """A parameter whose value equals this input dim in every instance (`cin` for the channels)."""
+        for p in self.d.params:
+            values = [dict(inst.call.args).get(p.name) if inst.call else None for inst in self.insts]
+            if all(isinstance(v, int) and not isinstance(v, bool) and x[d] == Dim.const(v)
+                   for v, x in zip(values, dims)):
+                return p.name
+        return None
+
+    def _size_arg_name(self, var: str, d: int, rank: int) -> str:
+        single = sum(1 for st in self.d.body if isinstance(st, ast.Input)) == 1
+        if d == rank - 1 and (rank == 2 or rank == 3):
+            name = "in_features" if single else f"{var}_features"
+        elif d == 1:
+            name = "in_channels" if single else f"{var}_channels"
+        else:
+            name = f"{var}_size{d}"
+        self.size_arg_inputs[name] = (len(self.inputs) - 1, d)
+        return name
+
+    def _use_size_args(self, text: str) -> None:
+        for name, (i, d) in self.size_arg_inputs.items():
+            if re.search(rf"\b{name}\b", text) and all(a[0] != name for a in self.size_args):
+                self.size_args.append((name, i, d))
+
+    def let(self, s: ast.Let) -> None:
+        callee = callee_name(s.value)
+        if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
+            self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
+            return
+        self.init.add(f"{s.name} = {py_expr(s.value, self.init_name)}")
+        if not self.sequential:
+            self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
+            self.fwd_lets.add(s.name)
+
+    def for_loop(self, s: ast.For) -> None:
+        targets = ", ".join(s.names)
+        carried = rebound(s.body) & set(self.shapes)
+        self._materialize(carried)
+        self.init.add(f"for {targets} in {py_expr(s.iterable, self.init_name)}:")
+        if not self.sequential:
+            self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
+        self.loops.append((s.names, s.iterable))
+        self._indented(lambda: (self.stmts(s.body), self._reassign(carried)))
+        self.loops.pop()
+        self._restore(carried)
+
+    def if_stmt(self, s: ast.If) -> None:
+        carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
+        self._materialize(carried)
+        self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
+        if not self.sequential:
+            self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
+        materialized = {v: list(self.shapes[v]) for v in carried}
+        self._indented(lambda: (self.stmts(s.then), self._reassign(carried), self._pass()))
+        self.shapes.update({v: list(sh) for v, sh in materialized.items()})
+        if s.orelse:
+            self.init.add("else:")
+            if not self.sequential:
+                self.fwd.add("else:")
+            self._indented(lambda: (self.stmts(s.orelse), self._reassign(carried), self._pass()))
+        self._restore(carried)
+
+    def _pass(self) -> None:
+        for lines in (self.init, self.fwd):
+            if lines.lines and lines.lines[-1].rstrip().endswith(":"):
+                lines.add("pass")
+
+    def _indented(self, fn) -> None:
+        self.init.level += 1
+        self.fwd.level += 1
+        self.loop_depth += 1
+        try:
+            fn()
+        finally:
+            self.init.level -= 1
+            self.fwd.level -= 1
+            self.loop_depth -= 1
+
+    # running size variables: a tensor re-bound in a loop or branch keeps its sizes in variables
+    def _materialize(self, carried: set[str]) -> None:
+        self._saved = getattr(self, "_saved", [])
+        self._saved.append({v: list(self.shapes[v]) for v in carried})
+        for var in sorted(carried):
+            shape = self.shapes[var]
+            for d, expr in enumerate(shape):
+                if not tracked_dim(d, len(shape)):
+                    shape[d] = None  # may change in the loop or branch; only channels/features are tracked
+                elif expr is not None:
+                    name = f"{var}_{dim_word(d, len(shape))}"
+                    self.placeholders.add(name)
+                    if name != expr:
+                        self.init.add(f"{name} = {expr}")
+                    shape[d] = name
+
+    def _reassign(self, carried: set[str]) -> None:
+        saved = self._saved[-1]
+        for var in sorted(carried):
+            for d, expr in enumerate(self.shapes.get(var, [])):
+                before = saved[var][d] if d < len(saved[var]) else None
+                name = f"{var}_{dim_word(d, len(self.shapes[var]))}"
+                if before is not None and tracked_dim(d, len(self.shapes[var])) and expr != name and expr is not None:
+                    self.init.add(f"{name} = {expr}")
+
+    def _restore(self, carried: set[str]) -> None:
+        saved = self._saved.pop()
+        for var in sorted(carried):
+            shape = list(saved[var])
+            for d, expr in enumerate(shape):
+                if not tracked_dim(d, len(shape)):
+                    shape[d] = None
+                elif expr is not None:
+                    shape[d] = f"{var}_{dim_word(d, len(shape))}"
+            self.shapes[var] = shape
+
+    # --- chains --------------------------------------------------------------------------
+    def chain(self, c: ast.Chain, targets: tuple[str, ...]) -> None:
+        current = [src.id for src in c.sources]
+        shapes = [self.shapes.get(v) for v in current]
+        if not c.stages:
+            self.fwd.add(f"{', '.join(targets)} = {', '.join(current)}")
+            for t, s in zip(targets, shapes):
+                self.shapes[t] = list(s) if s else s
+            return
+        for i, stage in enumerate(c.stages):
+            last = i == len(c.stages) - 1
+            outs = list(targets) if last else [targets[0]]
+            shapes = self.stage(stage, current, shapes, outs)
+            current = outs
+        for t, s in zip(targets, shapes):
+            self.shapes[t] = s
+
+    def stage(self, stage: ast.Stage, inputs: list[str], shapes: list, outs: list[str]) -> list:
+        name = stage.callee[0] if len(stage.callee) == 1 else None
+        if name in self.layers or name in self.pending_layers or name in self.params and stage.args is None \
+                and name not in OPS:
+            return self.layer_stage(stage, name, inputs, shapes, outs)
+        if name in OPS:
+            return self.op_stage(stage, OPS[name], inputs, shapes, outs)
+        ref = self.fw.resolved.lookup_def(self.ref.module, stage.callee)
+        return self.block_stage(stage, ref, inputs, shapes, outs)
+
+    # --- op stages -----------------------------------------------------------------------
+    def op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
+        execs = self.fw.index.op_execs(self.insts, stage.span)
+        entry = TORCH[op.name]
+        in_shapes = self._fill(shapes, [(i.graph, n.inputs) for i, n in execs])
+        src_init = OpSource(*self._attrs(op, stage, self.init_name), tuple(map(tuple, in_shapes)))
+        src_fwd = None if self.sequential else OpSource(*self._attrs(op, stage, self.fwd_name), src_init.in_shapes)
+        weighted = op.weights is not _no_weights
+        outputs = [(i.graph, n.outputs) for i, n in execs]
+        try:
+            out_shapes = self._fill(entry.shape(src_init), outputs)
+        except (MissingSize, ValueError):  # sizes (or ranks) that follow from non-literal attributes
+            out_shapes = self._fill([None] * len(outs), outputs)
+        self.helpers.update(entry.helpers)
+        if self.sequential:
+            self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
+            return out_shapes
+        repeat = self._repeat(stage)
+        if weighted or (stage.label and entry.module is not None and repeat):
+            attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
+            module = self._module(entry, src_init, stage)
+            if repeat:
+                self._assign(attr, f"nn.Sequential(*({module} for _ in range({repeat})))")
+            else:
+                self._assign(attr, module)
+                self._tie(op, stage, attr)
+            call = entry.call(src_fwd, attr_ref(attr), inputs)
+            if stage.label:
+                self.layers[stage.label] = attr_ref(attr)
+        else:
+            call = entry.call(src_fwd, None, inputs)
+            if repeat:
+                self.fwd.add(f"for _ in range({repeat}):")
+                self.fwd.level += 1
+                self.fwd.add(f"{inputs[0]} = {call}")
+                self.fwd.level -= 1
+                call = inputs[0]
+        self.fwd.add(f"{', '.join(outs)} = {call}{self._comment(outputs, out_shapes)}")
+        return out_shapes
+
+    def _module(self, entry, src: OpSource, stage: ast.Stage) -> str:
+        if entry.module is None:
+            raise emit_error(stage.span, f"`{stage.callee[0]}` in a sequential block")
+        try:
+            text = entry.module(src)
+        except MissingSize as err:
+            raise emit_error(stage.span, f"the size of dim {err.dim} of input {err.input_index} of "
+                                          f"`{stage.callee[0]}` varies between uses and follows from no parameter")
+        self._use_size_args(text)
+        self._note_exposed(text)
+        return text
+
+    def _seq_module(self, stage: ast.Stage, module: str, outputs, shapes) -> None:
+        repeat = self._repeat(stage)
+        comment = self._comment(outputs, shapes)
+        line = f"self.add_module({py_value(stage.label)}, {module})" if stage.label else f"self.append({module})"
+        if repeat:
+            self.init.add(f"for _ in range({repeat}):")
+            self.init.level += 1
+            self.init.add(line + comment)
+            self.init.level -= 1
+        else:
+            self.init.add(line + comment)
+
+    def _attrs(self, op: OpDef, stage: ast.Stage, names) -> tuple[dict[str, str], frozenset[str]]:
+        params = [p for p in op.params]
+        given: dict[str, str] = {}
+        positional = [a for a in stage.args or () if a.name is None]
+        for p, a in zip(params, positional):
+            given[p.name] = py_expr(a.value, names)
+        for a in stage.args or ():
+            if a.name is not None and a.name != "tie":
+                given[a.name] = py_expr(a.value, names)
+        values = {}
+        for p in params:
+            if p.name in given:
+                values[p.name] = given[p.name]
+            elif p.default is not REQUIRED:
+                values[p.name] = py_value(p.default)
+        return values, frozenset(given)
+
+    def _tie(self, op: OpDef, stage: ast.Stage, attr: str) -> None:
+        for a in stage.args or ():
+            if a.name == "tie" and isinstance(a.value, ast.Name):
+                owner = self.layers.get(a.value.id, attr_ref(a.value.id))
+                self.init.add(f"{attr_ref(attr)}.weight = {owner}.weight  # tied")
+
+    def _attr_name(self, stage: ast.Stage, paths: list[tuple[Instance, str]]) -> str:
+        """The submodule name: the label, or the stage's number (`"3"`), which must not vary."""
+        if stage.label:
+            return stage.label
+        names = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
+        per_instance: dict[tuple[str, str], int] = {}
+        for inst, _ in paths:
+            k = (inst.graph.name, inst.path)
+            per_instance[k] = per_instance.get(k, 0) + 1
+        if len(names) == 1 and max(per_instance.values()) == 1 and not self.loop_depth:
+            return names.pop()
+        dynamic = self._loop_numbering(paths)
+        if dynamic is None:
+            raise emit_error(stage.span, "an unlabeled layer with weights inside a loop of a block with labels; "
+                                          "label it or move the loop into its own block")
+        return dynamic
+
+    def _loop_numbering(self, paths: list[tuple[Instance, str]]) -> str | None:
+        """`=str(i + k)`: in `for i in range(...)`, numbers that step with the loop variable."""
+        if not self.loops:
+            return None
+        names, iterable = self.loops[-1]
+        if len(names) != 1 or not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)
+                                   and iterable.func.id == "range" and len(iterable.args) in (1, 2)):
+            return None
+        start = 0 if len(iterable.args) == 1 else iterable.args[0].value
+        if not isinstance(start, ast.Literal) and len(iterable.args) == 2:
+            return None
+        start = start if isinstance(start, int) else start.value
+        per_instance: dict[tuple[str, str], list[int]] = {}
+        for inst, path in paths:
+            per_instance.setdefault((inst.graph.name, inst.path), []).append(int(path.rsplit(".", 1)[-1].split("@")[0]))
+        offsets = {nums[0] - start for nums in per_instance.values()}
+        if len(offsets) != 1 or any(nums != list(range(nums[0], nums[0] + len(nums))) for nums in per_instance.values()):
+            return None
+        offset = offsets.pop()
+        return f"=str({names[0]}{f' + {offset}' if offset else ''})"
+
+    def _assign(self, attr: str, value: str) -> None:
+        if attr.startswith("="):
+            self.init.add(f"self.add_module({attr[1:]}, {value})")
+        elif attr.isidentifier():
+            self.init.add(f"self.{attr} = {value}")
+        else:
+            self.init.add(f"self.add_module({py_value(attr)}, {value})")
+
+    # --- block stages --------------------------------------------------------------------
+    def block_stage(self, stage: ast.Stage, ref: DefRef, inputs, shapes, outs) -> list:
+        execs = self.fw.index.call_execs(self.insts, stage.span)
+        if not execs:
+            raise emit_error(stage.span, f"`{ref.name}` in a branch that no network takes")
+        key = (ref.module, ref.name)
+        in_shapes = self._fill(shapes, [(i.graph, c.inputs) for i, c in execs])
+        args = [py_expr(a.value, self.init_name) if a.name is None else f"{a.name}={py_expr(a.value, self.init_name)}"
+                for a in stage.args or ()]
+        sizes = self._size_values(stage, ref, in_shapes)
+        outputs = [(i.graph, c.outputs) for i, c in execs]
+        repeat = self._repeat(stage)
+        if repeat and sizes:
+            return self._repeat_growing(stage, ref, inputs, in_shapes, args, sizes, outs, outputs)
+        construct = f"{self.fw.class_name(ref)}({', '.join(args + [f'{n}={v}' for n, v, _, _ in sizes])})"
+        out_shapes = self._fill(self._child_outputs(ref, stage, in_shapes, len(outs)), outputs)
+        if self.sequential:
+            self._seq_module(stage, construct, outputs, out_shapes)
+            return out_shapes
+        attr = self._attr_name(stage, [(i, c.frame.path) for i, c in execs])
+        if repeat:
+            self._assign(attr, f"nn.Sequential(*({construct} for _ in range({repeat})))")
+        else:
+            self._assign(attr, construct)
+        ref_src = attr_ref(attr)
+        out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
+                      for k, s in enumerate(out_shapes)]
+        if stage.label:
+            self.layers[stage.label] = ref_src
+        self.fwd.add(f"{', '.join(outs)} = {ref_src}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+        return out_shapes
+
+    def _size_values(self, stage: ast.Stage, ref: DefRef, in_shapes) -> list[tuple[str, str, int, int]]:
+        """The child's size arguments as (name, value here, input index, dim)."""
+        out = []
+        for name, i, d in self.fw.size_params.get((ref.module, ref.name), []):
+            value = in_shapes[i][d] if i < len(in_shapes) and d < len(in_shapes[i]) else None
+            if value is None:
+                raise emit_error(stage.span, f"the input sizes of `{ref.name}` vary between uses and follow "
+                                              "from no parameter")
+            self._use_size_args(value)
+            self._note_exposed(value)
+            out.append((name, value, i, d))
+        return out
+
+    def _repeat_growing(self, stage, ref: DefRef, inputs, in_shapes, args, sizes, outs, outputs) -> list:
+        """`X(...) * n` whose input size changes copy to copy (DenseNet): a loop with a running size."""
+        key = (ref.module, ref.name)
+        if self.sequential:
+            container = "self"
+        else:
+            attr = self._attr_name(stage, [])
+            self._assign(attr, "nn.Sequential()")
+            container = attr_ref(attr)
+        running = []
+        for name, value, i, d in sizes:
+            var = f"{inputs[i]}_{dim_word(d, len(in_shapes[i]))}"
+            self.placeholders.add(var)
+            self.init.add(f"{var} = {value}")
+            running.append((name, var, i, d))
+        call_args = args + [f"{name}={var}" for name, var, _, _ in running]
+        self.init.add(f"for _ in range({self._repeat(stage)}):")
+        self.init.level += 1
+        self.init.add(f"{container}.append({self.fw.class_name(ref)}({', '.join(call_args)}))")
+        binding_shapes = [list(s) for s in in_shapes]
+        for _, var, i, d in running:
+            binding_shapes[i][d] = var
+        grown = self._child_outputs(ref, stage, binding_shapes, len(outs))
+        for name, var, i, d in running:
+            new = grown[0][d] if grown and grown[0] and d < len(grown[0]) else None
+            if new is None:
+                new = f"{container}[-1].{exposed_attr(0, d, len(in_shapes[i]))}"
+                self.fw.exposed.setdefault(key, set()).add((0, d, len(in_shapes[i])))
+            self.init.add(f"{var} = {new}")
+        self.init.level -= 1
+        out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs)
+        if not self.sequential:
+            if stage.label:
+                self.layers[stage.label] = container
+            self.fwd.add(f"{', '.join(outs)} = {container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+        return out_shapes
+
+    def _child_outputs(self, ref: DefRef, stage: ast.Stage, in_shapes, n_out: int) -> list:
+        """The child's output sizes in this class's terms: its expressions with its parameters replaced."""
+        key = (ref.module, ref.name)
+        exprs = self.fw.out_exprs.get(key)
+        if not exprs:
+            return [None] * n_out
+        binding = {p.name: py_expr(p.default, self.init_name) for p in ref.node.params if p.default is not None}
+        positional = [a for a in stage.args or () if a.name is None]
+        for p, a in zip(ref.node.params, positional):
+            binding[p.name] = py_expr(a.value, self.init_name)
+        for a in stage.args or ():
+            if a.name is not None:
+                binding[a.name] = py_expr(a.value, self.init_name)
+        for name, i, d in self.fw.size_params.get(key, []):
+            if i < len(in_shapes) and in_shapes[i][d] is not None:
+                binding[name] = in_shapes[i][d]
+        return [[substitute(e, binding) for e in shape] if shape else None for shape in exprs]
+
+    def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
+        """A size of a child block's output: known here, or read from the child (`self.layer1.out_channels`)."""
+        if known is not None or d == 0:
+            return known
+        token = f"{attr}.{exposed_attr(out_index, d, rank)}"
+        self.exposure_tokens[token] = (key, out_index, d, rank)
+        return token
+
+    def _note_exposed(self, text: str) -> None:
+        for token, (key, out_index, d, rank) in self.exposure_tokens.items():
+            if token in text:
+                self.fw.exposed.setdefault(key, set()).add((out_index, d, rank))
+
+    def _out_dim(self, out_index: int, dim: int) -> str:
+        shape = self.shapes.get(self.outputs[out_index]) if out_index < len(self.outputs) else None
+        if not shape or dim >= len(shape) or shape[dim] is None:
+            raise emit_error(self.d.name_span, f"the output size of `{self.d.name}` follows from no parameter")
+        return shape[dim]
+
+    # --- layer values (let tower = Tower(64); labels applied again) ------------------------
+    def layer_stage(self, stage: ast.Stage, name: str, inputs, shapes, outs) -> list:
+        if name in self.pending_layers:
+            expr = self.pending_layers.pop(name)
+            callee = callee_name(expr)
+            fake = ast.Stage(name, (callee,), expr.args, None, stage.span, stage.span)
+            if callee in OPS:
+                return self.op_stage(fake, OPS[callee], inputs, shapes, outs)
+            ref = self.fw.resolved.lookup_def(self.ref.module, (callee,))
+            return self.block_stage(fake, ref, inputs, shapes, outs)
+        attr = self.layers.get(name, f"self.{name}")
+        if name in self.params:
+            self.fwd_params.add(name)
+        self.fwd.add(f"{', '.join(outs)} = {attr}({', '.join(inputs)})")
+        return [s for s in shapes] if len(outs) == len(shapes) else [None] * len(outs)
+
+    # --- sizes ---------------------------------------------------------------------------
+    def _fill(self, shapes: list, io: list[tuple[Any, tuple[int, ...]]]) -> list[list[str | None]]:
+        """Per tensor, the tracked size expressions; a dim every execution agrees on becomes a literal."""
+        if not io:  # a branch no instance takes: only what the spec's expressions give
+            return [list(sh) if sh else None for sh in shapes]
+        out = []
+        for k in range(len(io[0][1])):
+            concrete = [g.values[vids[k]].type.shape for g, vids in io]
+            shape = shapes[k] if k < len(shapes) and shapes[k] is not None else [None] * len(concrete[0])
+            out.append(self._fill_one(list(shape), concrete))
+        return out
+
+    @staticmethod
+    def _fill_one(shape: list[str | None], concrete: list[tuple[Dim, ...]]) -> list[str | None]:
+        out = []
+        for d, expr in enumerate(shape):
+            values = {x[d] for x in concrete if d < len(x)}
+            if len(values) == 1 and next(iter(values)).is_const:
+                const = str(next(iter(values)).value)
+                out.append(const if expr is None or simplify(expr).isdigit() else expr)
+            else:
+                out.append(simplify(expr) if expr is not None else None)
+        return out
+
+    def _repeat(self, stage: ast.Stage) -> str | None:
+        return py_expr(stage.repeat, self.init_name) if stage.repeat is not None else None
+
+    # --- comments ------------------------------------------------------------------------
+    def _comment(self, io: list[tuple[Any, tuple[int, ...]]], tracked: list) -> str:
+        """`  # (B, 64, 56, 56)` where every execution agrees, else the spec's expression (`cout`) or `?`."""
+        if not io:
+            return ""
+        parts = []
+        for k in range(len(io[0][1])):
+            shapes = [g.values[vids[k]].type.shape for g, vids in io]
+            exprs = tracked[k] if k < len(tracked) and tracked[k] else [None] * len(shapes[0])
+            dims = [str(ds[0]) if len({str(x) for x in ds}) == 1 else self._readable(e)
+                    for ds, e in zip(zip(*shapes), exprs)]
+            parts.append("(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
+        return "  # " + ", ".join(parts)
+
+    def _readable(self, expr: str | None) -> str:
+        """A varying dim in a comment: the spec's expression when it uses only parameters."""
+        if expr is None or "self." in expr or any(re.search(rf"\b{p}\b", expr) for p in self.placeholders):
+            return "?"
+        return expr
+
+    # --- weights initialization ----------------------------------------------------------
+    def _tie_and_init(self) -> None:
+        """`@init(...)`: a module-level init function (one per scheme in the file), applied last."""
+        scheme = init_scheme(self.d)
+        if self.d.kind == "network" and scheme.scheme != "default":
+            name = "init_" + "_".join([scheme.scheme, *(f"{k}_{v}" for k, v in scheme.options)])
+            name = re.sub(r"\W", "_", name)
+            self.fw.init_functions[name] = INIT_FUNCTIONS[scheme.scheme](name, dict(scheme.options))
+            self.init.add(f"self.apply({name})")
+
+
