@@ -1,0 +1,292 @@
+"""The interface of the per-op PyTorch source table and the helpers its entries are built from:
+reading attribute source, folding size expressions, and entry builders (see `torch_ops.py`)."""
+from __future__ import annotations
+
+import ast
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from ..ops import OPS
+from ..ops.table import _no_weights
+
+Dims = tuple[str | None, ...]
+
+
+class MissingSize(Exception):
+    """An entry needed a dimension the emitter could not express (in_shapes had None there)."""
+
+    def __init__(self, input_index: int, dim: int) -> None:
+        super().__init__(f"input {input_index} needs a known size in dimension {dim}")
+        self.input_index = input_index
+        self.dim = dim
+
+
+@dataclass(frozen=True)
+class OpSource:
+    """One op application as Python source: attrs, which attrs the spec wrote, input dims."""
+
+    attrs: Mapping[str, str]
+    given: frozenset[str]
+    in_shapes: tuple[Dims, ...]
+
+
+@dataclass(frozen=True)
+class TorchEntry:
+    """How to write one op in PyTorch (see the module docstring)."""
+
+    module: Callable[[OpSource], str] | None
+    call: Callable[[OpSource, str | None, list[str]], str]
+    shape: Callable[[OpSource], list[Dims]]
+    helpers: tuple[str, ...] = ()
+
+
+def weight_free(op: str) -> bool:
+    """True when the op never has weights, whatever its attrs (it then has a functional form)."""
+    return OPS[op].weights is _no_weights
+
+
+# --- reading attribute source -------------------------------------------------------------------
+
+_UNKNOWN = object()
+_ALWAYS = object()  # a default that never matches: the keyword is always printed
+
+
+def _parse(text: str) -> ast.expr:
+    return ast.parse(text.strip(), mode="eval").body
+
+
+def _value(text: str) -> Any:
+    """The value of literal source ("3", "(1, 2)", "'same'", "2 * 4"); _UNKNOWN for "stride"."""
+    try:
+        return ast.literal_eval(_simplify(text))
+    except (ValueError, SyntaxError, TypeError):
+        return _UNKNOWN
+
+
+def _const(src: OpSource, name: str) -> Any:
+    """The literal value of an attr that must be constant (it decides a rank or a count)."""
+    v = _value(src.attrs[name])
+    if v is _UNKNOWN:
+        raise ValueError(f"`{name}` must be a constant here, got `{src.attrs[name]}`")
+    return v
+
+
+def _items(text: str) -> list[str] | None:
+    """Element sources of a tuple or list source; None for anything else."""
+    node = _parse(text)
+    return [ast.unparse(e) for e in node.elts] if isinstance(node, (ast.Tuple, ast.List)) else None
+
+
+def _per_dim(text: str, n: int) -> list[str] | None:
+    """Per-spatial-dim sources of an `int | [int]` attr ("3" -> ["3"] * n); None if not knowable."""
+    items = _items(text)
+    if items is not None:
+        return items if len(items) == n else None
+    v = _value(text)
+    return [text] * n if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _tidy(text: str, compact: bool = False) -> str:
+    """Canonical source: lists become tuples; with `compact`, `(3, 3)` becomes `3`."""
+    node = _parse(text)
+    if isinstance(node, ast.List):
+        node = ast.Tuple(node.elts, ast.Load())
+    if compact and isinstance(node, ast.Tuple) and node.elts and len({ast.unparse(e) for e in node.elts}) == 1:
+        node = node.elts[0]
+    return ast.unparse(node)
+
+
+def _is_default(text: str, default: Any) -> bool:
+    v = _value(text)
+    if v is _UNKNOWN or default is _ALWAYS:
+        return False
+    if isinstance(v, bool) or isinstance(default, bool) or v is None or default is None:
+        return v is default
+    if isinstance(v, tuple) and not isinstance(default, tuple):
+        return all(x == default for x in v)
+    return v == default
+
+
+def _kw(src: OpSource, name: str, default: Any, keyword: str | None = None, compact: bool = True) -> str | None:
+    """`keyword=value` if the spec gave `name` or its value differs from `default`; else None.
+
+    An empty `keyword` prints the value alone (a positional argument)."""
+    text = src.attrs[name]
+    if name not in src.given and _is_default(text, default):
+        return None
+    value = _tidy(text, compact)
+    keyword = name if keyword is None else keyword
+    return f"{keyword}={value}" if keyword else value
+
+
+def _call(func: str, args: list[str | None]) -> str:
+    return f"{func}({', '.join(a for a in args if a is not None)})"
+
+
+def _atom(expr: str) -> str:
+    """`expr`, parenthesized unless it can take `.method()` as is."""
+    node = _parse(expr)
+    return expr if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)) else f"({expr})"
+
+
+def _join(op: str, exprs: list[str]) -> str:
+    """`a op b op ...` with the parentheses Python needs, and no others."""
+    return ast.unparse(_parse(f" {op} ".join(f"({e})" for e in exprs)))
+
+
+# --- size expressions ---------------------------------------------------------------------------
+
+_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+
+
+def _num(node: ast.AST) -> int | float | None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    return None
+
+
+def _signed(node: ast.BinOp) -> int | float:
+    return node.right.value if isinstance(node.op, ast.Add) else -node.right.value
+
+
+def _merge(node: ast.BinOp) -> ast.expr:
+    """`(x + a) - b` -> `x + c`, `x + -c` -> `x - c`, `x + 0` -> `x`."""
+    if type(node.op) not in (ast.Add, ast.Sub) or _num(node.right) is None:
+        return node
+    c, left = _signed(node), node.left
+    if isinstance(left, ast.BinOp) and type(left.op) in (ast.Add, ast.Sub) and _num(left.right) is not None:
+        c, left = c + _signed(left), left.left
+    if c == 0:
+        return left
+    return ast.BinOp(left, ast.Add() if c > 0 else ast.Sub(), ast.Constant(abs(c)))
+
+
+class _Fold(ast.NodeTransformer):
+    """Constant folding plus `x * 1`, `x // 1`, `x + 0`, so that sizes read `h`, not `(h + 2 - 2) // 1`."""
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
+        self.generic_visit(node)
+        v = _num(node.operand)
+        return ast.Constant(-v) if isinstance(node.op, ast.USub) and v is not None else node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        self.generic_visit(node)
+        a, b, op = _num(node.left), _num(node.right), type(node.op)
+        if a is not None and b is not None and op in _ARITH and not (b == 0 and op in (ast.FloorDiv, ast.Mod)):
+            return ast.Constant(_ARITH[op](a, b))
+        if (b == 1 and op in (ast.Mult, ast.FloorDiv)) or (a == 1 and op is ast.Mult):
+            return node.left if b == 1 else node.right
+        if a == 0 and op is ast.Add:
+            return node.right
+        return _merge(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        args = [_num(a) for a in node.args]
+        if isinstance(node.func, ast.Name) and node.func.id in ("min", "max") and args and None not in args:
+            return ast.Constant(min(args) if node.func.id == "min" else max(args))
+        return node
+
+
+def _simplify(text: str) -> str:
+    return ast.unparse(_Fold().visit(_parse(text)))
+
+
+def _expr(template: str, *parts: str | None) -> str | None:
+    """`template` with {0}, {1}, ... replaced by the parts, simplified; None if a part is None."""
+    if any(p is None for p in parts):
+        return None
+    return _simplify(template.format(*(f"({p})" for p in parts)))
+
+
+def _product(parts: list[str | None]) -> str | None:
+    return _expr(" * ".join(f"{{{i}}}" for i in range(len(parts))), *parts) if parts else "1"
+
+
+def _size(src: OpSource, i: int, d: int) -> str:
+    """Source of dim `d` of input `i`; MissingSize where it is unknown."""
+    dims = src.in_shapes[i]
+    text = dims[d]
+    if text is None:
+        raise MissingSize(i, d % len(dims))
+    return _simplify(text)
+
+
+def _norm(d: int, rank: int) -> int:
+    if not -rank <= d < rank:
+        raise ValueError(f"dimension {d} is out of range for rank {rank}")
+    return d % rank
+
+
+def _dim_attr(src: OpSource, name: str, rank: int) -> int | None:
+    """A dim attr as an index in 0..rank-1; None when it is not a literal (`dim=d`)."""
+    v = _value(src.attrs[name])
+    return _norm(v, rank) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _unknown(rank: int) -> Dims:
+    return (None,) * rank
+
+
+# --- entry builders -------------------------------------------------------------------------------
+
+Args = Callable[[OpSource], list[str | None]]
+ShapeFn = Callable[[OpSource], list[Dims]]
+
+
+def _no_args(src: OpSource) -> list[str | None]:
+    return []
+
+
+def _same(src: OpSource) -> list[Dims]:
+    return [src.in_shapes[0]]
+
+
+def _apply(ref: str, inputs: list[str]) -> str:
+    return _call(ref, list(inputs))
+
+
+def _through_module(op: str) -> Callable[[OpSource, str | None, list[str]], str]:
+    def call(src: OpSource, ref: str | None, inputs: list[str]) -> str:
+        if ref is None:
+            raise ValueError(f"`{op}` has weights: it is called through its module")
+        return _apply(ref, inputs)
+    return call
+
+
+def _weighted(op: str, module: Callable[[OpSource], str], shape: ShapeFn,
+              helpers: tuple[str, ...] = ()) -> TorchEntry:
+    """An op with weights: built as `module`, always called through it."""
+    return TorchEntry(module, _through_module(op), shape, helpers)
+
+
+def _unary(module: Callable[[OpSource], str], functional: Callable[[OpSource, str], str],
+           shape: ShapeFn = _same, helpers: tuple[str, ...] = ()) -> TorchEntry:
+    """A weight-free single-input op: `module` for nn.Sequential, `functional(src, x)` for forward()."""
+    def call(src: OpSource, ref: str | None, inputs: list[str]) -> str:
+        return _apply(ref, inputs) if ref else functional(src, inputs[0])
+    return TorchEntry(module, call, shape, helpers)
+
+
+def _pair(cls: str, fn: str, args: Args = _no_args, shape: ShapeFn = _same,
+          helpers: tuple[str, ...] = ()) -> TorchEntry:
+    """`cls(args)` as module, `fn(x, args)` as functional form (same arguments)."""
+    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(fn, [x, *args(s)]), shape, helpers)
+
+
+def _method(cls: str, method: str, args: Args, fargs: Args | None = None,
+            shape: ShapeFn = _same) -> TorchEntry:
+    """Helper class `cls(args)` as module, `x.method(fargs)` as functional form."""
+    fargs = fargs or args
+    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(f"{_atom(x)}.{method}", fargs(s)), shape,
+                  (cls,) if not cls.startswith("nn.") else ())
+
+
+def _multi(functional: Callable[[OpSource, list[str]], str], shape: ShapeFn,
+           helpers: tuple[str, ...] = ()) -> TorchEntry:
+    """A weight-free op of several inputs: no module, a functional form only."""
+    return TorchEntry(None, lambda src, ref, inputs: functional(src, inputs), shape, helpers)
+
+
