@@ -267,3 +267,8 @@ def emit_unsupported(span: Span, what: str) -> Diagnostic:
 def no_onnx_form(span: Span, op: str, why: str) -> Diagnostic:
     return Diagnostic("E0602", f"`{op}` has no faithful ONNX form here: {why}", Label(span, "this op"),
                       help="the ONNX export refuses rather than emit a different computation (see README)")
+
+
+def no_tvm_form(span: Span, network: str, why: str) -> Diagnostic:
+    return Diagnostic("E0603", f"`{network}` cannot be compiled with TVM: {why}", Label(span, "this network"),
+                      help="its PyTorch and ONNX exports work; the README lists the ops TVM's importer lacks")

@@ -71,6 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="a .onnx file, or a directory that receives <Network>.onnx for each network")
     export.set_defaults(run=cmd_export, command="export")
+
+    comp = sub.add_parser("compile", help="build a deployable TVM artifact: `dlc compile SPEC --target llvm -o DIR`")
+    comp.add_argument("file", type=Path, metavar="FILE")
+    comp.add_argument("--model", help="network to compile (default: the last one in the file)")
+    comp.add_argument("--target", default="llvm", choices=["llvm", "cuda", "aarch64"],
+                      help="llvm: this CPU; cuda: an NVIDIA GPU (--arch); aarch64: cross-built for Linux on Arm")
+    comp.add_argument("--arch", help="CUDA architecture, e.g. sm_90")
+    comp.add_argument("--target-json", metavar="JSON", help="a full TVM target as JSON (overrides --target)")
+    comp.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
+    comp.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
+    comp.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="artifact directory")
+    comp.set_defaults(run=cmd_compile, command="compile")
+
+    run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
+    run.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    run.add_argument("--input", action="append", default=[], metavar="[NAME=]X.npy", help="an input array; repeatable")
+    run.add_argument("--output", type=Path, metavar="Y.npy|DIR",
+                     help="where to save the output (a directory when the model has several)")
+    run.set_defaults(run=cmd_run, command="run")
     return p
 
 
@@ -172,6 +191,89 @@ def cmd_export(args: argparse.Namespace) -> int:
     for target, model in models.items():
         save_onnx(model, target, external=True if args.external_data else None)
     return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from dlc.compiler.emit.torch import EmitError
+    from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
+    from dlc.compiler.emit.weights import CheckpointError, load_checkpoint, random_weights
+
+    result = compile_file(args.file, args.model)
+    if not result.ok:
+        _report(result)
+        return 1
+    try:
+        graph = default_graph(result, args.model)
+    except CompileError as err:
+        print(err.render(color=sys.stderr.isatty()), end="", file=sys.stderr)
+        return 1
+    try:
+        spec = resolve_target(args.target, args.arch, args.target_json)
+    except (ValueError, json.JSONDecodeError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        weights = load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+        built = build(graph, weights, spec, _sources_hash(result), result.path)
+    except CheckpointError as err:
+        print(f"error[E0405]: {err}", file=sys.stderr)
+        return 1
+    except EmitError as err:
+        _report_one(err.diag, result)
+        return 1
+    write_artifact(built, spec, args.output)
+    return 0
+
+
+def _sources_hash(result) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(result.resolved.program.modules):
+        digest.update(result.sources.get(path).text.encode())
+    return digest.hexdigest()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dlc.runtime import ArtifactError, load
+
+    try:
+        model = load(args.artifact)
+        feeds = _npy_inputs(args.input, [i["name"] for i in model.inputs])
+        outputs = model(**feeds)
+    except ArtifactError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name, array in outputs.items():
+        print(f"{name}: {array.dtype}{list(array.shape)}")
+    if args.output:
+        if len(outputs) == 1:
+            np.save(args.output, next(iter(outputs.values())))
+        else:
+            args.output.mkdir(parents=True, exist_ok=True)
+            for name, array in outputs.items():
+                np.save(args.output / f"{name}.npy", array)
+    return 0
+
+
+def _npy_inputs(items: list[str], names: list[str]) -> dict:
+    import numpy as np
+
+    from dlc.runtime import ArtifactError
+
+    feeds = {}
+    for item in items:
+        name, sep, path = item.rpartition("=")
+        if not sep:
+            if len(items) != 1 or len(names) != 1:
+                raise UsageError(f"name each input: --input NAME=X.npy (inputs: {', '.join(names)})")
+            name = names[0]
+        try:
+            feeds[name] = np.load(path)
+        except (OSError, ValueError) as err:
+            raise ArtifactError(f"cannot read `{path}`: {err}") from None
+    return feeds
 
 
 def _write_atomic(target: Path, text: str) -> None:

@@ -1,0 +1,97 @@
+"""Load a compiled dlc artifact and run it: numpy arrays in, numpy arrays out, by name.
+
+This module imports only numpy and TVM's runtime (never torch, never the dlc compiler), so an
+artifact directory plus this package is what ships to a device.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+FORMAT = "dlc-artifact/1"
+
+
+class ArtifactError(Exception):
+    """A missing or malformed artifact, or inputs that do not match its manifest."""
+
+
+class CompiledModel:
+    """A loaded artifact; call it with keyword arrays (or one positional array)."""
+
+    def __init__(self, path: Path) -> None:
+        import tvm.runtime
+
+        self.path = Path(path)
+        self.manifest = _read_manifest(self.path)
+        device = self.manifest["target"].get("device", "cpu")
+        self.device = tvm.runtime.cuda(0) if device == "cuda" else tvm.runtime.cpu(0)
+        library = tvm.runtime.load_module(str(self.path / self.manifest["library"]))
+        self._vm = tvm.runtime.vm.VirtualMachine(library, self.device)
+        with np.load(self.path / self.manifest["weights"]) as weights:
+            self._params = [tvm.runtime.tensor(weights[name], self.device) for name in self.manifest["params"]]
+        self.inputs = self.manifest["inputs"]
+        self.outputs = self.manifest["outputs"]
+
+    def __call__(self, *args: np.ndarray, **kwargs: np.ndarray) -> dict[str, np.ndarray]:
+        import tvm.runtime
+
+        feeds = self._feeds(args, kwargs)
+        arrays = [tvm.runtime.tensor(feeds[spec["name"]], self.device) for spec in self.inputs]
+        result = self._vm["main"](*arrays, *self._params)
+        results = [result] if len(self.outputs) == 1 else list(result)
+        return {spec["name"]: r.numpy() for spec, r in zip(self.outputs, results)}
+
+    def _feeds(self, args: tuple, kwargs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if args:
+            if len(args) != len(self.inputs) or kwargs:
+                raise ArtifactError(f"pass the inputs by name: {', '.join(i['name'] for i in self.inputs)}")
+            kwargs = {spec["name"]: a for spec, a in zip(self.inputs, args)}
+        validate_inputs(self.inputs, kwargs)
+        return {k: np.ascontiguousarray(v) for k, v in kwargs.items()}
+
+
+def load(path: str | Path) -> CompiledModel:
+    """Load the artifact directory written by `dlc compile`."""
+    return CompiledModel(Path(path))
+
+
+def validate_inputs(specs: list[dict[str, Any]], feeds: Mapping[str, np.ndarray]) -> None:
+    """Names, dtypes and shapes against the manifest; a symbolic dim must be the same everywhere."""
+    names = [s["name"] for s in specs]
+    missing = [n for n in names if n not in feeds]
+    extra = [n for n in feeds if n not in names]
+    if missing or extra:
+        raise ArtifactError(f"inputs are {', '.join(names)}; missing: {', '.join(missing) or '-'}; "
+                            f"unexpected: {', '.join(extra) or '-'}")
+    bound: dict[str, int] = {}
+    for spec in specs:
+        array = np.asarray(feeds[spec["name"]])
+        if str(array.dtype) != spec["dtype"]:
+            raise ArtifactError(f"input `{spec['name']}` must be {spec['dtype']}, got {array.dtype}")
+        shape = spec["shape"]
+        if array.ndim != len(shape):
+            raise ArtifactError(f"input `{spec['name']}` must have shape {_show(shape)}, got {list(array.shape)}")
+        for want, got in zip(shape, array.shape):
+            if isinstance(want, int) and want != got:
+                raise ArtifactError(f"input `{spec['name']}` must have shape {_show(shape)}, got {list(array.shape)}")
+            if isinstance(want, str) and bound.setdefault(want, got) != got:
+                raise ArtifactError(f"dim `{want}` is {bound[want]} in one input and {got} in `{spec['name']}`")
+
+
+def _show(shape: list) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"`{path}` is not a dlc artifact (no manifest.json)") from None
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"`{path}/manifest.json` is not valid JSON: {err}") from None
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(f"`{path}` has format {manifest.get('format')!r}, this runtime reads {FORMAT!r}")
+    return manifest

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything dlc and its tests need on a fresh Debian machine with Python 3.11:
+# the aarch64 cross compiler (for `dlc compile --target aarch64`) and the Python package.
+set -euo pipefail
+cd "$(dirname "$0")"
+if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq g++-aarch64-linux-gnu
+fi
+python3 -m pip install -e '.[test]'
