@@ -1,0 +1,110 @@
+"""The TVM backend: every zoo network TVM's importer accepts is built untuned for this CPU,
+loaded through `dlc.runtime` and must equal the generated PyTorch module within 1e-4 on the same
+weights and inputs (the artifact keeps the batch dynamic; the test uses the spec's size 1 to stay fast). The others fail with a
+diagnostic. CUDA artifacts build here (nvcc, no GPU needed); aarch64 ones are real Arm ELF files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SPEC, random_inputs, torch_weights
+from dlc.compiler.emit.api import torch_namespace
+from dlc.compiler.emit.torch import EmitError
+from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
+from dlc.compiler.pipeline import compile_file
+from dlc.runtime import ArtifactError, load
+
+CASES = [(spec.name, name) for spec in sorted(SPEC.glob("*.arch")) for name in compile_file(spec).graphs]
+NO_TVM = {"Seq2Seq": "LSTM"}  # ops Relax's ONNX importer lacks (listed in the README)
+SHORT = {"T": 16, "S": 12}
+
+
+def _build(spec, name, tmp_path, target="llvm", **kw):
+    result = compile_file(SPEC / spec, name)
+    graph = result.graphs[name]
+    torch.manual_seed(0)
+    module = getattr(torch_namespace(SPEC / spec), name)().eval()
+    weights = torch_weights(module)
+    built = build(graph, {w.name: weights[w.name] for w in graph.weights}, resolve_target(target, **kw), "0" * 64,
+                  f"spec/{spec}")
+    write_artifact(built, resolve_target(target, **kw), tmp_path / name)
+    return graph, module
+
+
+@pytest.mark.parametrize(("spec", "name"), CASES, ids=[f"{s}:{n}" for s, n in CASES])
+def test_tvm_matches_pytorch(spec, name, tmp_path):
+    if name in NO_TVM:
+        with pytest.raises(EmitError) as err:
+            _build(spec, name, tmp_path)
+        assert err.value.diag.code == "E0603" and NO_TVM[name] in err.value.diag.message
+        return
+    graph, module = _build(spec, name, tmp_path)
+    model = load(tmp_path / name)
+    feeds = random_inputs(graph, {**dict(graph.dim_examples), **SHORT, "B": 1})
+    got = model(**feeds)
+    with torch.no_grad():
+        expected = module(*(torch.from_numpy(feeds[n]) for n, _ in graph.inputs))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for (out, _), e in zip(graph.outputs, expected):
+        np.testing.assert_allclose(got[out], e.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"{name}.{out}")
+
+
+def test_artifact_manifest_and_input_validation(tmp_path):
+    graph, _ = _build("lenet5.arch", "LeNet5", tmp_path)
+    manifest = json.loads((tmp_path / "LeNet5" / "manifest.json").read_text())
+    assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["B", 1, 32, 32]}]
+    assert manifest["target"]["tvm"]["kind"] == "llvm" and manifest["tvm_version"].startswith("0.27")
+    assert manifest["params"][:2] == ["conv1.weight", "conv1.bias"]
+    model = load(tmp_path / "LeNet5")
+    with pytest.raises(ArtifactError, match=r"must have shape \[B, 1, 32, 32\], got \[2, 1, 28, 28\]"):
+        model(x=np.zeros((2, 1, 28, 28), np.float32))
+    with pytest.raises(ArtifactError, match="must be float32, got float64"):
+        model(x=np.zeros((2, 1, 32, 32)))
+    with pytest.raises(ArtifactError, match="missing: x; unexpected: y"):
+        model(y=np.zeros((2, 1, 32, 32), np.float32))
+    assert model(np.zeros((5, 1, 32, 32), np.float32))["logits"].shape == (5, 10)
+
+
+def test_runtime_imports_neither_torch_nor_the_compiler(tmp_path):
+    _build("digits_cnn.arch", "DigitsCNN", tmp_path)
+    # torch blocked, as on a device without it (TVM itself imports torch when it is installed)
+    code = ("import sys, numpy as np; sys.modules['torch'] = None; from dlc.runtime import load; "
+            "m = load(sys.argv[1]); m(x=np.zeros((1, 1, 8, 8), np.float32)); "
+            "bad = [k for k in sys.modules if k.startswith(('torch.', 'dlc.compiler'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "DigitsCNN")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_compile_and_run_from_the_command_line(tmp_path):
+    art = tmp_path / "digits"
+    proc = subprocess.run([sys.executable, "-m", "dlc", "compile", "spec/digits_cnn.arch", "--target", "llvm",
+                           "-o", str(art)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = subprocess.run([sys.executable, "-m", "dlc", "run", str(art), "--input", str(tmp_path / "x.npy"),
+                           "--output", str(tmp_path / "y.npy")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "logits: float32[3, 10]" in proc.stdout and np.load(tmp_path / "y.npy").shape == (3, 10)
+    proc = subprocess.run([sys.executable, "-m", "dlc", "compile", "spec/seq2seq.arch", "-o", str(tmp_path / "s")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "error[E0603]" in proc.stderr and not (tmp_path / "s").exists()
+
+
+def test_cuda_artifact_builds_without_a_gpu(tmp_path):
+    _build("lenet5.arch", "LeNet5", tmp_path, target="cuda", arch="sm_90")
+    manifest = json.loads((tmp_path / "LeNet5" / "manifest.json").read_text())
+    assert manifest["target"]["device"] == "cuda" and manifest["target"]["tvm"]["arch"] == "sm_90"
+    assert (tmp_path / "LeNet5" / "model.so").stat().st_size > 10_000
+
+
+def test_aarch64_artifact_is_an_arm_elf(tmp_path):
+    _build("lenet5.arch", "LeNet5", tmp_path, target="aarch64")
+    header = (tmp_path / "LeNet5" / "model.so").read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
