@@ -37,6 +37,16 @@ class Compilation:
     def ok(self) -> bool:
         return not any(d.severity == "error" for d in self.diagnostics)
 
+    def content_hash(self) -> str:
+        """sha256 of the texts of the file and everything it imports (paths do not count)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        if self.resolved is not None:
+            for path in sorted(self.resolved.program.modules):
+                digest.update(self.sources.get(path).text.encode())
+        return digest.hexdigest()
+
     def raise_for_errors(self) -> None:
         if not self.ok:
             raise CompileError(list(self.diagnostics), self.sources)

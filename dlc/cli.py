@@ -213,7 +213,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     try:
         weights = load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
-        built = build(graph, weights, spec, _sources_hash(result), result.path)
+        built = build(graph, weights, spec, result.content_hash(), result.path)
     except CheckpointError as err:
         print(f"error[E0405]: {err}", file=sys.stderr)
         return 1
@@ -222,15 +222,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return 1
     write_artifact(built, spec, args.output)
     return 0
-
-
-def _sources_hash(result) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(result.resolved.program.modules):
-        digest.update(result.sources.get(path).text.encode())
-    return digest.hexdigest()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
