@@ -102,6 +102,9 @@ def test_cuda_artifact_builds_without_a_gpu(tmp_path):
     manifest = json.loads((tmp_path / "LeNet5" / "manifest.json").read_text())
     assert manifest["target"]["device"] == "cuda" and manifest["target"]["tvm"]["arch"] == "sm_90"
     assert (tmp_path / "LeNet5" / "model.so").stat().st_size > 10_000
+    # the kernels are real CUDA: nvcc compiled them to an sm_90 cubin during the build
+    assert manifest["cuda"] == {"kernels": "kernels.cu", "nvcc": "compiled to a sm_90 cubin"}
+    assert "__global__" in (tmp_path / "LeNet5" / "kernels.cu").read_text()
 
 
 def test_aarch64_artifact_is_an_arm_elf(tmp_path):
