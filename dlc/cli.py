@@ -111,16 +111,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    result = compile_file(args.file, args.model)
+def _one_network(path: Path, model: str | None):
+    """(compilation, graph) of `model` (default: the file's last network), or None after reporting."""
+    result = compile_file(path, model)
     if not result.ok:
         _report(result)
-        return 1
+        return None
     try:
-        graph = default_graph(result, args.model)
+        return result, default_graph(result, model)
     except CompileError as err:
         print(err.render(color=sys.stderr.isatty()), end="", file=sys.stderr)
+        return None
+
+
+def _weights(args: argparse.Namespace, graph):
+    """The `--weights` checkpoint checked against `graph`, or the `--seed` initialization."""
+    from dlc.compiler.emit.weights import load_checkpoint, random_weights
+
+    return load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    compiled = _one_network(args.file, args.model)
+    if compiled is None:
         return 1
+    result, graph = compiled
     dims = _dims(args.dim)
     dims.update(_bind_input_shapes(graph, args.input_shape))
     try:
@@ -163,7 +178,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from dlc.compiler.emit.onnx import emit_onnx, save_onnx
     from dlc.compiler.emit.torch import EmitError
-    from dlc.compiler.emit.weights import CheckpointError, load_checkpoint, random_weights
+    from dlc.compiler.emit.weights import CheckpointError
 
     result = compile_file(args.file, args.model)
     if not result.ok:
@@ -179,7 +194,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     models = {}
     try:
         for graph in graphs:
-            weights = load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+            weights = _weights(args, graph)
             target = args.output if single else args.output / f"{graph.name}.onnx"
             models[target] = emit_onnx(graph, weights)
     except CheckpointError as err:
@@ -196,23 +211,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from dlc.compiler.emit.torch import EmitError
     from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
-    from dlc.compiler.emit.weights import CheckpointError, load_checkpoint, random_weights
+    from dlc.compiler.emit.weights import CheckpointError
 
-    result = compile_file(args.file, args.model)
-    if not result.ok:
-        _report(result)
+    compiled = _one_network(args.file, args.model)
+    if compiled is None:
         return 1
-    try:
-        graph = default_graph(result, args.model)
-    except CompileError as err:
-        print(err.render(color=sys.stderr.isatty()), end="", file=sys.stderr)
-        return 1
+    result, graph = compiled
     try:
         spec = resolve_target(args.target, args.arch, args.target_json)
     except (ValueError, json.JSONDecodeError) as err:
         raise UsageError(str(err)) from None
     try:
-        weights = load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+        weights = _weights(args, graph)
         built = build(graph, weights, spec, result.content_hash(), result.path)
     except CheckpointError as err:
         print(f"error[E0405]: {err}", file=sys.stderr)
