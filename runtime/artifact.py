@@ -23,15 +23,20 @@ class CompiledModel:
 
     def __init__(self, path: Path) -> None:
         import tvm.runtime
+        import tvm.runtime.vm  # not loaded by `tvm.runtime` alone under TVM_USE_RUNTIME_LIB=1
 
         self.path = Path(path)
         self.manifest = _read_manifest(self.path)
         device = self.manifest["target"].get("device", "cpu")
         self.device = tvm.runtime.cuda(0) if device == "cuda" else tvm.runtime.cpu(0)
+        if device == "cuda":
+            _load_cuda_runtime(self.device)
         library = tvm.runtime.load_module(str(self.path / self.manifest["library"]))
         self._vm = tvm.runtime.vm.VirtualMachine(library, self.device)
         with np.load(self.path / self.manifest["weights"]) as weights:
             self._params = [tvm.runtime.tensor(weights[name], self.device) for name in self.manifest["params"]]
+        if self.manifest.get("transform_params"):  # e.g. Winograd weight transforms, once
+            self._params = list(self._vm[self.manifest["transform_params"]](self._params))
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]
 
@@ -51,6 +56,31 @@ class CompiledModel:
             kwargs = {spec["name"]: a for spec, a in zip(self.inputs, args)}
         validate_inputs(self.inputs, kwargs)
         return {k: np.ascontiguousarray(v) for k, v in kwargs.items()}
+
+
+def _load_cuda_runtime(device) -> None:
+    """TVM's CUDA runtime is a sidecar library (it needs libcudart and the driver) that the
+    runtime-only import (`TVM_USE_RUNTIME_LIB=1`) does not load. TVM's wheel keeps the kernels as
+    CUDA C, compiled for this GPU when the library loads, through `tvm_callback_cuda_compile`:
+    TVM's own callback asks the compiler library for the current target, so register one that
+    asks the device instead (NVRTC; nvcc with TVM_CUDA_COMPILE_MODE=nvcc)."""
+    import ctypes
+    import os
+
+    import tvm
+    import tvm_ffi
+
+    if tvm_ffi.get_global_func("ffi.Module.load_from_bytes.cuda", allow_missing=True) is None:
+        ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / "libtvm_runtime_cuda.so"), mode=ctypes.RTLD_GLOBAL)
+    from tvm.support import nvcc
+
+    arch = "sm_" + device.compute_version.replace(".", "")
+
+    @tvm_ffi.register_global_func("tvm_callback_cuda_compile", override=True)
+    def _compile(code: str) -> bytes:
+        if os.environ.get("TVM_CUDA_COMPILE_MODE", "nvrtc").lower() == "nvcc":
+            return nvcc.compile_cuda(code, target_format="fatbin", arch=arch, compiler="nvcc")
+        return nvcc.compile_cuda(code, target_format="cubin", arch=arch, compiler="nvrtc")
 
 
 def load(path: str | Path) -> CompiledModel:

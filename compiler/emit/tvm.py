@@ -12,6 +12,7 @@ frontend. Ops that importer lacks (LSTM, GRU) are reported as diagnostics, not c
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -25,10 +26,12 @@ import numpy as np
 from .. import messages
 from ..ir.graph import Graph
 from .onnx import emit_onnx
+from .onnx_fold import fold_batchnorm
 from .torch_text import EmitError
 
 ARTIFACT_FORMAT = "dlc-artifact/1"
 TARGET_NAMES = ("llvm", "cuda", "aarch64")
+TRANSFORM_PARAMS = "main_transform_params"  # weight-only work, run once by the runtime at load
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,10 @@ def resolve_target(name: str, arch: str | None = None, target_json: str | None =
         target = json.loads(target_json)
         return TargetSpec(target.get("kind", "custom"), target, device="cuda" if target.get("kind") == "cuda" else "cpu")
     if name == "llvm":
-        return TargetSpec("llvm", {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu()})
+        from .tvm_tune import physical_cores
+
+        # num-cores: MetaSchedule tunes for this many threads; records are kept per target
+        return TargetSpec("llvm", {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": physical_cores()})
     if name == "cuda":
         return TargetSpec("cuda", {"kind": "cuda", "arch": arch or "sm_90"}, host={"kind": "llvm"}, device="cuda")
     if name == "aarch64":
@@ -65,6 +71,7 @@ class Built:
     params: list[tuple[str, np.ndarray]]
     manifest: dict[str, Any]
     cuda_source: str | None = None  # the kernels, for CUDA targets
+    tuning: Any = None  # tvm_tune.TuneReport of a tuned build
 
 
 def _cuda_source(executable) -> str | None:
@@ -97,32 +104,114 @@ def check_cuda_source(source: str | None, arch: str) -> dict[str, Any]:
     return {"kernels": "kernels.cu", "nvcc": f"compiled to a {arch} cubin"}
 
 
-def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spec_hash: str, spec_path: str) -> Built:
-    """Import the graph into Relax and build it for `spec` (untuned: TVM's default schedules)."""
+@dataclass(frozen=True)
+class Tuning:
+    """`--tune N`: MetaSchedule trials for the whole model, and where its records persist."""
+
+    trials: int
+    db_dir: Path
+    progress: Any = None  # a text stream for the progress line, or None
+
+
+def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spec_hash: str, spec_path: str,
+          tuning: Tuning | None = None, dims: Mapping[str, int] | None = None) -> Built:
+    """Import the graph into Relax, tune it if asked, and build it for `spec`.
+
+    `dims` binds symbolic dims (a tuned build needs every input dim bound: schedules are tuned for
+    static shapes; without `dims` it takes the spec's examples, e.g. batch 1).
+    """
     import tvm
-    from tvm import relax
     from tvm.relax.frontend import detach_params
     from tvm.relax.frontend.onnx import from_onnx
 
-    model = emit_onnx(graph, weights)
+    if tuning is not None and dims is None:
+        dims = dict(graph.dim_examples)
+    model = fold_batchnorm(emit_onnx(graph, weights))
+    shapes = None
+    if dims is not None:
+        shapes = {name: [d.evaluate(dims) for d in graph.values[vid].type.shape] for name, vid in graph.inputs}
     try:
-        mod = from_onnx(model, keep_params_in_input=True)
+        mod = from_onnx(model, shape_dict=shapes, keep_params_in_input=True)
     except tvm.error.OpNotImplemented as err:
         raise EmitError(messages.no_tvm_form(graph.span, graph.name, str(err).strip())) from None
     mod, params = detach_params(mod)
     names = _param_names(mod, model)
     target = tvm.target.Target(spec.target, host=spec.host) if spec.host else tvm.target.Target(spec.target)
-    with target:
-        mod = relax.get_pipeline("zero")(mod)
-        if spec.device == "cuda":
-            mod = _gpu_schedules(mod)
-    executable = tvm.compile(mod, target=target)
+    mod = prepare(mod, target)
+    database, report = None, None
+    if tuning is not None:
+        from . import tvm_tune
+
+        report = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
+        from tvm.s_tir import meta_schedule as ms
+
+        database = ms.database.JSONDatabase(work_dir=str(tuning.db_dir))
+    executable = lower(mod, target, database)
     arrays = [(n, p.numpy()) for n, p in zip(names, params.get("main", []))]
-    built = Built(executable, arrays, _manifest(graph, spec, spec_hash, spec_path))
+    built = Built(executable, arrays, _manifest(graph, spec, spec_hash, spec_path, dims))
+    if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):
+        built.manifest["transform_params"] = TRANSFORM_PARAMS
+    if report is not None:
+        built.manifest["tuning"] = report.as_manifest()
+        built.tuning = report
     if spec.device == "cuda":
         built.cuda_source = _cuda_source(executable)
         built.manifest["cuda"] = check_cuda_source(built.cuda_source, spec.target.get("arch", "sm_90"))
     return built
+
+
+def prepare(mod, target):
+    """Batch norm decomposed (it then fuses into the conv), ops legalized to TIR and fused.
+
+    Tuning extracts its tasks from this form and the build applies the records to it, so both
+    must see exactly this module (params stay inputs: a database tuned with bound weights does
+    not match functions that take them as arguments).
+    """
+    import tvm
+    from tvm import relax
+
+    from .tvm_winograd import legalize_conv2d
+
+    try:
+        dispatch = relax.pipeline.library_dispatch_passes(target)
+    except (ValueError, AttributeError):
+        dispatch = []
+    custom = {"relax.nn.conv2d": legalize_conv2d} if target.kind.name == "llvm" else None
+    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(), *dispatch,
+              relax.transform.LegalizeOps(customize_legalize_map=custom),
+              # weight-only work (Winograd weight transforms) moves to `main_transform_params`
+              relax.transform.LiftTransformParams(), relax.transform.AnnotateTIROpPattern(),
+              relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
+              relax.transform.DeadCodeElimination()]
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def lower(mod, target, database=None):
+    """Apply the tuning records (if any), GPU default schedules, and the target's lowering passes."""
+    import importlib
+
+    import tvm
+    from tvm import relax
+
+    gpu = target.kind.name == "cuda"
+    backend = importlib.import_module(f"tvm.relax.backend.{'cuda' if gpu else 'cpu_generic'}.pipeline")
+
+    @tvm.transform.module_pass(opt_level=3)
+    def pipeline(mod, _ctx):
+        if database is not None:
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        if gpu:
+            mod = _gpu_schedules(mod)
+        # relax.pipeline.dataflow_lower_passes raises AttributeError in TVM 0.27: take the backend's
+        return tvm.transform.Sequential(backend.dataflow_lower_passes(target) + backend.finalize_passes(target))(mod)
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(target)
+        if database is not None:
+            stack.enter_context(database)
+        stack.enter_context(tvm.transform.PassContext(opt_level=3))
+        return relax.build(mod, target=target, relax_pipeline=pipeline)
 
 
 def _gpu_schedules(mod):
@@ -139,13 +228,14 @@ def _param_names(mod, model) -> list[str]:
     return [by_sanitized.get(str(v), str(v)) for v in list(mod["main"].params)[n_inputs:]]
 
 
-def _manifest(graph: Graph, spec: TargetSpec, spec_hash: str, spec_path: str) -> dict[str, Any]:
+def _manifest(graph: Graph, spec: TargetSpec, spec_hash: str, spec_path: str,
+              dims: Mapping[str, int] | None) -> dict[str, Any]:
     import tvm
 
     def tensor(name: str, vid: int) -> dict[str, Any]:
         t = graph.values[vid].type
-        return {"name": name, "dtype": _NUMPY_DTYPES[t.dtype],
-                "shape": [d.value if d.is_const else str(d) for d in t.shape]}
+        shape = [d.evaluate(dims) if dims is not None else d.value if d.is_const else str(d) for d in t.shape]
+        return {"name": name, "dtype": _NUMPY_DTYPES[t.dtype], "shape": shape}
 
     return {
         "format": ARTIFACT_FORMAT,
@@ -156,7 +246,7 @@ def _manifest(graph: Graph, spec: TargetSpec, spec_hash: str, spec_path: str) ->
         "tvm_version": tvm.__version__,
         "inputs": [tensor(n, v) for n, v in graph.inputs],
         "outputs": [tensor(n, v) for n, v in graph.outputs],
-        "dims": dict(graph.dim_examples),
+        "dims": dict(graph.dim_examples) if dims is None else dict(dims),
         "tuning": {"trials": 0, "tasks": 0, "note": "untuned: TVM's default schedules"},
         "library": "model.so",
         "weights": "weights.npz",
