@@ -14,6 +14,9 @@ from dlc.compiler.pipeline import compile_file, default_graph
 from dlc.compiler.report import summary_json, summary_table
 
 
+DEFAULT_TRIALS = 2000  # see README: ResNet-18 and the digits CNN beat eager PyTorch after this budget
+
+
 class UsageError(Exception):
     """A bad command-line value; printed as `error: ...` with exit status 2."""
 
@@ -74,15 +77,24 @@ def _parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="build a deployable TVM artifact: `dlc compile SPEC --target llvm -o DIR`")
     comp.add_argument("file", type=Path, metavar="FILE")
-    comp.add_argument("--model", help="network to compile (default: the last one in the file)")
     comp.add_argument("--target", default="llvm", choices=["llvm", "cuda", "aarch64"],
                       help="llvm: this CPU; cuda: an NVIDIA GPU (--arch); aarch64: cross-built for Linux on Arm")
     comp.add_argument("--arch", help="CUDA architecture, e.g. sm_90")
     comp.add_argument("--target-json", metavar="JSON", help="a full TVM target as JSON (overrides --target)")
-    comp.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
-    comp.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
+    _compile_options(comp)
     comp.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="artifact directory")
     comp.set_defaults(run=cmd_compile, command="compile")
+
+    bench = sub.add_parser("bench", help="time an artifact (or a spec, compiled for this CPU) against eager "
+                                         "PyTorch and ONNX Runtime")
+    bench.add_argument("file", type=Path, metavar="SPEC_OR_ARTIFACT")
+    _compile_options(bench)
+    bench.add_argument("--spec", type=Path, help="the artifact's spec, if it moved since `dlc compile`")
+    bench.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all cores)")
+    bench.add_argument("--runs", type=int, default=50, help="timed calls per backend (default 50)")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.set_defaults(run=cmd_bench, command="bench", target="llvm", arch=None, target_json=None)
 
     run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
     run.add_argument("artifact", type=Path, metavar="ARTIFACT")
@@ -91,6 +103,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="where to save the output (a directory when the model has several)")
     run.set_defaults(run=cmd_run, command="run")
     return p
+
+
+def _compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="network to compile (default: the last one in the file)")
+    p.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
+    p.add_argument("--tune", type=int, nargs="?", const=DEFAULT_TRIALS, metavar="TRIALS",
+                   help=f"MetaSchedule-tune with this many trials in all (alone: {DEFAULT_TRIALS}); "
+                        "binds symbolic dims (--dim, else the spec's examples)")
+    p.add_argument("--tune-db", type=Path, metavar="DIR",
+                   help="tuning database, reused across runs and models (default: ~/.cache/dlc/tuning/<target>)")
+    p.add_argument("--dim", action="append", default=[], metavar="SYM=N",
+                   help="build for a fixed size of a symbolic dim (others take the spec's examples)")
 
 
 def _report(result) -> None:
@@ -209,29 +234,90 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    return 0 if _compile(args, args.output) else 1
+
+
+def _compile(args: argparse.Namespace, output: Path) -> bool:
+    """Compile `args.file` into the artifact directory `output`; False after reporting an error."""
     from dlc.compiler.emit.torch import EmitError
     from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
     from dlc.compiler.emit.weights import CheckpointError
 
     compiled = _one_network(args.file, args.model)
     if compiled is None:
-        return 1
+        return False
     result, graph = compiled
     try:
         spec = resolve_target(args.target, args.arch, args.target_json)
     except (ValueError, json.JSONDecodeError) as err:
         raise UsageError(str(err)) from None
+    dims = _dims(args.dim)
+    unknown = sorted(set(dims) - {s for _, vid in graph.inputs for d in graph.values[vid].type.shape
+                                   for s in d.symbols()})
+    if unknown:
+        raise UsageError(f"`{graph.name}` has no input dim {', '.join(unknown)}")
+    tuning = None
+    if args.tune is not None:
+        tuning = _tuning(args, spec)
+    bind = {**dict(graph.dim_examples), **dims} if dims or tuning else None
     try:
         weights = _weights(args, graph)
-        built = build(graph, weights, spec, result.content_hash(), result.path)
+        built = build(graph, weights, spec, result.content_hash(), result.path, tuning=tuning, dims=bind)
     except CheckpointError as err:
         print(f"error[E0405]: {err}", file=sys.stderr)
-        return 1
+        return False
     except EmitError as err:
         _report_one(err.diag, result)
-        return 1
-    write_artifact(built, spec, args.output)
+        return False
+    built.manifest["weights_from"] = {"checkpoint": str(args.weights.resolve())} if args.weights else {"seed": args.seed}
+    write_artifact(built, spec, output)
+    if built.tuning is not None:
+        from dlc.compiler.emit.tvm_tune import describe
+
+        describe(built.tuning)(sys.stderr)
+    return True
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dlc.bench import BenchConfig, bench_artifact, table
+    from dlc.compiler.emit.tvm_tune import physical_cores
+
+    config = BenchConfig(args.threads or physical_cores(), args.runs, args.warmup)
+    if config.threads < 1 or config.runs < 1 or config.warmup < 0:
+        raise UsageError("--threads and --runs must be positive, --warmup non-negative")
+    with tempfile.TemporaryDirectory(prefix="dlc-bench-") as tmp:
+        artifact = args.file
+        if not (args.file / "manifest.json").exists():
+            if args.file.is_dir():
+                raise UsageError(f"`{args.file}` is neither a spec nor an artifact (no manifest.json)")
+            artifact = Path(tmp) / "artifact"
+            if not _compile(args, artifact):
+                return 1
+        try:
+            result = bench_artifact(artifact, config, args.spec)
+        except (FileNotFoundError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    if args.file != artifact:
+        result["artifact"] = None
+    print(json.dumps(result, indent=2) if args.json else table(result), end="\n" if args.json else "")
     return 0
+
+
+def _tuning(args: argparse.Namespace, spec):
+    """`--tune N` for a target this machine can measure (MetaSchedule times every candidate here)."""
+    from dlc.compiler.emit.tvm import Tuning
+    from dlc.compiler.emit.tvm_tune import default_db_dir, target_key
+
+    if args.tune < 0:
+        raise UsageError(f"--tune expects a number of trials >= 0, got {args.tune}")
+    if spec.device != "cpu" or spec.cc is not None:
+        raise UsageError(f"--tune measures candidates on this machine, which cannot run `{spec.name}` code; "
+                         "compile untuned (TVM's default schedules), or tune on the device itself")
+    db = args.tune_db or default_db_dir() / target_key(spec.target)
+    return Tuning(args.tune, db, progress=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

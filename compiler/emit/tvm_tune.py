@@ -1,0 +1,323 @@
+"""MetaSchedule tuning for the TVM backend: a persistent database, trials by FLOPs, a progress line.
+
+Assumes: a Relax module already prepared for the target (`tvm.prepare`: batch norm decomposed,
+legalized, fused), with static shapes. Guarantees: every fused task of the module has at least one
+measured schedule in the database under `db_dir`, and each task has been given its share of
+`trials` (counted in a ledger beside the database, so a second compile with the same budget
+measures nothing, and a model that shares workloads with one tuned before reuses them).
+
+What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
+- MetaSchedule's default builder imports `tvm.s_tir.tensor_intrin` in every worker (~45 s), so
+  each build times out; `build_candidate` below skips that import.
+- `TuneContext` imports the same package in this process (49 s): `_light_tensor_intrin` installs
+  it with only the CPU intrinsics the x86/Arm rules use.
+- TVM's "gradient" scheduler hands whole rounds of 64 trials to the first tasks, so small budgets
+  never reach most tasks; here each task gets one trial, then the rest by weight x FLOPs.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+LEDGER = "dlc-trials.json"
+
+
+@dataclass
+class TaskReport:
+    name: str
+    weight: int
+    flops: float
+    trials: int  # measured in this run
+    best_s: float | None  # best measured latency of one call, from the database
+
+
+@dataclass
+class TuneReport:
+    """What a tuning run did; `as_manifest()` is the artifact's `tuning` entry."""
+
+    budget: int
+    database: str
+    tasks: list[TaskReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def trials(self) -> int:
+        return sum(t.trials for t in self.tasks)
+
+    @property
+    def estimated_ms(self) -> float | None:
+        if any(t.best_s is None for t in self.tasks):
+            return None
+        return 1e3 * sum(t.weight * t.best_s for t in self.tasks)
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "trials": self.trials,
+            "tasks": len(self.tasks),
+            "tasks_reused": sum(1 for t in self.tasks if t.trials == 0),
+            "seconds": round(self.seconds, 1),
+            "estimated_ms": None if self.estimated_ms is None else round(self.estimated_ms, 3),
+            "database": self.database,
+        }
+
+
+def default_db_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dlc" / "tuning"
+
+
+def target_key(target_json: dict[str, Any]) -> str:
+    """A directory name per target: records measured for one CPU or thread count don't apply to another."""
+    text = json.dumps(target_json, sort_keys=True)
+    kind = "-".join(str(target_json.get(k)) for k in ("kind", "mcpu", "arch", "mtriple") if target_json.get(k))
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def physical_cores() -> int:
+    """Cores this process may run on (MetaSchedule tunes for exactly this many threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def build_candidate(mod, target, _params):
+    """MetaSchedule's `default_build` without its `import tvm.s_tir.tensor_intrin` (~45 s per worker).
+
+    Module level so that the builder's worker processes can import it.
+    """
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def _light_tensor_intrin(submodules: tuple[str, ...] = ("x86", "arm_cpu")) -> None:
+    """Register `tvm.s_tir.tensor_intrin` with only the CPU intrinsics, unless it is loaded already."""
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    import types
+
+    import tvm.s_tir
+
+    spec = importlib.util.find_spec(name)
+    stub = types.ModuleType(name)
+    stub.__path__ = list(spec.submodule_search_locations)
+    stub.__package__ = name
+    stub.__spec__ = spec
+    sys.modules[name] = stub
+    tvm.s_tir.tensor_intrin = stub
+    for sub in submodules:
+        importlib.import_module(f"{name}.{sub}")
+
+
+def allocate(costs: list[float], budget: int) -> list[int]:
+    """Split `budget` trials: one per task (costliest first if short), the rest by cost, largest remainder."""
+    n = len(costs)
+    order = sorted(range(n), key=lambda i: -costs[i])
+    if budget < n:
+        alloc = [0] * n
+        for i in order[: max(budget, 0)]:
+            alloc[i] = 1
+        return alloc
+    rest = budget - n
+    total = sum(costs) or 1.0
+    raw = [rest * c / total for c in costs]
+    extra = [math.floor(r) for r in raw]
+    for i in sorted(range(n), key=lambda i: extra[i] - raw[i])[: rest - sum(extra)]:
+        extra[i] += 1
+    return [1 + e for e in extra]
+
+
+class Progress:
+    """One status line: tasks done, trials done of the budget, best latency of the current task."""
+
+    def __init__(self, total_trials: int, total_tasks: int, stream: TextIO | None) -> None:
+        self.total_trials, self.total_tasks, self.stream = total_trials, total_tasks, stream
+        self.trials = 0
+        self.task_index = 0
+        self.task = ""
+        self.best_s: float | None = None
+        self.started = time.monotonic()
+        self.tty = bool(stream is not None and stream.isatty())
+
+    def start_task(self, index: int, name: str) -> None:
+        self.task_index, self.task, self.best_s = index, name, None
+        self.show()
+
+    def measured(self, seconds: list[float | None]) -> None:
+        self.trials += len(seconds)
+        good = [s for s in seconds if s is not None]
+        if good:
+            self.best_s = min([*good, *([self.best_s] if self.best_s is not None else [])])
+        self.show()
+
+    def show(self) -> None:
+        if self.stream is None:
+            return
+        width = 20
+        filled = int(width * self.trials / max(self.total_trials, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        best = "-" if self.best_s is None else f"{self.best_s * 1e3:.3f} ms"
+        elapsed = time.monotonic() - self.started
+        line = (f"tuning [{bar}] task {self.task_index}/{self.total_tasks} {self.task[:40]:40s} "
+                f"trials {self.trials}/{self.total_trials}  best {best}  {elapsed / 60:.1f} min")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=self.stream, flush=True)
+
+
+def _progress_callback(progress: Progress):
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+    from tvm.ir.utils import derived_object
+
+    @derived_object
+    class ProgressCallback(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+            secs = []
+            for built, ran in zip(builder_results, runner_results):
+                if built.error_msg is None and ran.error_msg is None and ran.run_secs:
+                    secs.append(sum(float(s) for s in ran.run_secs) / len(ran.run_secs))
+                else:
+                    secs.append(None)
+            progress.measured(secs)
+
+    return ProgressCallback()
+
+
+def per_call_part(mod):
+    """`mod` without `*_transform_params` (it runs once when the artifact loads: not worth trials)."""
+    from tvm import relax
+
+    keep = {gv: f for gv, f in mod.functions.items() if not gv.name_hint.endswith("transform_params")}
+    entries = [gv.name_hint for gv, f in keep.items() if isinstance(f, relax.Function)]
+    import tvm
+
+    return relax.transform.DeadCodeElimination(entries)(tvm.IRModule(keep, attrs=mod.attrs))
+
+
+def _task_flops(task) -> float:
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        return float(estimate_tir_flops(task.dispatched[0]))
+    except Exception:  # noqa: BLE001 - a task TVM can't count still gets its one trial
+        return 0.0
+
+
+def _workload_key(task) -> str:
+    import tvm_ffi
+
+    return f"{task.task_name}:{tvm_ffi.structural_hash(task.dispatched[0]) & 0xFFFFFFFFFFFF:012x}"
+
+
+def _best_seconds(db, task) -> float | None:
+    record = db.query_tuning_record(task.dispatched[0], task.target, task.task_name)
+    if record is None or not record.run_secs:
+        return None
+    secs = [float(s) for s in record.run_secs]
+    return sum(secs) / len(secs)
+
+
+def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0) -> TuneReport:
+    """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc."""
+    _light_tensor_intrin()
+    from tvm.s_tir import meta_schedule as ms
+
+    db_dir = Path(db_dir)
+    db_dir.mkdir(parents=True, exist_ok=True)
+    report = TuneReport(budget=trials, database=str(db_dir))
+    db = ms.database.JSONDatabase(work_dir=str(db_dir))
+    ledger_path = db_dir / LEDGER
+    ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
+
+    tasks = ms.relax_integration.extract_tasks(per_call_part(mod), target)
+    costs = [t.weight * _task_flops(t) for t in tasks]
+    wanted = allocate(costs, trials)
+    keys = [_workload_key(t) for t in tasks]
+    todo = []  # (task, trials still owed), costliest first: the shared cost model learns from them
+    for i in sorted(range(len(tasks)), key=lambda i: -costs[i]):
+        owed = wanted[i] - ledger.get(keys[i], 0)
+        if owed <= 0 and wanted[i] > 0 and _best_seconds(db, tasks[i]) is None:
+            owed = 1  # every earlier trial failed
+        if owed > 0:
+            todo.append((i, owed))
+    measured = {i: 0 for i in range(len(tasks))}
+
+    started = time.monotonic()
+    if todo:
+        progress = Progress(sum(n for _, n in todo), len(todo), stream)
+        threads = int(target.attrs.get("num-cores", physical_cores()))
+        builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
+        runner = ms.runner.LocalRunner(
+            timeout_sec=30.0,
+            evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100),
+        )
+        cost_model = ms.cost_model.XGBModel(num_tuning_cores=threads)
+        callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
+        with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"):
+            for step, (i, n) in enumerate(todo, 1):
+                progress.start_task(step, tasks[i].task_name)
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    [tasks[i]], work_dir=work_dir, seed=seed, num_threads=threads,
+                    strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
+                )
+                before = progress.trials
+                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=n,
+                              max_trials_per_task=n, num_trials_per_iter=min(64, n), builder=builder,
+                              runner=runner, database=db, cost_model=cost_model, measure_callbacks=callbacks,
+                              task_scheduler="round-robin")
+                measured[i] = progress.trials - before
+                ledger[keys[i]] = ledger.get(keys[i], 0) + measured[i]
+                _write_json(ledger_path, ledger)
+        progress.close()
+    report.seconds = time.monotonic() - started
+    report.tasks = [TaskReport(t.task_name, int(t.weight), _task_flops(t), measured[i], _best_seconds(db, t))
+                    for i, t in enumerate(tasks)]
+    return report
+
+
+@contextlib.contextmanager
+def _quiet(log: Path):
+    """MetaSchedule logs every round to stdout; send it to a file (our progress line is on stderr)."""
+    with open(log, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def describe(report: TuneReport, top: int = 8) -> Callable[[TextIO], None]:
+    """A short table of the costliest tasks, for the end of `dlc compile --tune`."""
+
+    def write(stream: TextIO) -> None:
+        est = report.estimated_ms
+        print(f"tuned {len(report.tasks)} tasks with {report.trials} new trials in {report.seconds / 60:.1f} min"
+              f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
+              file=stream)
+        rows = sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]
+        for t in rows:
+            best = "-" if t.best_s is None else f"{t.best_s * 1e3:8.3f} ms"
+            print(f"  {t.name[:48]:48s} x{t.weight:<2d} {t.flops / 1e6:9.1f} MFLOP  {best}  +{t.trials} trials",
+                  file=stream)
+
+    return write

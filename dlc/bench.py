@@ -1,0 +1,176 @@
+"""`dlc bench`: the compiled artifact against eager PyTorch and ONNX Runtime, same inputs and threads.
+
+Each backend runs in its own process (`python -m dlc.bench --worker ...`) so that one runtime's
+thread pool, still spinning after its last call, does not slow the next; every worker reads the
+same input arrays and reports per-call latencies (perf_counter around single calls after a
+warm-up) and its outputs, which are compared against the artifact's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("dlc", "torch", "onnxruntime")
+LABELS = {"dlc": "dlc (TVM)", "torch": "PyTorch eager", "onnxruntime": "ONNX Runtime"}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: int
+    runs: int
+    warmup: int
+
+
+def stats(times_s: list[float]) -> dict[str, float]:
+    t = np.asarray(times_s) * 1e3
+    return {"median_ms": float(np.median(t)), "p10_ms": float(np.percentile(t, 10)),
+            "p90_ms": float(np.percentile(t, 90)), "min_ms": float(t.min()), "runs": int(t.size)}
+
+
+def bench_artifact(artifact: Path, config: BenchConfig, spec: Path | None = None) -> dict[str, Any]:
+    """Run the three backends on the artifact's model; the result `dlc bench --json` prints."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    spec = Path(spec or manifest["spec"])
+    if not spec.exists():
+        raise FileNotFoundError(f"the artifact was compiled from `{spec}`, which is not here: pass --spec")
+    dims = manifest.get("dims", {})
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i in manifest["inputs"]:
+        shape = [d if isinstance(d, int) else dims.get(d, 1) for d in i["shape"]]
+        if i["dtype"].startswith("float"):
+            feeds[i["name"]] = rng.standard_normal(shape).astype(i["dtype"])
+        else:  # token ids and the like: small non-negative integers are valid for every embedding
+            feeds[i["name"]] = rng.integers(0, 2, shape).astype(i["dtype"])
+    result: dict[str, Any] = {"model": manifest["model"], "spec": str(spec), "artifact": str(artifact),
+                              "target": manifest["target"]["name"], "tuning": manifest.get("tuning"),
+                              "inputs": {k: list(v.shape) for k, v in feeds.items()}, "threads": config.threads,
+                              "runs": config.runs, "results": {}}
+    with tempfile.TemporaryDirectory(prefix="dlc-bench-") as tmp:
+        inputs = Path(tmp) / "inputs.npz"
+        np.savez(inputs, **feeds)
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        for backend in BACKENDS:
+            out = Path(tmp) / f"{backend}.npz"
+            report = _worker(backend, artifact, spec, inputs, out, config)
+            result["results"][backend] = report
+            with np.load(out) as arrays:
+                outputs[backend] = dict(arrays)
+    base = result["results"]["dlc"]["median_ms"]
+    result["speedup"] = {b: result["results"][b]["median_ms"] / base for b in BACKENDS if b != "dlc"}
+    result["max_abs_diff"] = {b: max(float(np.abs(outputs[b][k] - v).max()) for k, v in outputs["dlc"].items())
+                              for b in BACKENDS if b != "dlc"}
+    return result
+
+
+def _worker(backend: str, artifact: Path, spec: Path, inputs: Path, out: Path, config: BenchConfig) -> dict:
+    env = {**os.environ, "TVM_NUM_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads)}
+    cmd = [sys.executable, "-m", "dlc.bench", "--worker", backend, str(artifact), str(spec), str(inputs), str(out),
+           str(config.threads), str(config.runs), str(config.warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"the {LABELS[backend]} benchmark failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(backend: str, artifact: str, spec: str, inputs: str, out: str, threads: str, runs: str,
+                warmup: str) -> None:
+    import time
+
+    manifest = json.loads((Path(artifact) / "manifest.json").read_text())
+    with np.load(inputs) as arrays:
+        feeds = dict(arrays)
+    call = _make_call(backend, Path(artifact), manifest, Path(spec), int(threads))
+    for _ in range(int(warmup)):
+        outputs = call(feeds)
+    times = []
+    for _ in range(int(runs)):
+        start = time.perf_counter()
+        outputs = call(feeds)
+        times.append(time.perf_counter() - start)
+    np.savez(out, **outputs)
+    print(json.dumps(stats(times)))
+
+
+def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads: int):
+    names = [o["name"] for o in manifest["outputs"]]
+    if backend == "dlc":
+        from dlc.runtime import load
+
+        model = load(artifact)
+        return lambda feeds: model(**feeds)
+    graph, weights = _graph_and_weights(manifest, spec)
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        from dlc.compiler.emit.onnx import emit_onnx
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(emit_onnx(graph, weights).SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        return lambda feeds: dict(zip(names, session.run(None, feeds)))
+    import torch
+
+    from dlc.compiler.emit.api import torch_namespace
+
+    torch.set_num_threads(threads)
+    module = getattr(torch_namespace(spec), graph.name)().eval()
+    missing, unexpected = module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
+        raise RuntimeError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+    order = [i["name"] for i in manifest["inputs"]]
+
+    def run(feeds):
+        with torch.inference_mode():
+            result = module(*(torch.from_numpy(feeds[n]) for n in order))
+        result = result if isinstance(result, tuple) else (result,)
+        return {n: r.numpy() for n, r in zip(names, result)}
+
+    return run
+
+
+def _graph_and_weights(manifest: dict, spec: Path):
+    """The graph and the weights the artifact was compiled with (its seed, or its checkpoint)."""
+    from dlc.compiler.emit.weights import load_checkpoint, random_weights
+    from dlc.compiler.pipeline import compile_file
+
+    result = compile_file(spec, manifest["model"])
+    result.raise_for_errors()
+    graph = result.graphs[manifest["model"]]
+    source = manifest.get("weights_from", {"seed": 0})
+    if "checkpoint" in source:
+        return graph, load_checkpoint(source["checkpoint"], graph)
+    return graph, random_weights(graph, source["seed"])
+
+
+def table(result: dict[str, Any]) -> str:
+    tuning = result.get("tuning") or {}
+    tuned = f"tuned, {tuning.get('budget')} trials budget" if tuning.get("budget") else "untuned"
+    lines = [f"{result['model']} ({result['target']}, {tuned}), inputs "
+             + ", ".join(f"{k} {v}" for k, v in result["inputs"].items())
+             + f"; {result['threads']} threads, {result['runs']} runs each",
+             f"{'backend':16s} {'median':>10s} {'p10-p90':>17s} {'dlc is':>14s} {'max |diff|':>11s}"]
+    for backend in BACKENDS:
+        r = result["results"][backend]
+        spread = f"{r['p10_ms']:.3f}-{r['p90_ms']:.3f}"
+        if backend == "dlc":
+            ratio, diff = "", ""
+        else:
+            s = result["speedup"][backend]
+            ratio = f"{s:.2f}x faster" if s >= 1 else f"{1 / s:.2f}x slower"
+            diff = f"{result['max_abs_diff'][backend]:.1e}"
+        lines.append(f"{LABELS[backend]:16s} {r['median_ms']:8.3f}ms {spread:>17s} {ratio:>14s} {diff:>11s}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__" and len(sys.argv) == 10 and sys.argv[1] == "--worker":
+    _run_worker(*sys.argv[2:])

@@ -1,0 +1,116 @@
+"""Tuning (`dlc compile --tune`), Winograd convolutions, BN folding and `dlc bench`, at CI budgets.
+
+Real MetaSchedule runs: LeNet-5 with a handful of trials into a temporary database; a second
+compile against the same database must measure nothing and give the same numbers.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conftest import ROOT, SPEC
+from dlc.compiler.emit.onnx import emit_onnx
+from dlc.compiler.emit.onnx_fold import fold_batchnorm
+from dlc.compiler.emit.tvm_tune import allocate
+from dlc.compiler.emit.weights import random_weights
+from dlc.compiler.pipeline import compile_file
+from dlc.runtime import load
+
+
+def dlc(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "dlc", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_allocate_gives_every_task_a_trial_then_the_rest_by_cost():
+    alloc = allocate([100.0, 10.0, 0.0, 890.0], 104)
+    assert sum(alloc) == 104 and min(alloc) >= 1
+    assert alloc == [11, 2, 1, 90]
+    assert allocate([5.0, 50.0, 1.0], 2) == [1, 1, 0]  # short budgets go to the costliest tasks
+    assert allocate([1.0, 1.0], 0) == [0, 0]
+
+
+def test_tuned_compile_reuses_its_database(tmp_path):
+    db = tmp_path / "db"
+    first = dlc("compile", "spec/lenet5.arch", "--tune", 6, "--tune-db", db, "-o", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    tuning = json.loads((tmp_path / "a" / "manifest.json").read_text())["tuning"]
+    assert 1 <= tuning["trials"] <= 6 and tuning["budget"] == 6 and tuning["tasks"] >= 6
+    assert "tuning [" in first.stderr and "trials 6/6" in first.stderr  # the progress line
+    assert (db / "database_tuning_record.json").stat().st_size > 0
+
+    second = dlc("compile", "spec/lenet5.arch", "--tune", 6, "--tune-db", db, "-o", tmp_path / "b")
+    assert second.returncode == 0, second.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["tuning"]["trials"] == 0 and manifest["tuning"]["tasks_reused"] == manifest["tuning"]["tasks"]
+    assert "tuning [" not in second.stderr
+    # a tuned artifact is built for the bound shape (batch 1 from the spec's examples)
+    assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": [1, 1, 32, 32]}]
+
+    untuned = tmp_path / "c"
+    assert dlc("compile", "spec/lenet5.arch", "-o", untuned).returncode == 0
+    x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    tuned_out = load(tmp_path / "b")(x=x)["logits"]
+    np.testing.assert_allclose(tuned_out, load(untuned)(x=x)["logits"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tuned_out, load(tmp_path / "a")(x=x)["logits"], rtol=0, atol=0)
+
+
+def test_tune_refuses_targets_it_cannot_measure_here(tmp_path):
+    proc = dlc("compile", "spec/lenet5.arch", "--target", "aarch64", "--tune", "4", "-o", tmp_path / "a")
+    assert proc.returncode == 2 and "cannot run `aarch64` code" in proc.stderr and not (tmp_path / "a").exists()
+    proc = dlc("compile", "spec/lenet5.arch", "--dim", "Q=3", "-o", tmp_path / "a")
+    assert proc.returncode == 2 and "has no input dim Q" in proc.stderr
+
+
+def test_batchnorm_folds_into_the_conv():
+    graph = compile_file(SPEC / "resnet18.arch").graphs["ResNet18"]
+    rng = np.random.default_rng(1)
+    weights = random_weights(graph, 0)
+    for name, w in weights.items():  # non-trivial statistics, so that folding has work to do
+        if name.endswith("running_var"):
+            weights[name] = rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
+        elif name.endswith("running_mean"):
+            weights[name] = rng.normal(0.0, 0.3, w.shape).astype(np.float32)
+    model = emit_onnx(graph, weights)
+    folded = fold_batchnorm(model)
+    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 20
+    assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    ref = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    got = ort.InferenceSession(folded.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_winograd_convs_and_their_load_time_weight_transform(tmp_path):
+    art = tmp_path / "r18"
+    assert dlc("compile", "spec/resnet18.arch", "--dim", "B=1", "-o", art).returncode == 0
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["transform_params"] == "main_transform_params"
+    # the Winograd kernels are in the library (TVM keeps the names of fused functions as symbols)
+    assert b"conv2d_winograd" in (art / "model.so").read_bytes()
+
+
+def test_bench_reports_three_backends_on_the_same_inputs(tmp_path):
+    art = tmp_path / "lenet"
+    assert dlc("compile", "spec/lenet5.arch", "--dim", "B=2", "-o", art).returncode == 0
+    proc = dlc("bench", art, "--runs", 3, "--warmup", 1, "--threads", 1, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["inputs"] == {"x": [2, 1, 32, 32]} and result["threads"] == 1
+    for backend in ("dlc", "torch", "onnxruntime"):
+        r = result["results"][backend]
+        assert r["runs"] == 3 and 0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
+    assert set(result["speedup"]) == {"torch", "onnxruntime"} and all(v > 0 for v in result["speedup"].values())
+    assert max(result["max_abs_diff"].values()) < 1e-4  # same weights (the artifact's seed) everywhere
+    table = dlc("bench", "spec/lenet5.arch", "--runs", 2, "--warmup", 0)
+    assert table.returncode == 0, table.stderr
+    assert "PyTorch eager" in table.stdout and "ONNX Runtime" in table.stdout and "dlc (TVM)" in table.stdout
+
+
+def test_bench_says_what_is_wrong(tmp_path):
+    proc = dlc("bench", tmp_path)
+    assert proc.returncode == 2 and "neither a spec nor an artifact" in proc.stderr
