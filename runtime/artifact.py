@@ -35,7 +35,7 @@ class CompiledModel:
         self._vm = tvm.runtime.vm.VirtualMachine(library, self.device)
         with np.load(self.path / self.manifest["weights"]) as weights:
             self._params = [tvm.runtime.tensor(weights[name], self.device) for name in self.manifest["params"]]
-        if self.manifest.get("transform_params"):  # e.g. Winograd weight transforms, once
+        if self.manifest.get("transform_params"):  # weight-only work, once
             self._params = list(self._vm[self.manifest["transform_params"]](self._params))
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]

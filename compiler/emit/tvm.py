@@ -170,16 +170,13 @@ def prepare(mod, target):
     import tvm
     from tvm import relax
 
-    from .tvm_winograd import legalize_conv2d
-
     try:
         dispatch = relax.pipeline.library_dispatch_passes(target)
     except (ValueError, AttributeError):
         dispatch = []
-    custom = {"relax.nn.conv2d": legalize_conv2d} if target.kind.name == "llvm" else None
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(), *dispatch,
-              relax.transform.LegalizeOps(customize_legalize_map=custom),
-              # weight-only work (Winograd weight transforms) moves to `main_transform_params`
+              relax.transform.LegalizeOps(),
+              # weight-only work moves to `main_transform_params`, run once when the artifact loads
               relax.transform.LiftTransformParams(), relax.transform.AnnotateTIROpPattern(),
               relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
               relax.transform.DeadCodeElimination()]

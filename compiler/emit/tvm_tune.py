@@ -144,7 +144,8 @@ def allocate(costs: list[float], budget: int) -> list[int]:
 
 
 class Progress:
-    """One status line: tasks done, trials done of the budget, best latency of the current task."""
+    """One status line: tasks done, trials done of the budget, best latency of the current task
+    (including what the database held before this run)."""
 
     def __init__(self, total_trials: int, total_tasks: int, stream: TextIO | None) -> None:
         self.total_trials, self.total_tasks, self.stream = total_trials, total_tasks, stream
@@ -155,8 +156,8 @@ class Progress:
         self.started = time.monotonic()
         self.tty = bool(stream is not None and stream.isatty())
 
-    def start_task(self, index: int, name: str) -> None:
-        self.task_index, self.task, self.best_s = index, name, None
+    def start_task(self, index: int, name: str, best_s: float | None) -> None:
+        self.task_index, self.task, self.best_s = index, name, best_s
         self.show()
 
     def measured(self, seconds: list[float | None]) -> None:
@@ -273,7 +274,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
         with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"):
             for step, (i, n) in enumerate(todo, 1):
-                progress.start_task(step, tasks[i].task_name)
+                progress.start_task(step, tasks[i].task_name, _best_seconds(db, tasks[i]))
                 contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                     [tasks[i]], work_dir=work_dir, seed=seed, num_threads=threads,
                     strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
