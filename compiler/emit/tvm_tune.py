@@ -3,8 +3,9 @@
 Assumes: a Relax module already prepared for the target (`tvm.prepare`: batch norm decomposed,
 legalized, fused), with static shapes. Guarantees: every fused task of the module has at least one
 measured schedule in the database under `db_dir`, and each task has been given its share of
-`trials` (counted in a ledger beside the database, so a second compile with the same budget
-measures nothing, and a model that shares workloads with one tuned before reuses them).
+`trials`, or fewer once its best latency stopped improving (no 1% gain in PATIENCE rounds of 64).
+Trials are counted in a ledger beside the database, so a second compile with the same budget
+measures nothing, and a model that shares workloads with one tuned before reuses them.
 
 What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
 - MetaSchedule's default builder imports `tvm.s_tir.tensor_intrin` in every worker (~45 s), so
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 LEDGER = "dlc-trials.json"
+ROUND = 64  # candidates per search round
+PATIENCE = 3  # rounds without a 1% gain end a task's tuning before its share of the budget
 
 
 @dataclass
@@ -40,6 +43,7 @@ class TaskReport:
     flops: float
     trials: int  # measured in this run
     best_s: float | None  # best measured latency of one call, from the database
+    converged: bool = False  # stopped before its share: no 1% gain in PATIENCE rounds
 
 
 @dataclass
@@ -67,6 +71,7 @@ class TuneReport:
             "trials": self.trials,
             "tasks": len(self.tasks),
             "tasks_reused": sum(1 for t in self.tasks if t.trials == 0),
+            "tasks_converged": sum(1 for t in self.tasks if t.converged),
             "seconds": round(self.seconds, 1),
             "estimated_ms": None if self.estimated_ms is None else round(self.estimated_ms, 3),
             "database": self.database,
@@ -260,6 +265,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
         if owed > 0:
             todo.append((i, owed))
     measured = {i: 0 for i in range(len(tasks))}
+    converged: set[int] = set()
 
     started = time.monotonic()
     if todo:
@@ -274,23 +280,35 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
         with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"):
             for step, (i, n) in enumerate(todo, 1):
-                progress.start_task(step, tasks[i].task_name, _best_seconds(db, tasks[i]))
-                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                    [tasks[i]], work_dir=work_dir, seed=seed, num_threads=threads,
-                    strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
-                )
-                before = progress.trials
-                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=n,
-                              max_trials_per_task=n, num_trials_per_iter=min(64, n), builder=builder,
-                              runner=runner, database=db, cost_model=cost_model, measure_callbacks=callbacks,
-                              task_scheduler="round-robin")
-                measured[i] = progress.trials - before
-                ledger[keys[i]] = ledger.get(keys[i], 0) + measured[i]
+                best = _best_seconds(db, tasks[i])
+                progress.start_task(step, tasks[i].task_name, best)
+                before, stale = progress.trials, 0
+                while measured[i] < n:
+                    # one round at a time, so that a task whose best stops improving ends early
+                    chunk = min(ROUND, n - measured[i])
+                    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                        [tasks[i]], work_dir=work_dir, seed=seed + measured[i], num_threads=threads,
+                        strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
+                    )
+                    ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=chunk,
+                                  max_trials_per_task=chunk, num_trials_per_iter=chunk, builder=builder,
+                                  runner=runner, database=db, cost_model=cost_model, measure_callbacks=callbacks,
+                                  task_scheduler="round-robin")
+                    round_trials = progress.trials - before - measured[i]
+                    measured[i] += round_trials
+                    new_best = _best_seconds(db, tasks[i])
+                    stale = stale + 1 if best is not None and (new_best is None or new_best > best * 0.99) else 0
+                    best = new_best if new_best is not None else best
+                    if round_trials == 0 or stale >= PATIENCE:  # space exhausted, or converged
+                        converged.add(i)
+                        break
+                spent = ledger.get(keys[i], 0) + measured[i]
+                ledger[keys[i]] = max(spent, wanted[i]) if i in converged else spent
                 _write_json(ledger_path, ledger)
         progress.close()
     report.seconds = time.monotonic() - started
-    report.tasks = [TaskReport(t.task_name, int(t.weight), _task_flops(t), measured[i], _best_seconds(db, t))
-                    for i, t in enumerate(tasks)]
+    report.tasks = [TaskReport(t.task_name, int(t.weight), _task_flops(t), measured[i], _best_seconds(db, t),
+                               i in converged) for i, t in enumerate(tasks)]
     return report
 
 
@@ -312,7 +330,9 @@ def describe(report: TuneReport, top: int = 8) -> Callable[[TextIO], None]:
 
     def write(stream: TextIO) -> None:
         est = report.estimated_ms
+        converged = sum(t.converged for t in report.tasks)
         print(f"tuned {len(report.tasks)} tasks with {report.trials} new trials in {report.seconds / 60:.1f} min"
+              f"{f' ({converged} stopped improving before their share)' if converged else ''}"
               f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
               file=stream)
         rows = sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]
