@@ -3,8 +3,9 @@
 Assumes: a typed graph and its weights. Guarantees: a deployable artifact directory holding
 `model.so` (the Relax VM executable; weights are not baked in), `weights.npz` (the weights in
 the order `main` takes them, by their compiler names) and `manifest.json` (inputs and outputs
-with symbolic shapes and dtypes, the spec's content hash, the target, TVM's version). The
-directory appears whole or not at all.
+with symbolic shapes and dtypes, the spec's content hash, the target, TVM's version, the tuning
+summary). With `Tuning`, MetaSchedule tunes the prepared module first (tvm_tune.py) and the build
+applies its database. The directory appears whole or not at all.
 
 Why through ONNX: the ONNX emitter already fixes every op's inference semantics and is
 cross-checked against PyTorch and ONNX Runtime; Relax's ONNX importer is TVM's most complete
@@ -161,7 +162,8 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
 
 
 def prepare(mod, target):
-    """Batch norm decomposed (it then fuses into the conv), ops legalized to TIR and fused.
+    """Remaining batch norms (those `fold_batchnorm` could not fold into a conv) decomposed into
+    arithmetic, ops legalized to TIR, weight-only work lifted out of `main`, and fused.
 
     Tuning extracts its tasks from this form and the build applies the records to it, so both
     must see exactly this module (params stay inputs: a database tuned with bound weights does
