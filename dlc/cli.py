@@ -274,7 +274,7 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     if built.tuning is not None:
         from dlc.compiler.emit.tvm_tune import describe
 
-        describe(built.tuning)(sys.stderr)
+        describe(built.tuning, sys.stderr)
     return True
 
 

@@ -143,10 +143,7 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     if tuning is not None:
         from . import tvm_tune
 
-        report = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
-        from tvm.s_tir import meta_schedule as ms
-
-        database = ms.database.JSONDatabase(work_dir=str(tuning.db_dir))
+        report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
     executable = lower(mod, target, database)
     arrays = [(n, p.numpy()) for n, p in zip(names, params.get("main", []))]
     built = Built(executable, arrays, _manifest(graph, spec, spec_hash, spec_path, dims))

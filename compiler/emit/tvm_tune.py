@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 LEDGER = "dlc-trials.json"
 ROUND = 64  # candidates per search round
@@ -209,12 +209,11 @@ def _progress_callback(progress: Progress):
 
 def per_call_part(mod):
     """`mod` without `*_transform_params` (it runs once when the artifact loads: not worth trials)."""
+    import tvm
     from tvm import relax
 
     keep = {gv: f for gv, f in mod.functions.items() if not gv.name_hint.endswith("transform_params")}
     entries = [gv.name_hint for gv, f in keep.items() if isinstance(f, relax.Function)]
-    import tvm
-
     return relax.transform.DeadCodeElimination(entries)(tvm.IRModule(keep, attrs=mod.attrs))
 
 
@@ -241,8 +240,10 @@ def _best_seconds(db, task) -> float | None:
     return sum(secs) / len(secs)
 
 
-def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0) -> TuneReport:
-    """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc."""
+def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0):
+    """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc.
+
+    Returns the report and the database, for the build to apply."""
     _light_tensor_intrin()
     from tvm.s_tir import meta_schedule as ms
 
@@ -309,7 +310,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     report.seconds = time.monotonic() - started
     report.tasks = [TaskReport(t.task_name, int(t.weight), _task_flops(t), measured[i], _best_seconds(db, t),
                                i in converged) for i, t in enumerate(tasks)]
-    return report
+    return report, db
 
 
 @contextlib.contextmanager
@@ -325,20 +326,15 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def describe(report: TuneReport, top: int = 8) -> Callable[[TextIO], None]:
+def describe(report: TuneReport, stream: TextIO, top: int = 8) -> None:
     """A short table of the costliest tasks, for the end of `dlc compile --tune`."""
-
-    def write(stream: TextIO) -> None:
-        est = report.estimated_ms
-        converged = sum(t.converged for t in report.tasks)
-        print(f"tuned {len(report.tasks)} tasks with {report.trials} new trials in {report.seconds / 60:.1f} min"
-              f"{f' ({converged} stopped improving before their share)' if converged else ''}"
-              f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
+    est = report.estimated_ms
+    converged = sum(t.converged for t in report.tasks)
+    print(f"tuned {len(report.tasks)} tasks with {report.trials} new trials in {report.seconds / 60:.1f} min"
+          f"{f' ({converged} stopped improving before their share)' if converged else ''}"
+          f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
+          file=stream)
+    for t in sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]:
+        best = "-" if t.best_s is None else f"{t.best_s * 1e3:8.3f} ms"
+        print(f"  {t.name[:48]:48s} x{t.weight:<2d} {t.flops / 1e6:9.1f} MFLOP  {best}  +{t.trials} trials",
               file=stream)
-        rows = sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]
-        for t in rows:
-            best = "-" if t.best_s is None else f"{t.best_s * 1e3:8.3f} ms"
-            print(f"  {t.name[:48]:48s} x{t.weight:<2d} {t.flops / 1e6:9.1f} MFLOP  {best}  +{t.trials} trials",
-                  file=stream)
-
-    return write
