@@ -6,6 +6,7 @@ artifact directory plus this package is what ships to a device.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,12 +23,14 @@ class CompiledModel:
     """A loaded artifact; call it with keyword arrays (or one positional array)."""
 
     def __init__(self, path: Path) -> None:
-        import tvm.runtime
-        import tvm.runtime.vm  # not loaded by `tvm.runtime` alone under TVM_USE_RUNTIME_LIB=1
-
         self.path = Path(path)
         self.manifest = _read_manifest(self.path)
         device = self.manifest["target"].get("device", "cpu")
+        if device == "cpu":
+            _default_threads(self.manifest)
+        import tvm.runtime
+        import tvm.runtime.vm  # not loaded by `tvm.runtime` alone under TVM_USE_RUNTIME_LIB=1
+
         self.device = tvm.runtime.cuda(0) if device == "cuda" else tvm.runtime.cpu(0)
         if device == "cuda":
             _load_cuda_runtime(self.device)
@@ -58,6 +61,23 @@ class CompiledModel:
         return {k: np.ascontiguousarray(v) for k, v in kwargs.items()}
 
 
+def _default_threads(manifest: dict[str, Any]) -> None:
+    """Run on the cores the artifact was tuned for (its target's `num-cores`), at most those this
+    process may use, unless TVM_NUM_THREADS says otherwise.
+
+    TVM's own default is hardware_concurrency / 2 (one thread on two cores), which ran tuned
+    ResNet-18 at 77 ms instead of 44. TVM reads the variable when its thread pool first starts,
+    so this holds for the first artifact a process loads."""
+    if "TVM_NUM_THREADS" in os.environ:
+        return
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count() or 1
+    cores = manifest["target"].get("tvm", {}).get("num-cores") or available
+    os.environ["TVM_NUM_THREADS"] = str(max(1, min(int(cores), available)))
+
+
 def _load_cuda_runtime(device) -> None:
     """TVM's CUDA runtime is a sidecar library (it needs libcudart and the driver) that the
     runtime-only import (`TVM_USE_RUNTIME_LIB=1`) does not load. TVM's wheel keeps the kernels as
@@ -65,7 +85,6 @@ def _load_cuda_runtime(device) -> None:
     TVM's own callback asks the compiler library for the current target, so register one that
     asks the device instead (NVRTC; nvcc with TVM_CUDA_COMPILE_MODE=nvcc)."""
     import ctypes
-    import os
 
     import tvm
     import tvm_ffi

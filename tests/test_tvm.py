@@ -5,6 +5,7 @@ diagnostic. CUDA artifacts build here (nvcc, no GPU needed); aarch64 ones are re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -79,6 +80,19 @@ def test_runtime_imports_neither_torch_nor_the_compiler(tmp_path):
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "DigitsCNN")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_runtime_uses_the_cores_the_artifact_was_built_for(tmp_path):
+    _build("digits_cnn.arch", "DigitsCNN", tmp_path)
+    cores = json.loads((tmp_path / "DigitsCNN" / "manifest.json").read_text())["target"]["tvm"]["num-cores"]
+    code = ("import sys, numpy as np, tvm_ffi; from dlc.runtime import load; m = load(sys.argv[1]); "
+            "m(x=np.zeros((1, 1, 8, 8), np.float32)); print(tvm_ffi.get_global_func('runtime.NumThreads')())")
+    env = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    for extra, want in (({}, min(cores, len(os.sched_getaffinity(0)))), ({"TVM_NUM_THREADS": "1"}, 1)):
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "DigitsCNN")], capture_output=True,
+                              text=True, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr
+        assert int(proc.stdout.split()[-1]) == want, (extra, proc.stdout)
 
 
 def test_compile_and_run_from_the_command_line(tmp_path):
