@@ -6,6 +6,7 @@ compile against the same database must measure nothing and give the same numbers
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import pytest
 from conftest import ROOT, SPEC
 from dlc.compiler.emit.onnx import emit_onnx
 from dlc.compiler.emit.onnx_fold import fold_batchnorm
-from dlc.compiler.emit.tvm_tune import allocate
+from dlc.compiler.emit.tvm_tune import _runner_threads, allocate
 from dlc.compiler.emit.weights import random_weights
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime import load
@@ -57,6 +58,17 @@ def test_tuned_compile_reuses_its_database(tmp_path):
     tuned_out = load(tmp_path / "b")(x=x)["logits"]
     np.testing.assert_allclose(tuned_out, load(untuned)(x=x)["logits"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tuned_out, load(tmp_path / "a")(x=x)["logits"], rtol=0, atol=0)
+
+
+def test_candidates_are_measured_with_the_targets_thread_count(monkeypatch):
+    # MetaSchedule's runner workers are child processes: they must start TVM's pool with the
+    # target's num-cores, not TVM's default (hardware_concurrency / 2), and the caller's
+    # environment comes back afterwards.
+    monkeypatch.setenv("TVM_NUM_THREADS", "2")
+    code = "import tvm_ffi, tvm.runtime; print(tvm_ffi.get_global_func('runtime.NumThreads')())"
+    with _runner_threads(1):  # TVM caps the pool at the machine's cores
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(out.split()[-1]) == 1 and os.environ["TVM_NUM_THREADS"] == "2"
 
 
 def test_tune_refuses_targets_it_cannot_measure_here(tmp_path):
