@@ -1,9 +1,11 @@
 """`dlc bench`: the compiled artifact against eager PyTorch and ONNX Runtime, same inputs and threads.
 
-Each backend runs in its own process (`python -m dlc.bench --worker ...`) so that one runtime's
-thread pool, still spinning after its last call, does not slow the next; every worker reads the
-same input arrays and reports per-call latencies (perf_counter around single calls after a
-warm-up) and its outputs, which are compared against the artifact's.
+Each backend runs in its own process (`python -m dlc.bench --worker ...`), so that one runtime's
+thread pool does not slow another's calls. The three workers load their model, warm up, then time
+single calls (perf_counter) in interleaved blocks: a few calls of each backend in turn, with a
+pause between blocks for thread pools to go idle. A machine whose speed drifts (a shared VM) then
+slows all three alike instead of whichever ran during the slow minute. Every worker reads the same
+input arrays and returns its outputs, which are compared against the artifact's.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,12 +60,11 @@ def bench_artifact(artifact: Path, config: BenchConfig, spec: Path | None = None
     with tempfile.TemporaryDirectory(prefix="dlc-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npz"
         np.savez(inputs, **feeds)
+        times = _interleaved(artifact, spec, inputs, Path(tmp), config)
         outputs: dict[str, dict[str, np.ndarray]] = {}
         for backend in BACKENDS:
-            out = Path(tmp) / f"{backend}.npz"
-            report = _worker(backend, artifact, spec, inputs, out, config)
-            result["results"][backend] = report
-            with np.load(out) as arrays:
+            result["results"][backend] = stats(times[backend])
+            with np.load(Path(tmp) / f"{backend}.npz") as arrays:
                 outputs[backend] = dict(arrays)
     base = result["results"]["dlc"]["median_ms"]
     result["speedup"] = {b: result["results"][b]["median_ms"] / base for b in BACKENDS if b != "dlc"}
@@ -71,33 +73,80 @@ def bench_artifact(artifact: Path, config: BenchConfig, spec: Path | None = None
     return result
 
 
-def _worker(backend: str, artifact: Path, spec: Path, inputs: Path, out: Path, config: BenchConfig) -> dict:
+BLOCKS = 10  # each backend's timed calls come in this many blocks, interleaved with the others'
+PAUSE_S = 0.2  # between blocks: spinning worker threads of the last backend go to sleep
+
+
+def _interleaved(artifact: Path, spec: Path, inputs: Path, tmp: Path, config: BenchConfig) -> dict[str, list]:
+    """Start one worker per backend, then time blocks of calls in turn: dlc, torch, ORT, dlc, ..."""
     env = {**os.environ, "TVM_NUM_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads)}
-    cmd = [sys.executable, "-m", "dlc.bench", "--worker", backend, str(artifact), str(spec), str(inputs), str(out),
-           str(config.threads), str(config.runs), str(config.warmup)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(f"the {LABELS[backend]} benchmark failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    workers = {}
+    try:
+        for backend in BACKENDS:  # one at a time: loading is not what is timed, but it is heavy
+            cmd = [sys.executable, "-m", "dlc.bench", "--worker", backend, str(artifact), str(spec), str(inputs),
+                   str(tmp / f"{backend}.npz"), str(config.threads), str(config.warmup)]
+            err = open(tmp / f"{backend}.err", "w+")
+            workers[backend] = (subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                                 text=True, env=env), err)
+            _reply(backend, *workers[backend])
+        times: dict[str, list] = {b: [] for b in BACKENDS}
+        blocks = min(BLOCKS, config.runs)
+        for k in range(blocks):
+            for backend in BACKENDS:
+                time.sleep(PAUSE_S)
+                n = config.runs // blocks + (1 if k < config.runs % blocks else 0)
+                proc, err = workers[backend]
+                proc.stdin.write(f"run {n}\n")
+                proc.stdin.flush()
+                times[backend] += _reply(backend, proc, err)
+        for backend, (proc, err) in workers.items():
+            proc.stdin.write("save\n")
+            proc.stdin.flush()
+            _reply(backend, proc, err)
+        return times
+    finally:
+        for proc, err in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            err.close()
 
 
-def _run_worker(backend: str, artifact: str, spec: str, inputs: str, out: str, threads: str, runs: str,
-                warmup: str) -> None:
-    import time
+def _reply(backend: str, proc: subprocess.Popen, err) -> Any:
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        err.seek(0)
+        raise RuntimeError(f"the {LABELS[backend]} benchmark failed:\n{err.read()[-3000:]}")
+    return json.loads(line)
 
+
+def _run_worker(backend: str, artifact: str, spec: str, inputs: str, out: str, threads: str, warmup: str) -> None:
+    """Load, warm up, say so; then answer `run N` with N latencies and `save` by writing the outputs."""
+    reply = os.fdopen(os.dup(1), "w")  # the protocol's channel; whatever a library prints goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     manifest = json.loads((Path(artifact) / "manifest.json").read_text())
     with np.load(inputs) as arrays:
         feeds = dict(arrays)
     call = _make_call(backend, Path(artifact), manifest, Path(spec), int(threads))
     for _ in range(int(warmup)):
         outputs = call(feeds)
-    times = []
-    for _ in range(int(runs)):
-        start = time.perf_counter()
-        outputs = call(feeds)
-        times.append(time.perf_counter() - start)
-    np.savez(out, **outputs)
-    print(json.dumps(stats(times)))
+    outputs = call(feeds)
+    print(json.dumps("ready"), file=reply, flush=True)
+    for command in sys.stdin:
+        verb, *args = command.split()
+        if verb == "run":
+            times = []
+            for _ in range(int(args[0])):
+                start = time.perf_counter()
+                outputs = call(feeds)
+                times.append(time.perf_counter() - start)
+            print(json.dumps(times), file=reply, flush=True)
+        elif verb == "save":
+            np.savez(out, **outputs)
+            print(json.dumps("saved"), file=reply, flush=True)
+            return
 
 
 def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads: int):
@@ -172,5 +221,5 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__" and len(sys.argv) == 10 and sys.argv[1] == "--worker":
+if __name__ == "__main__" and len(sys.argv) == 9 and sys.argv[1] == "--worker":
     _run_worker(*sys.argv[2:])
