@@ -71,6 +71,27 @@ def test_candidates_are_measured_with_the_targets_thread_count(monkeypatch):
     assert int(out.split()[-1]) == 1 and os.environ["TVM_NUM_THREADS"] == "2"
 
 
+def test_a_timed_out_build_is_killed():
+    # TVM's worker pools kill a timed-out worker through psutil; without it the kill raised
+    # ImportError, was swallowed, and the build ran on for minutes beside later measurements.
+    import time
+
+    import psutil
+    from tvm.support.popen_pool import PopenPoolExecutor
+
+    before = {p.pid for p in psutil.Process().children()}
+    pool = PopenPoolExecutor(max_workers=1, timeout=2)
+    future = pool.submit(time.sleep, 60)
+    time.sleep(1)
+    workers = [p for p in psutil.Process().children() if p.pid not in before]
+    assert workers
+    with pytest.raises(TimeoutError):
+        future.result()
+    pool.shutdown()
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+
+
 def test_tune_refuses_targets_it_cannot_measure_here(tmp_path):
     proc = dlc("compile", "spec/lenet5.arch", "--target", "aarch64", "--tune", "4", "-o", tmp_path / "a")
     assert proc.returncode == 2 and "cannot run `aarch64` code" in proc.stderr and not (tmp_path / "a").exists()

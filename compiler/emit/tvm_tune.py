@@ -111,6 +111,19 @@ def build_candidate(mod, target, _params):
     return tvm_build(mod, target=target)
 
 
+def measure_candidate(rt_mod, device, evaluator_config, repeated_args) -> list[float]:
+    """MetaSchedule's run evaluator, keeping only the fastest of its repeats.
+
+    On a shared machine a core is now and then slowed for seconds at a time (ResNet-18 runs in
+    33-35 ms or in 45-50 ms, in phases), and TVM splits parallel loops statically, so a whole
+    measurement can land in a slow phase. The minimum of several short repeats ranks candidates
+    by what they do in a quiet phase instead of by when they happened to run. Module level, so
+    that the runner's worker process can import it."""
+    from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
+
+    return [min(run_evaluator_common(rt_mod, device, evaluator_config, repeated_args))]
+
+
 def _light_tensor_intrin(submodules: tuple[str, ...] = ("x86", "arm_cpu")) -> None:
     """Register `tvm.s_tir.tensor_intrin` with only the CPU intrinsics, unless it is loaded already."""
     name = "tvm.s_tir.tensor_intrin"
@@ -279,8 +292,8 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
                 _runner_threads(threads):
             builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
             runner = ms.runner.LocalRunner(
-                timeout_sec=30.0,
-                evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100),
+                timeout_sec=30.0, f_run_evaluator=measure_candidate,
+                evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=5, min_repeat_ms=40),
             )
             for step, (i, n) in enumerate(todo, 1):
                 best = _best_seconds(db, tasks[i])
