@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 LEDGER = "dlc-trials.json"
-RECORDS_VERSION = 2  # 1 measured with one runner thread whatever the target's cores: not comparable
+RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
 PATIENCE = 3  # rounds without a 1% gain end a task's tuning before its share of the budget
 
