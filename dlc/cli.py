@@ -282,9 +282,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import tempfile
 
     from dlc.bench import BenchConfig, bench_artifact, table
-    from dlc.compiler.emit.tvm_tune import physical_cores
+    from dlc.runtime.artifact import usable_cores
 
-    config = BenchConfig(args.threads or physical_cores(), args.runs, args.warmup)
+    config = BenchConfig(args.threads or usable_cores(), args.runs, args.warmup)
     if config.threads < 1 or config.runs < 1 or config.warmup < 0:
         raise UsageError("--threads and --runs must be positive, --warmup non-negative")
     with tempfile.TemporaryDirectory(prefix="dlc-bench-") as tmp:

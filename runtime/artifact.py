@@ -70,12 +70,17 @@ def _default_threads(manifest: dict[str, Any]) -> None:
     so this holds for the first artifact a process loads."""
     if "TVM_NUM_THREADS" in os.environ:
         return
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:
-        available = os.cpu_count() or 1
+    available = usable_cores()
     cores = manifest["target"].get("tvm", {}).get("num-cores") or available
     os.environ["TVM_NUM_THREADS"] = str(max(1, min(int(cores), available)))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (what a build for this host is tuned and run with)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _load_cuda_runtime(device) -> None:

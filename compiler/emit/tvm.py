@@ -54,10 +54,10 @@ def resolve_target(name: str, arch: str | None = None, target_json: str | None =
         target = json.loads(target_json)
         return TargetSpec(target.get("kind", "custom"), target, device="cuda" if target.get("kind") == "cuda" else "cpu")
     if name == "llvm":
-        from .tvm_tune import physical_cores
+        from ...runtime.artifact import usable_cores
 
         # num-cores: MetaSchedule tunes for this many threads; records are kept per target
-        return TargetSpec("llvm", {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": physical_cores()})
+        return TargetSpec("llvm", {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": usable_cores()})
     if name == "cuda":
         return TargetSpec("cuda", {"kind": "cuda", "arch": arch or "sm_90"}, host={"kind": "llvm"}, device="cuda")
     if name == "aarch64":

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ...runtime.artifact import usable_cores
+
 LEDGER = "dlc-trials.json"
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
@@ -89,14 +91,6 @@ def target_key(target_json: dict[str, Any]) -> str:
     text = json.dumps({**target_json, "dlc-records": RECORDS_VERSION}, sort_keys=True)
     kind = "-".join(str(target_json.get(k)) for k in ("kind", "mcpu", "arch", "mtriple") if target_json.get(k))
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-
-def physical_cores() -> int:
-    """Cores this process may run on (MetaSchedule tunes for exactly this many threads)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def build_candidate(mod, target, _params):
@@ -285,7 +279,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     started = time.monotonic()
     if todo:
         progress = Progress(sum(n for _, n in todo), len(todo), stream)
-        threads = int(target.attrs.get("num-cores", physical_cores()))
+        threads = int(target.attrs.get("num-cores", usable_cores()))
         cost_model = ms.cost_model.XGBModel(num_tuning_cores=threads)
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
         with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"), \
