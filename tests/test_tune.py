@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, SPEC
 from dlc.compiler.emit.onnx import emit_onnx
 from dlc.compiler.emit.onnx_fold import fold_batchnorm
-from dlc.compiler.emit.tvm_tune import _runner_threads, allocate
+from dlc.compiler.emit.tvm_tune import _gaps, _runner_threads, allocate, anchor, decisions
 from dlc.compiler.emit.weights import random_weights
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime import load
@@ -33,6 +33,18 @@ def test_allocate_gives_every_task_a_trial_then_the_rest_by_cost():
     assert alloc == [11, 2, 1, 90]
     assert allocate([5.0, 50.0, 1.0], 2) == [1, 1, 0]  # short budgets go to the costliest tasks
     assert allocate([1.0, 1.0], 0) == [0, 0]
+
+
+def test_second_pass_goes_to_the_task_furthest_behind_its_kind():
+    from types import SimpleNamespace as Task
+
+    tasks = [Task(task_name="fused_conv2d_add_relu", weight=1), Task(task_name="fused_conv2d1_add1_relu1", weight=2),
+             Task(task_name="max_pool2d", weight=1), Task(task_name="fused_conv2d2_add2", weight=1)]
+    # the second conv runs at 200 GFLOP/s: the first could too (1 ms of its 2 ms to win); the
+    # fastest of a kind, or the only one, may still win a tenth; a task not measured yet, nothing
+    gaps = _gaps(tasks, [200e6, 200e6, 1e6, 50e6], [2e-3, 1e-3, 0.5e-3, None])
+    assert gaps == pytest.approx([1e-3, 2e-4, 5e-5, 0.0])
+    assert max(range(4), key=gaps.__getitem__) == 0
 
 
 def test_tuned_compile_reuses_its_database(tmp_path):
@@ -58,6 +70,49 @@ def test_tuned_compile_reuses_its_database(tmp_path):
     tuned_out = load(tmp_path / "b")(x=x)["logits"]
     np.testing.assert_allclose(tuned_out, load(untuned)(x=x)["logits"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tuned_out, load(tmp_path / "a")(x=x)["logits"], rtol=0, atol=0)
+
+
+TINY_RESNET = """import "std/resnet.arch"
+
+network TinyRes {
+  input x: f32[B, 8, 8, 8]
+  output y = x -> BasicBlock(8, 8) -> global_avgpool -> flatten
+}
+"""
+
+
+def test_tasks_of_the_same_conv_are_siblings():
+    assert anchor("fused_conv2d1_add1_relu1") == anchor("fused_conv2d1_add1_add2_relu1") == "conv2d1"
+    assert anchor("fused_conv2d_add_relu") == "conv2d" != anchor("fused_conv2d1_add1_relu1")
+    assert anchor("max_pool2d") == "max_pool2d"
+
+
+def test_siblings_share_their_best_schedules(tmp_path):
+    # A basic block runs the same 3x3 conv twice: + ReLU, and + residual add + ReLU. Each of the
+    # two tasks gets the other's best schedules replayed on it and measured.
+    from tvm.s_tir import meta_schedule as ms
+    import tvm_ffi
+
+    spec = tmp_path / "tinyres.arch"
+    spec.write_text(TINY_RESNET)
+    db = tmp_path / "db"
+    proc = dlc("compile", spec, "--tune", 6, "--tune-db", db, "-o", tmp_path / "tuned")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "tuned" / "manifest.json").read_text())["tuning"]["transferred"] >= 2
+    assert "from siblings" in proc.stderr
+
+    chosen: dict[int, set[str]] = {}
+    for record in ms.database.JSONDatabase(work_dir=str(db)).get_all_tuning_records():
+        if sum(inst.kind.name == "SamplePerfectTile" for inst in record.trace.insts) == 7:  # a conv's 7 loops
+            chosen.setdefault(tvm_ffi.structural_hash(record.workload.mod), set()).add(decisions(record.trace))
+    assert len(chosen) == 2
+    first, second = chosen.values()
+    assert len(first & second) >= 2, (first, second)  # each holds the other's own search results
+
+    untuned = tmp_path / "untuned"
+    assert dlc("compile", spec, "-o", untuned).returncode == 0
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(load(tmp_path / "tuned")(x=x)["y"], load(untuned)(x=x)["y"], rtol=1e-5, atol=1e-5)
 
 
 def test_candidates_are_measured_with_the_targets_thread_count(monkeypatch):

@@ -1,9 +1,13 @@
-"""MetaSchedule tuning for the TVM backend: a persistent database, trials by FLOPs, a progress line.
+"""MetaSchedule tuning for the TVM backend: a persistent database, trials where the time is, a progress line.
 
 Assumes: a Relax module already prepared for the target (`tvm.prepare`: batch norm decomposed,
 legalized, fused), with static shapes. Guarantees: every fused task of the module has at least one
-measured schedule in the database under `db_dir`, and each task has been given its share of
-`trials`, or fewer once its best latency stopped improving (no 1% gain in PATIENCE rounds of 64).
+measured schedule in the database under `db_dir` (budget permitting: one trial per task first), and
+the `trials` budget is spent, or given up where no task is still improving. Two passes:
+- first, FIRST_PASS of the budget by weight x FLOPs, costliest task first, in rounds of 64;
+- then round by round to the task with the most time left to win (`_gaps`: its latency against
+  the best FLOP rate a task of its kind reached). A task that gained less than 1% in PATIENCE
+  rounds in a row gets no more.
 Trials are counted in a ledger beside the database, so a second compile with the same budget
 measures nothing, and a model that shares workloads with one tuned before reuses them.
 
@@ -13,7 +17,12 @@ What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
 - `TuneContext` imports the same package in this process (49 s): `_light_tensor_intrin` installs
   it with only the CPU intrinsics the x86/Arm rules use.
 - TVM's "gradient" scheduler hands whole rounds of 64 trials to the first tasks, so small budgets
-  never reach most tasks; here each task gets one trial, then the rest by weight x FLOPs.
+  never reach most tasks; hence the first pass. By FLOPs alone, ResNet-18's strided convs (half
+  the FLOPs of the others) got 64 trials each and ran at half the others' FLOP rate; hence the second.
+- Searches of the same convolution with different epilogues (ResNet's conv + ReLU, and conv +
+  residual add + ReLU) end up to 1.5x apart. Before a task's search and once at the end, the best
+  schedules of its siblings are replayed on it and measured (`transfer`): they seed its search and
+  often beat its own best.
 """
 from __future__ import annotations
 
@@ -24,6 +33,8 @@ import importlib.util
 import json
 import math
 import os
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -37,6 +48,8 @@ LEDGER = "dlc-trials.json"
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
 PATIENCE = 3  # rounds without a 1% gain end a task's tuning before its share of the budget
+TRANSFER_TOP = 8  # best schedules of each sibling task replayed on a task
+FIRST_PASS = 0.5  # share of the budget spread by FLOPs; the rest goes in rounds where the most time is left
 
 
 @dataclass
@@ -46,7 +59,8 @@ class TaskReport:
     flops: float
     trials: int  # measured in this run
     best_s: float | None  # best measured latency of one call, from the database
-    converged: bool = False  # stopped before its share: no 1% gain in PATIENCE rounds
+    converged: bool = False  # given no more trials: no 1% gain in PATIENCE rounds in a row
+    transferred: int = 0  # siblings' schedules replayed and measured on it (not counted in `trials`)
 
 
 @dataclass
@@ -75,6 +89,7 @@ class TuneReport:
             "tasks": len(self.tasks),
             "tasks_reused": sum(1 for t in self.tasks if t.trials == 0),
             "tasks_converged": sum(1 for t in self.tasks if t.converged),
+            "transferred": sum(t.transferred for t in self.tasks),
             "seconds": round(self.seconds, 1),
             "estimated_ms": None if self.estimated_ms is None else round(self.estimated_ms, 3),
             "database": self.database,
@@ -263,25 +278,34 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
 
     tasks = ms.relax_integration.extract_tasks(per_call_part(mod), target)
-    costs = [t.weight * _task_flops(t) for t in tasks]
-    wanted = allocate(costs, trials)
+    flops = [_task_flops(t) for t in tasks]
+    costs = [t.weight * f for t, f in zip(tasks, flops)]
     keys = [_workload_key(t) for t in tasks]
-    todo = []  # (task, trials still owed), costliest first: the shared cost model learns from them
-    for i in sorted(range(len(tasks)), key=lambda i: -costs[i]):
-        owed = wanted[i] - ledger.get(keys[i], 0)
-        if owed <= 0 and wanted[i] > 0 and _best_seconds(db, tasks[i]) is None:
+    model_key = "model:" + hashlib.sha256(" ".join(sorted(keys)).encode()).hexdigest()[:12]
+    first = allocate(costs, max(min(trials, len(tasks)), math.ceil(trials * FIRST_PASS)))
+    order = sorted(range(len(tasks)), key=lambda i: -costs[i])  # the shared cost model learns from big tasks first
+    todo = []  # (task, trials still owed to it in the first pass)
+    for i in order:
+        owed = first[i] - ledger.get(keys[i], 0)
+        if owed <= 0 and first[i] > 0 and _best_seconds(db, tasks[i]) is None:
             owed = 1  # every earlier trial failed
         if owed > 0:
             todo.append((i, owed))
+
+    def unspent() -> int:  # what the second pass may still spend
+        return trials - sum(ledger.get(k, 0) for k in keys) - ledger.get(model_key, 0)
+
+    later = unspent() - sum(max(first[i] - ledger.get(keys[i], 0), 0) for i in range(len(tasks)))
     measured = {i: 0 for i in range(len(tasks))}
     converged: set[int] = set()
-
+    transferred: dict[int, int] = {}
     started = time.monotonic()
-    if todo:
-        progress = Progress(sum(n for _, n in todo), len(todo), stream)
+    if todo or later > 0:
+        progress = Progress(sum(n for _, n in todo) + max(later, 0), len(tasks), stream)
         threads = int(target.attrs.get("num-cores", usable_cores()))
         cost_model = ms.cost_model.XGBModel(num_tuning_cores=threads)
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
+        stale = {i: 0 for i in range(len(tasks))}
         with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"), \
                 _runner_threads(threads):
             builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
@@ -289,37 +313,190 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
                 timeout_sec=30.0, f_run_evaluator=measure_candidate,
                 evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=5, min_repeat_ms=40),
             )
-            for step, (i, n) in enumerate(todo, 1):
-                best = _best_seconds(db, tasks[i])
-                progress.start_task(step, tasks[i].task_name, best)
-                before, stale = progress.trials, 0
-                while measured[i] < n:
-                    # one round at a time, so that a task whose best stops improving ends early
-                    chunk = min(ROUND, n - measured[i])
-                    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                        [tasks[i]], work_dir=work_dir, seed=seed + measured[i], num_threads=threads,
-                        strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
-                    )
-                    ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=chunk,
-                                  max_trials_per_task=chunk, num_trials_per_iter=chunk, builder=builder,
-                                  runner=runner, database=db, cost_model=cost_model, measure_callbacks=callbacks,
-                                  task_scheduler="round-robin")
-                    round_trials = progress.trials - before - measured[i]
-                    measured[i] += round_trials
-                    new_best = _best_seconds(db, tasks[i])
-                    stale = stale + 1 if best is not None and (new_best is None or new_best > best * 0.99) else 0
-                    best = new_best if new_best is not None else best
-                    if round_trials == 0 or stale >= PATIENCE:  # space exhausted, or converged
-                        converged.add(i)
-                        break
-                spent = ledger.get(keys[i], 0) + measured[i]
-                ledger[keys[i]] = max(spent, wanted[i]) if i in converged else spent
+            transfer = _Transfer(tasks, db, builder, runner, target, work_dir, threads)
+
+            def search(i: int, chunk: int) -> int:
+                """One round of `chunk` candidates for task i; returns how many were measured."""
+                best, before = _best_seconds(db, tasks[i]), progress.trials
+                progress.start_task(order.index(i) + 1, tasks[i].task_name, best)
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    [tasks[i]], work_dir=work_dir, seed=seed + ledger.get(keys[i], 0), num_threads=threads,
+                    strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
+                )
+                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=chunk,
+                              max_trials_per_task=chunk, num_trials_per_iter=chunk, builder=builder, runner=runner,
+                              database=db, cost_model=cost_model, measure_callbacks=callbacks,
+                              task_scheduler="round-robin")
+                got = progress.trials - before
+                measured[i] += got
+                ledger[keys[i]] = ledger.get(keys[i], 0) + got
+                new = _best_seconds(db, tasks[i])
+                gained = best is None or (new is not None and new <= best * 0.99)
+                stale[i] = 0 if gained else stale[i] + 1
+                if got == 0 or stale[i] >= PATIENCE:  # space exhausted, or no 1% gain in PATIENCE rounds
+                    converged.add(i)
                 _write_json(ledger_path, ledger)
+                return got
+
+            # First pass: each task its share of FIRST_PASS of the budget by weight x FLOPs, costliest first.
+            for i, owed in todo:
+                transfer(i)  # siblings' best schedules first: they seed this task's search
+                done = 0
+                while done < owed and i not in converged:
+                    done += search(i, min(ROUND, owed - done))
+                if i in converged:  # a converged task's share counts as spent
+                    ledger[keys[i]] = max(ledger[keys[i]], first[i])
+            # Second pass: a round at a time to the task furthest behind the best FLOP rate of its kind.
+            while unspent() > 0:
+                gaps = _gaps(tasks, flops, [_best_seconds(db, t) for t in tasks])
+                open_ = [i for i in range(len(tasks)) if i not in converged and gaps[i] > 0]
+                if not open_:
+                    ledger[model_key] = ledger.get(model_key, 0) + unspent()  # nothing left worth a trial
+                    break
+                i = max(open_, key=lambda i: gaps[i])
+                search(i, min(ROUND, unspent()))
+                for j in transfer.siblings[i]:
+                    transfer(j)
+            _write_json(ledger_path, ledger)
+            for i in sorted(i for i, n in measured.items() if n):  # siblings tuned later may have done better
+                for j in [i, *transfer.siblings[i]]:
+                    transfer(j)
         progress.close()
+        transferred = transfer.measured
     report.seconds = time.monotonic() - started
-    report.tasks = [TaskReport(t.task_name, int(t.weight), _task_flops(t), measured[i], _best_seconds(db, t),
-                               i in converged) for i, t in enumerate(tasks)]
+    report.tasks = [TaskReport(t.task_name, int(t.weight), flops[i], measured[i], _best_seconds(db, t),
+                               i in converged, transferred.get(i, 0)) for i, t in enumerate(tasks)]
     return report, db
+
+
+def _gaps(tasks, flops: list[float], bests: list[float | None]) -> list[float]:
+    """Seconds per model run each task might still win: its latency less what it would take at
+    the best FLOP rate any task of its kind (`conv2d`, `matmul`, ...) has reached, and at least a
+    tenth of its latency (the fastest of a kind can improve too). 0 for tasks not measured yet."""
+    kinds = [re.sub(r"\d+$", "", anchor(t.task_name)) for t in tasks]
+    rate: dict[str, float] = {}
+    for kind, f, best in zip(kinds, flops, bests):
+        if f and best:
+            rate[kind] = max(rate.get(kind, 0.0), f / best)
+    gaps = []
+    for t, kind, f, best in zip(tasks, kinds, flops, bests):
+        if not best:
+            gaps.append(0.0)
+            continue
+        ideal = f / rate[kind] if f and kind in rate else best / 2
+        gaps.append(t.weight * max(best - ideal, best / 10))
+    return gaps
+
+
+_SAMPLING = frozenset({"SamplePerfectTile", "SampleCategorical", "SampleComputeLocation", "SamplePartitionedTile"})
+_EPILOGUE = frozenset({"GetSBlock", "GetConsumers", "ComputeInline", "ReverseComputeInline"})
+
+
+def anchor(task_name: str) -> str:
+    """The first op of a fused task: `fused_conv2d1_add1_relu1` -> `conv2d1`.
+
+    Relax gives each distinct legalized op its own name, so tasks with the same anchor run the
+    same main computation and differ only in what is fused around it."""
+    m = re.match(r"fused_([^_]+)_", task_name)
+    return m.group(1) if m else task_name
+
+
+def _shape(trace) -> list[tuple[str, tuple[str, ...]]]:
+    """The steps of a trace before postprocessing, less the epilogue's inlining (which differs
+    between siblings); sampling steps keep their attributes. Traces of the same shape can
+    swap their sampling decisions."""
+    steps = []
+    for inst in trace.insts:
+        kind = inst.kind.name
+        if kind == "EnterPostproc":
+            break
+        if kind not in _EPILOGUE:
+            steps.append((kind, tuple(str(a) for a in inst.attrs) if kind in _SAMPLING else ()))
+    return steps
+
+
+def decisions(trace) -> str:
+    """A trace's sampling decisions, in order: what a search chose (the rest follows from the task)."""
+    return str([trace.decisions[inst] for inst in trace.insts if inst.kind.name in _SAMPLING])
+
+
+def transfer_candidates(context, traces) -> list:
+    """Schedules of `context`'s task that make the same sampling decisions as `traces`, taken from
+    another task: each trace's decisions replayed on the first design space of the same shape, then
+    postprocessed as MetaSchedule does. Traces that fit no design space, or whose replay fails or
+    is rejected by a postprocessor, give nothing. Every schedule computes what the task computes."""
+    import tvm
+
+    spaces = [space.trace for space in context.generate_design_space()]
+    schedules = []
+    for theirs in traces:
+        shape = _shape(theirs)
+        space = next((sp for sp in spaces if _shape(sp) == shape), None)
+        if space is None:
+            continue
+        trace = space
+        mine = [inst for inst in space.insts if inst.kind.name in _SAMPLING]
+        chosen = [theirs.decisions[inst] for inst in theirs.insts if inst.kind.name in _SAMPLING]
+        for inst, decision in zip(mine, chosen):
+            trace = trace.with_decision(inst, decision, True)
+        sch = tvm.s_tir.Schedule(context.mod)
+        try:
+            trace.apply_to_schedule(sch, remove_postproc=True)
+            sch.enter_postproc()
+            if all(postproc.apply(sch) for postproc in context.space_generator.postprocs):
+                schedules.append(sch)
+        except Exception:  # noqa: BLE001 - a decision that does not fit this task: not a candidate
+            continue
+    return schedules
+
+
+class _Transfer:
+    """Replays the best schedules of a task's siblings (same `anchor`) on it, measures them and
+    commits them to the database. Each sibling schedule is measured once per task and run."""
+
+    def __init__(self, tasks, db, builder, runner, target, work_dir: str, threads: int) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        self.tasks, self.db, self.builder, self.runner, self.target = tasks, db, builder, runner, target
+        self.contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            tasks, work_dir=work_dir, num_threads=threads)
+        names = [anchor(t.task_name) for t in tasks]
+        self.siblings = {i: [j for j in range(len(tasks)) if j != i and names[j] == names[i]]
+                         for i in range(len(tasks))}
+        self.seen: dict[int, set[str]] = {}
+        self.measured: dict[int, int] = {}
+
+    def __call__(self, i: int) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        traces = []
+        for j in self.siblings[i]:
+            mod = self.tasks[j].dispatched[0]
+            if self.db.has_workload(mod):
+                traces += [r.trace for r in self.db.get_top_k(self.db.commit_workload(mod), TRANSFER_TOP)]
+        own = self.db.get_top_k(self.db.commit_workload(self.tasks[i].dispatched[0]), 256)
+        seen = self.seen.setdefault(i, set()) | {decisions(r.trace) for r in own}
+        fresh = []
+        for trace in traces:
+            if decisions(trace) not in seen:
+                seen.add(decisions(trace))
+                fresh.append(trace)
+        self.seen[i] = seen
+        schedules = transfer_candidates(self.contexts[i], fresh) if fresh else []
+        if not schedules:
+            return
+        workload = self.db.commit_workload(self.tasks[i].dispatched[0])
+        built = self.builder.build([ms.builder.BuilderInput(sch.mod, self.target) for sch in schedules])
+        ok = [(sch, result.artifact_path, ms.arg_info.ArgInfo.from_entry_func(sch.mod))
+              for sch, result in zip(schedules, built) if result.error_msg is None]
+        futures = self.runner.run([ms.runner.RunnerInput(path, "cpu", args) for _, path, args in ok])
+        for (sch, path, args), future in zip(ok, futures):
+            ran = future.result()
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            if ran.error_msg is None and ran.run_secs:
+                self.db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, ran.run_secs,
+                                                                      self.target, args))
+        self.measured[i] = self.measured.get(i, 0) + len(ok)
 
 
 @contextlib.contextmanager
@@ -358,10 +535,11 @@ def describe(report: TuneReport, stream: TextIO, top: int = 8) -> None:
     est = report.estimated_ms
     converged = sum(t.converged for t in report.tasks)
     print(f"tuned {len(report.tasks)} tasks with {report.trials} new trials in {report.seconds / 60:.1f} min"
-          f"{f' ({converged} stopped improving before their share)' if converged else ''}"
+          f"{f' ({converged} stopped improving)' if converged else ''}"
           f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
           file=stream)
     for t in sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]:
         best = "-" if t.best_s is None else f"{t.best_s * 1e3:8.3f} ms"
-        print(f"  {t.name[:48]:48s} x{t.weight:<2d} {t.flops / 1e6:9.1f} MFLOP  {best}  +{t.trials} trials",
+        borrowed = f", {t.transferred} from siblings" if t.transferred else ""
+        print(f"  {t.name[:48]:48s} x{t.weight:<2d} {t.flops / 1e6:9.1f} MFLOP  {best}  +{t.trials} trials{borrowed}",
               file=stream)
