@@ -415,9 +415,14 @@ def _shape(trace) -> list[tuple[str, tuple[str, ...]]]:
     return steps
 
 
-def decisions(trace) -> str:
+def _sampled(trace) -> list:
     """A trace's sampling decisions, in order: what a search chose (the rest follows from the task)."""
-    return str([trace.decisions[inst] for inst in trace.insts if inst.kind.name in _SAMPLING])
+    return [trace.decisions[inst] for inst in trace.insts if inst.kind.name in _SAMPLING]
+
+
+def decisions(trace) -> str:
+    """`_sampled` as a key."""
+    return str(_sampled(trace))
 
 
 def transfer_candidates(context, traces) -> list:
@@ -436,8 +441,7 @@ def transfer_candidates(context, traces) -> list:
             continue
         trace = space
         mine = [inst for inst in space.insts if inst.kind.name in _SAMPLING]
-        chosen = [theirs.decisions[inst] for inst in theirs.insts if inst.kind.name in _SAMPLING]
-        for inst, decision in zip(mine, chosen):
+        for inst, decision in zip(mine, _sampled(theirs)):
             trace = trace.with_decision(inst, decision, True)
         sch = tvm.s_tir.Schedule(context.mod)
         try:
@@ -469,23 +473,24 @@ class _Transfer:
     def __call__(self, i: int) -> None:
         from tvm.s_tir import meta_schedule as ms
 
+        if not self.siblings[i]:
+            return
         traces = []
         for j in self.siblings[i]:
             mod = self.tasks[j].dispatched[0]
             if self.db.has_workload(mod):
                 traces += [r.trace for r in self.db.get_top_k(self.db.commit_workload(mod), TRANSFER_TOP)]
-        own = self.db.get_top_k(self.db.commit_workload(self.tasks[i].dispatched[0]), 256)
-        seen = self.seen.setdefault(i, set()) | {decisions(r.trace) for r in own}
+        workload = self.db.commit_workload(self.tasks[i].dispatched[0])
+        seen = self.seen.setdefault(i, set())  # its own records, and what was replayed on it before
+        seen |= {decisions(r.trace) for r in self.db.get_top_k(workload, 256)}
         fresh = []
         for trace in traces:
             if decisions(trace) not in seen:
                 seen.add(decisions(trace))
                 fresh.append(trace)
-        self.seen[i] = seen
         schedules = transfer_candidates(self.contexts[i], fresh) if fresh else []
         if not schedules:
             return
-        workload = self.db.commit_workload(self.tasks[i].dispatched[0])
         built = self.builder.build([ms.builder.BuilderInput(sch.mod, self.target) for sch in schedules])
         ok = [(sch, result.artifact_path, ms.arg_info.ArgInfo.from_entry_func(sch.mod))
               for sch, result in zip(schedules, built) if result.error_msg is None]
