@@ -47,7 +47,7 @@ from ...runtime.artifact import usable_cores
 LEDGER = "dlc-trials.json"
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
-PATIENCE = 3  # rounds without a 1% gain end a task's tuning before its share of the budget
+PATIENCE = 3  # rounds in a row without a 1% gain: the task gets no more trials in this run
 TRANSFER_TOP = 8  # best schedules of each sibling task replayed on a task
 FIRST_PASS = 0.5  # share of the budget spread by FLOPs; the rest goes in rounds where the most time is left
 
@@ -432,11 +432,11 @@ def transfer_candidates(context, traces) -> list:
     is rejected by a postprocessor, give nothing. Every schedule computes what the task computes."""
     import tvm
 
-    spaces = [space.trace for space in context.generate_design_space()]
+    spaces = [(_shape(space.trace), space.trace) for space in context.generate_design_space()]
     schedules = []
     for theirs in traces:
         shape = _shape(theirs)
-        space = next((sp for sp in spaces if _shape(sp) == shape), None)
+        space = next((trace for space_shape, trace in spaces if space_shape == shape), None)
         if space is None:
             continue
         trace = space
