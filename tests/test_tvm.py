@@ -16,7 +16,7 @@ import torch
 from conftest import ROOT, SPEC, random_inputs, torch_weights
 from dlc.compiler.emit.api import torch_namespace
 from dlc.compiler.emit.torch import EmitError
-from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
+from dlc.compiler.emit.tvm import build, import_graph, prepare, resolve_target, write_artifact
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime import ArtifactError, load
 
@@ -53,6 +53,69 @@ def test_tvm_matches_pytorch(spec, name, tmp_path):
     expected = expected if isinstance(expected, tuple) else (expected,)
     for (out, _), e in zip(graph.outputs, expected):
         np.testing.assert_allclose(got[out], e.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"{name}.{out}")
+
+
+WIDE_BLOCK = """import "std/resnet.arch"
+
+network WideBlock {
+  input x: f32[B, 64, 14, 14]
+  output y = x -> BasicBlock(64, 128) -> BasicBlock(128, 128)
+}
+"""
+
+
+def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path):
+    # ResNet blocks at 14x14 (partial 4x4 output tiles): with a static batch the three 3x3 convs
+    # with 128 channels in and out are legalized as Winograd, the 64 -> 128 one stays direct,
+    # the weight transforms run once at load, and the artifact still equals PyTorch within 1e-4.
+    import tvm
+
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE_BLOCK)
+    graph = compile_file(spec).graphs["WideBlock"]
+    torch.manual_seed(0)
+    module = torch_namespace(spec).WideBlock().eval()
+    weights = {w.name: torch_weights(module)[w.name] for w in graph.weights}
+    llvm = tvm.target.Target(resolve_target("llvm").target)
+    prepared = prepare(import_graph(graph, weights, {"B": 1})[0], llvm)
+    main, at_load = prepared["main"].script(), prepared["main_transform_params"].script()
+    assert (main.count("call_tir(fused_winograd"), main.count("call_tir(fused_conv2d")) == (3, 2)
+    assert at_load.count("call_tir(winograd_weight") == 3 and "winograd_weight" not in main
+    # with the batch left dynamic (the default untuned build) the convs stay direct
+    assert "winograd" not in prepare(import_graph(graph, weights)[0], llvm)["main"].script()
+
+    built = build(graph, weights, resolve_target("llvm"), "0" * 64, "wide.arch", dims={"B": 1})
+    write_artifact(built, resolve_target("llvm"), tmp_path / "wide")
+    x = random_inputs(graph, {"B": 1})["x"]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(load(tmp_path / "wide")(x=x)["y"], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_which_convs_take_winograd():
+    # measured on ResNet-18's layers (compiler/emit/tvm_winograd.py): wide enough and enough tiles
+    from types import SimpleNamespace
+
+    from dlc.compiler.emit.tvm_winograd import eligible
+
+    def conv(**kw):
+        attrs = dict(strides=[1, 1], dilation=[1, 1], padding=[1, 1, 1, 1], groups=1, out_dtype=None,
+                     data_layout="NCHW", kernel_layout="OIHW", out_layout="NCHW")
+        return SimpleNamespace(**{**attrs, **kw})
+
+    assert eligible(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float32")
+    assert eligible(conv(), [1, 128, 28, 28], [128, 128, 3, 3], "float32")
+    assert not eligible(conv(), [1, 64, 56, 56], [64, 64, 3, 3], "float32")  # too narrow
+    assert not eligible(conv(), [1, 128, 56, 56], [128, 64, 3, 3], "float32")  # narrow in
+    assert not eligible(conv(), [1, 512, 7, 7], [512, 512, 3, 3], "float32")  # 4 tiles
+    assert eligible(conv(), [4, 512, 7, 7], [512, 512, 3, 3], "float32")  # 16 tiles in the batch
+    assert not eligible(conv(), ["B", 256, 14, 14], [256, 256, 3, 3], "float32")  # dynamic batch
+    assert not eligible(conv(strides=[2, 2]), [1, 256, 28, 28], [256, 256, 3, 3], "float32")
+    assert not eligible(conv(dilation=[2, 2]), [1, 256, 14, 14], [256, 256, 3, 3], "float32")
+    assert not eligible(conv(groups=2), [1, 256, 14, 14], [256, 128, 3, 3], "float32")
+    assert not eligible(conv(), [1, 256, 14, 14], [256, 256, 5, 5], "float32")
+    assert not eligible(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float16")
+    assert not eligible(conv(data_layout="NHWC", out_layout="NHWC"), [1, 14, 14, 256], [256, 256, 3, 3], "float32")
 
 
 def test_artifact_manifest_and_input_validation(tmp_path):

@@ -122,21 +122,10 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     static shapes; without `dims` it takes the spec's examples, e.g. batch 1).
     """
     import tvm
-    from tvm.relax.frontend import detach_params
-    from tvm.relax.frontend.onnx import from_onnx
 
     if tuning is not None and dims is None:
         dims = dict(graph.dim_examples)
-    model = fold_batchnorm(emit_onnx(graph, weights))
-    shapes = None
-    if dims is not None:
-        shapes = {name: [d.evaluate(dims) for d in graph.values[vid].type.shape] for name, vid in graph.inputs}
-    try:
-        mod = from_onnx(model, shape_dict=shapes, keep_params_in_input=True)
-    except tvm.error.OpNotImplemented as err:
-        raise EmitError(messages.no_tvm_form(graph.span, graph.name, str(err).strip())) from None
-    mod, params = detach_params(mod)
-    names = _param_names(mod, model)
+    mod, arrays = import_graph(graph, weights, dims)
     target = tvm.target.Target(spec.target, host=spec.host) if spec.host else tvm.target.Target(spec.target)
     mod = prepare(mod, target)
     database, report = None, None
@@ -145,7 +134,6 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
 
         report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
     executable = lower(mod, target, database)
-    arrays = [(n, p.numpy()) for n, p in zip(names, params.get("main", []))]
     built = Built(executable, arrays, _manifest(graph, spec, spec_hash, spec_path, dims))
     if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):
         built.manifest["transform_params"] = TRANSFORM_PARAMS
@@ -158,9 +146,29 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     return built
 
 
+def import_graph(graph: Graph, weights: Mapping[str, np.ndarray], dims: Mapping[str, int] | None = None):
+    """The graph as a Relax module whose `main` takes the inputs, then the weights (`num_input`
+    set), and the weights in that order by their compiler names. `dims` makes those dims static."""
+    import tvm
+    from tvm.relax.frontend import detach_params
+    from tvm.relax.frontend.onnx import from_onnx
+
+    model = fold_batchnorm(emit_onnx(graph, weights))
+    shapes = None
+    if dims is not None:
+        shapes = {name: [d.evaluate(dims) for d in graph.values[vid].type.shape] for name, vid in graph.inputs}
+    try:
+        mod = from_onnx(model, shape_dict=shapes, keep_params_in_input=True)
+    except tvm.error.OpNotImplemented as err:
+        raise EmitError(messages.no_tvm_form(graph.span, graph.name, str(err).strip())) from None
+    mod, params = detach_params(mod)
+    return mod, [(n, p.numpy()) for n, p in zip(_param_names(mod, model), params.get("main", []))]
+
+
 def prepare(mod, target):
     """Remaining batch norms (those `fold_batchnorm` could not fold into a conv) decomposed into
-    arithmetic, ops legalized to TIR, weight-only work lifted out of `main`, and fused.
+    arithmetic, ops legalized to TIR (on CPUs, wide 3x3 convs as Winograd: tvm_winograd.py),
+    weight-only work lifted out of `main`, and fused.
 
     Tuning extracts its tasks from this form and the build applies the records to it, so both
     must see exactly this module (params stay inputs: a database tuned with bound weights does
@@ -173,8 +181,13 @@ def prepare(mod, target):
         dispatch = relax.pipeline.library_dispatch_passes(target)
     except (ValueError, AttributeError):
         dispatch = []
+    rules = {}
+    if target.kind.name == "llvm":
+        from .tvm_winograd import legalize_conv2d
+
+        rules["relax.nn.conv2d"] = legalize_conv2d
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(), *dispatch,
-              relax.transform.LegalizeOps(),
+              relax.transform.LegalizeOps(customize_legalize_map=rules),
               # weight-only work moves to `main_transform_params`, run once when the artifact loads
               relax.transform.LiftTransformParams(), relax.transform.AnnotateTIROpPattern(),
               relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
