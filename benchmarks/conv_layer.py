@@ -1,13 +1,15 @@
 """One 3x3 conv + ReLU layer tuned alone: Winograd against the direct conv against eager PyTorch.
 
-    python benchmarks/conv_layer.py CHANNELS SIZE [--trials 192] [--direct] [--tune-db DIR] [--threads 2]
+    python benchmarks/conv_layer.py CHANNELS SIZE [--trials 192] [--direct | --tile 2|4] [--tune-db DIR] [--threads 2]
 
 Builds `relu(conv2d(x, w, padding=1))` on a 1 x CHANNELS x SIZE x SIZE input as dlc's TVM backend
-prepares it for this CPU (tvm.prepare: Winograd where tvm_winograd.eligible says so, or the direct
-conv with `--direct`), tunes it with dlc's tuner (`--trials`, into `--tune-db`, default a new
-directory under /tmp; a rerun on the same database measures nothing), and prints the runner's
-best, the median in this process (the artifact's thread count), eager PyTorch's median on the
-same thread count, and the largest difference between the two outputs. The figures behind
+prepares it for this CPU (tvm.prepare: Winograd where tvm_winograd.tile_for gives a tile; the
+direct conv with `--direct`; F(TILE x TILE, 3x3) whatever the layer with `--tile`), tunes it with
+dlc's tuner (`--trials`, into `--tune-db`, default a new directory under /tmp; a rerun on the same
+database measures nothing), and prints the runner's best, the median in this process (the
+artifact's thread count), the median when every call reads its weights from memory (copies cycled
+past the L3 cache, as in a whole model), eager PyTorch's medians measured both ways on the same
+thread count, and the largest difference between the outputs. The figures behind
 tvm_winograd.py's limits (docs/tvm-tuning-notes.md, "Winograd for the wide 3x3 convs") came from
 this layer setup.
 """
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("size", type=int)
     ap.add_argument("--trials", type=int, default=192)
     ap.add_argument("--direct", action="store_true", help="keep the direct conv even where Winograd applies")
+    ap.add_argument("--tile", type=int, choices=(2, 4), help="force Winograd F(TILE x TILE, 3x3), whatever the channels and weights' size")
     ap.add_argument("--tune-db", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -52,11 +55,11 @@ def main() -> None:
         bb.emit_func_output(out)
     spec = backend.resolve_target("llvm")
     target = tvm.target.Target({**spec.target, "num-cores": args.threads})
-    limit = tvm_winograd.MIN_CHANNELS
     if args.direct:
         tvm_winograd.MIN_CHANNELS = sys.maxsize
+    if args.tile:
+        tvm_winograd.TILES, tvm_winograd.MAX_WEIGHT_BYTES, tvm_winograd.MIN_CHANNELS = (args.tile,), sys.maxsize, 1
     mod = backend.prepare(bb.get(), target)
-    tvm_winograd.MIN_CHANNELS = limit
     kernels = [gv.name_hint for gv in mod.functions if gv.name_hint.startswith("fused_")]
     db = args.tune_db or Path(tempfile.mkdtemp(prefix="dlc-conv-layer-"))
     started = time.time()
@@ -73,6 +76,15 @@ def main() -> None:
     xt = tvm.runtime.tensor(xn)
     in_process = np.median(vm.time_evaluator("main", tvm.cpu(), number=20, repeat=10)(xt, *params).results)
     got = vm["main"](xt, *params).numpy()
+    # in a model every layer's weights come from memory, not from the cache the last call filled:
+    # cycle through copies that together exceed the L3 cache twice over (64 MiB)
+    nbytes = sum(p.numpy().nbytes for p in params)
+    copies = [[tvm.runtime.tensor(p.numpy().copy()) for p in params] for _ in range(-(-(64 << 20) // nbytes) + 1)]
+    cold = []
+    for k in range(200):
+        start = time.perf_counter()
+        vm["main"](xt, *copies[k % len(copies)])
+        cold.append(time.perf_counter() - start)
 
     torch.set_num_threads(args.threads)
     xs, ws = torch.from_numpy(xn), torch.from_numpy(wn)
@@ -85,11 +97,18 @@ def main() -> None:
             t = time.perf_counter()
             torch.relu(torch.nn.functional.conv2d(xs, ws, padding=1))
             times.append(time.perf_counter() - t)
+        weights = [ws.clone() for _ in range(-(-(64 << 20) // wn.nbytes) + 1)]
+        eager_cold = []
+        for k in range(200):
+            t = time.perf_counter()
+            torch.relu(torch.nn.functional.conv2d(xs, weights[k % len(weights)], padding=1))
+            eager_cold.append(time.perf_counter() - t)
     best = report.tasks[0].best_s if report.tasks else None
     print(f"{c} ch, {size}x{size}, {', '.join(kernels)}: {report.trials} trials in {minutes:.1f} min")
     print(f"  runner best {best * 1e3:.3f} ms" if best else "  runner best -")
     print(f"  in process  {in_process * 1e3:.3f} ms ({os.environ['TVM_NUM_THREADS']} threads)")
-    print(f"  eager       {np.median(times) * 1e3:.3f} ms")
+    print(f"  weights from memory {np.median(cold) * 1e3:.3f} ms ({nbytes / 2**20:.1f} MiB of weights per call)")
+    print(f"  eager       {np.median(times) * 1e3:.3f} ms; weights from memory {np.median(eager_cold) * 1e3:.3f} ms")
     print(f"  max |dlc - eager| {np.abs(got - expected).max():.2e} (outputs up to {np.abs(expected).max():.2f})")
 
 

@@ -64,11 +64,18 @@ network WideBlock {
 """
 
 
-def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path):
+@pytest.mark.parametrize("tile", [4, 2])
+def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
     # ResNet blocks at 14x14 (partial 4x4 output tiles): with a static batch the three 3x3 convs
     # with 128 channels in and out are legalized as Winograd, the 64 -> 128 one stays direct,
-    # the weight transforms run once at load, and the artifact still equals PyTorch within 1e-4.
+    # the weight transforms run once at load, and the artifact still equals PyTorch within 1e-4;
+    # with a weight budget F(4x4, 3x3) exceeds (2.25 MiB here), as F(2x2, 3x3)
     import tvm
+
+    from dlc.compiler.emit import tvm_winograd
+
+    if tile == 2:
+        monkeypatch.setattr(tvm_winograd, "MAX_WEIGHT_BYTES", 1 << 20)
 
     spec = tmp_path / "wide.arch"
     spec.write_text(WIDE_BLOCK)
@@ -81,6 +88,8 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path):
     main, at_load = prepared["main"].script(), prepared["main_transform_params"].script()
     assert (main.count("call_tir(fused_winograd"), main.count("call_tir(fused_conv2d")) == (3, 2)
     assert at_load.count("call_tir(winograd_weight") == 3 and "winograd_weight" not in main
+    alpha = tile + 2
+    assert at_load.count(f"R.Tensor(({alpha}, {alpha}, 128, 128)") >= 3
     # with the batch left dynamic (the default untuned build) the convs stay direct
     assert "winograd" not in prepare(import_graph(graph, weights)[0], llvm)["main"].script()
 
@@ -93,29 +102,32 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path):
 
 
 def test_which_convs_take_winograd():
-    # measured on ResNet-18's layers (compiler/emit/tvm_winograd.py): wide enough and enough tiles
+    # measured on ResNet-18's layers (compiler/emit/tvm_winograd.py): wide enough, enough tiles,
+    # and transformed weights small enough to be read by every call: F(4x4) up to 4 MiB, then F(2x2)
     from types import SimpleNamespace
 
-    from dlc.compiler.emit.tvm_winograd import eligible
+    from dlc.compiler.emit.tvm_winograd import tile_for
 
     def conv(**kw):
         attrs = dict(strides=[1, 1], dilation=[1, 1], padding=[1, 1, 1, 1], groups=1, out_dtype=None,
                      data_layout="NCHW", kernel_layout="OIHW", out_layout="NCHW")
         return SimpleNamespace(**{**attrs, **kw})
 
-    assert eligible(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float32")
-    assert eligible(conv(), [1, 128, 28, 28], [128, 128, 3, 3], "float32")
-    assert not eligible(conv(), [1, 64, 56, 56], [64, 64, 3, 3], "float32")  # too narrow
-    assert not eligible(conv(), [1, 128, 56, 56], [128, 64, 3, 3], "float32")  # narrow in
-    assert not eligible(conv(), [1, 512, 7, 7], [512, 512, 3, 3], "float32")  # 4 tiles
-    assert eligible(conv(), [4, 512, 7, 7], [512, 512, 3, 3], "float32")  # 16 tiles in the batch
-    assert not eligible(conv(), ["B", 256, 14, 14], [256, 256, 3, 3], "float32")  # dynamic batch
-    assert not eligible(conv(strides=[2, 2]), [1, 256, 28, 28], [256, 256, 3, 3], "float32")
-    assert not eligible(conv(dilation=[2, 2]), [1, 256, 14, 14], [256, 256, 3, 3], "float32")
-    assert not eligible(conv(groups=2), [1, 256, 14, 14], [256, 128, 3, 3], "float32")
-    assert not eligible(conv(), [1, 256, 14, 14], [256, 256, 5, 5], "float32")
-    assert not eligible(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float16")
-    assert not eligible(conv(data_layout="NHWC", out_layout="NHWC"), [1, 14, 14, 256], [256, 256, 3, 3], "float32")
+    assert tile_for(conv(), [1, 128, 28, 28], [128, 128, 3, 3], "float32") == 4  # 2.25 MiB
+    assert tile_for(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float32") == 2  # 9 MiB as F(4x4), 4 MiB
+    assert tile_for(conv(), [1, 64, 56, 56], [64, 64, 3, 3], "float32") is None  # too narrow
+    assert tile_for(conv(), [1, 128, 56, 56], [128, 64, 3, 3], "float32") is None  # narrow in
+    assert tile_for(conv(), [1, 512, 7, 7], [512, 512, 3, 3], "float32") is None  # 16 MiB even as F(2x2)
+    assert tile_for(conv(), [1, 160, 4, 4], [160, 160, 3, 3], "float32") is None  # 1 tile of 4, 4 of 2
+    assert tile_for(conv(), [4, 160, 4, 4], [160, 160, 3, 3], "float32") == 2  # 16 tiles of 2 in the batch
+    assert tile_for(conv(), [16, 160, 4, 4], [160, 160, 3, 3], "float32") == 4  # 16 tiles of 4
+    assert tile_for(conv(), ["B", 256, 14, 14], [256, 256, 3, 3], "float32") is None  # dynamic batch
+    assert tile_for(conv(strides=[2, 2]), [1, 256, 28, 28], [256, 256, 3, 3], "float32") is None
+    assert tile_for(conv(dilation=[2, 2]), [1, 256, 14, 14], [256, 256, 3, 3], "float32") is None
+    assert tile_for(conv(groups=2), [1, 256, 14, 14], [256, 128, 3, 3], "float32") is None
+    assert tile_for(conv(), [1, 256, 14, 14], [256, 256, 5, 5], "float32") is None
+    assert tile_for(conv(), [1, 256, 14, 14], [256, 256, 3, 3], "float16") is None
+    assert tile_for(conv(data_layout="NHWC", out_layout="NHWC"), [1, 14, 14, 256], [256, 256, 3, 3], "float32") is None
 
 
 def test_artifact_manifest_and_input_validation(tmp_path):
