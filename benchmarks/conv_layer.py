@@ -1,6 +1,7 @@
 """One 3x3 conv + ReLU layer tuned alone: Winograd against the direct conv against eager PyTorch.
 
-    python benchmarks/conv_layer.py CHANNELS SIZE [--trials 192] [--direct | --tile 2|4] [--tune-db DIR] [--threads 2]
+    python benchmarks/conv_layer.py CHANNELS SIZE [--trials 192] [--direct | --tile 2|4] [--tune-db DIR]
+                                   [--threads 2]
 
 Builds `relu(conv2d(x, w, padding=1))` on a 1 x CHANNELS x SIZE x SIZE input as dlc's TVM backend
 prepares it for this CPU (tvm.prepare: Winograd where tvm_winograd.tile_for gives a tile; the
@@ -30,8 +31,10 @@ def main() -> None:
     ap.add_argument("channels", type=int)
     ap.add_argument("size", type=int)
     ap.add_argument("--trials", type=int, default=192)
-    ap.add_argument("--direct", action="store_true", help="keep the direct conv even where Winograd applies")
-    ap.add_argument("--tile", type=int, choices=(2, 4), help="force Winograd F(TILE x TILE, 3x3), whatever the channels and weights' size")
+    kind = ap.add_mutually_exclusive_group()
+    kind.add_argument("--direct", action="store_true", help="keep the direct conv even where Winograd applies")
+    kind.add_argument("--tile", type=int, choices=(2, 4),
+                      help="force Winograd F(TILE x TILE, 3x3), whatever the channels and the weights' size")
     ap.add_argument("--tune-db", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
