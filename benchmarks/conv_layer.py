@@ -25,6 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+PAST_L3_BYTES = 64 << 20  # twice this machine's 32 MiB L3: weight copies cycled through it come from memory
+
+
+def copies_past_l3(nbytes: int) -> int:
+    """How many copies of `nbytes` of weights to cycle so that no call finds its weights in cache."""
+    return -(-PAST_L3_BYTES // nbytes) + 1
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,10 +86,9 @@ def main() -> None:
     xt = tvm.runtime.tensor(xn)
     in_process = np.median(vm.time_evaluator("main", tvm.cpu(), number=20, repeat=10)(xt, *params).results)
     got = vm["main"](xt, *params).numpy()
-    # in a model every layer's weights come from memory, not from the cache the last call filled:
-    # cycle through copies that together exceed the L3 cache twice over (64 MiB)
+    # in a model every layer's weights come from memory, not from the cache the last call filled
     nbytes = sum(p.numpy().nbytes for p in params)
-    copies = [[tvm.runtime.tensor(p.numpy().copy()) for p in params] for _ in range(-(-(64 << 20) // nbytes) + 1)]
+    copies = [[tvm.runtime.tensor(p.numpy().copy()) for p in params] for _ in range(copies_past_l3(nbytes))]
     cold = []
     for k in range(200):
         start = time.perf_counter()
@@ -100,7 +106,7 @@ def main() -> None:
             t = time.perf_counter()
             torch.relu(torch.nn.functional.conv2d(xs, ws, padding=1))
             times.append(time.perf_counter() - t)
-        weights = [ws.clone() for _ in range(-(-(64 << 20) // wn.nbytes) + 1)]
+        weights = [ws.clone() for _ in range(copies_past_l3(wn.nbytes))]
         eager_cold = []
         for k in range(200):
             t = time.perf_counter()

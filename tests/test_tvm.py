@@ -58,7 +58,7 @@ def test_tvm_matches_pytorch(spec, name, tmp_path):
 WIDE_BLOCK = """import "std/resnet.arch"
 
 network WideBlock {
-  input x: f32[B, 64, 14, 14]
+  input x: f32[B, 64, 16, 16]
   output y = x -> BasicBlock(64, 128) -> BasicBlock(128, 128)
 }
 """
@@ -66,7 +66,7 @@ network WideBlock {
 
 @pytest.mark.parametrize("tile", [4, 2])
 def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
-    # ResNet blocks at 14x14 (partial 4x4 output tiles): with a static batch the three 3x3 convs
+    # ResNet blocks at 16x16: with a static batch the three 3x3 convs
     # with 128 channels in and out are legalized as Winograd, the 64 -> 128 one stays direct,
     # the weight transforms run once at load, and the artifact still equals PyTorch within 1e-4;
     # with a weight budget F(4x4, 3x3) exceeds (2.25 MiB here), as F(2x2, 3x3)
@@ -118,6 +118,8 @@ def test_which_convs_take_winograd():
     assert tile_for(conv(), [1, 64, 56, 56], [64, 64, 3, 3], "float32") is None  # too narrow
     assert tile_for(conv(), [1, 128, 56, 56], [128, 64, 3, 3], "float32") is None  # narrow in
     assert tile_for(conv(), [1, 512, 7, 7], [512, 512, 3, 3], "float32") is None  # 16 MiB even as F(2x2)
+    assert tile_for(conv(), [1, 128, 14, 14], [128, 128, 3, 3], "float32") == 2  # 4 leaves partial tiles
+    assert tile_for(conv(), [1, 128, 13, 13], [128, 128, 3, 3], "float32") is None  # neither divides 13
     assert tile_for(conv(), [1, 160, 4, 4], [160, 160, 3, 3], "float32") is None  # 1 tile of 4, 4 of 2
     assert tile_for(conv(), [4, 160, 4, 4], [160, 160, 3, 3], "float32") == 2  # 16 tiles of 2 in the batch
     assert tile_for(conv(), [16, 160, 4, 4], [160, 160, 3, 3], "float32") == 4  # 16 tiles of 4

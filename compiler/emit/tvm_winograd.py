@@ -40,8 +40,9 @@ MIN_TILES = 16  # output tiles in the batch (the GEMMs' N): fewer, and the large
 def tile_for(attrs: Any, data_shape: list, weight_shape: list, dtype: str) -> int | None:
     """The Winograd output tile for this conv, or None for the direct conv: it must be a float32,
     NCHW/OIHW, ungrouped 3x3 conv with stride 1, no dilation, static shape and at least
-    MIN_CHANNELS channels in and out; the first of TILES whose transformed weights fit in
-    MAX_WEIGHT_BYTES and which gives at least MIN_TILES output tiles is taken."""
+    MIN_CHANNELS channels in and out; the first of TILES that divides the output's height and
+    width, whose transformed weights fit in MAX_WEIGHT_BYTES and which gives at least MIN_TILES
+    output tiles is taken."""
     if not all(isinstance(d, int) for d in [*data_shape, *weight_shape]) or len(weight_shape) != 4:
         return None
     (batch, _, height, width), (out_ch, in_ch, kh, kw) = data_shape, weight_shape
@@ -52,9 +53,14 @@ def tile_for(attrs: Any, data_shape: list, weight_shape: list, dtype: str) -> in
             and min(in_ch, out_ch) >= MIN_CHANNELS):
         return None
     top, left, bottom, right = (int(p) for p in attrs.padding)
+    out_h, out_w = height + top + bottom - 2, width + left + right - 2
     for tile in TILES:
-        tiles = batch * -(-(height + top + bottom - 2) // tile) * -(-(width + left + right - 2) // tile)
-        if (tile + 2) ** 2 * in_ch * out_ch * 4 <= MAX_WEIGHT_BYTES and tiles >= MIN_TILES:
+        # whole tiles only: with partial edge tiles some tuned schedules returned garbage (up to
+        # 1e26, varying from call to call: 128 ch 14x14 as F(4x4), benchmarks/conv_layer.py)
+        if out_h % tile or out_w % tile:
+            continue
+        fits = (tile + 2) ** 2 * in_ch * out_ch * 4 <= MAX_WEIGHT_BYTES
+        if fits and batch * (out_h // tile) * (out_w // tile) >= MIN_TILES:
             return tile
     return None
 
