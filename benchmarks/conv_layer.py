@@ -4,14 +4,14 @@
                                    [--threads 2]
 
 Builds `relu(conv2d(x, w, padding=1))` on a 1 x CHANNELS x SIZE x SIZE input as dlc's TVM backend
-prepares it for this CPU (tvm.prepare: Winograd where tvm_winograd.tile_for gives a tile; the
+prepares it for this CPU (build.prepare: Winograd where winograd.tile_for gives a tile; the
 direct conv with `--direct`; F(TILE x TILE, 3x3) whatever the layer with `--tile`), tunes it with
 dlc's tuner (`--trials`, into `--tune-db`, default a new directory under /tmp; a rerun on the same
 database measures nothing), and prints the runner's best, the median in this process (the
 artifact's thread count), the median when every call reads its weights from memory (copies cycled
 past the L3 cache, as in a whole model), eager PyTorch's medians measured both ways on the same
 thread count, and the largest difference between the outputs. The figures behind
-tvm_winograd.py's limits (docs/tvm-tuning-notes.md, "Winograd for the wide 3x3 convs") came from
+winograd.py's limits (docs/tvm-tuning-notes.md, "Winograd for the wide 3x3 convs") came from
 this layer setup.
 """
 from __future__ import annotations
@@ -51,8 +51,8 @@ def main() -> None:
     import tvm
     from tvm import relax
 
-    from dlc.compiler.emit import tvm as backend
-    from dlc.compiler.emit import tvm_tune, tvm_winograd
+    from dlc.compiler.backends.tvm import build as backend, targets
+    from dlc.compiler.backends.tvm import tune as tvm_tune, winograd as tvm_winograd
 
     c, size = args.channels, args.size
     bb = relax.BlockBuilder()
@@ -63,7 +63,7 @@ def main() -> None:
             y = bb.emit(relax.op.nn.relu(bb.emit(relax.op.nn.conv2d(x, w, padding=[1, 1]))))
             out = bb.emit_output(y)
         bb.emit_func_output(out)
-    spec = backend.resolve_target("llvm")
+    spec = targets.resolve_target("llvm")
     target = tvm.target.Target({**spec.target, "num-cores": args.threads})
     if args.direct:
         tvm_winograd.MIN_CHANNELS = sys.maxsize

@@ -10,7 +10,6 @@ of its fastest calls, and the median per run. Compare with the tuning summary of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import defaultdict

@@ -15,14 +15,14 @@ __all__ = ["CompileError", "compile_file", "compile_network", "torch_module", "t
 
 def torch_module(spec, model=None, **params):
     """An `nn.Module` built from the generated PyTorch source of `spec` (imports torch)."""
-    from dlc.compiler.emit.api import torch_module as build
+    from dlc.compiler.emit.torch import torch_module as build
 
     return build(spec, model, **params)
 
 
 def torch_source(spec):
     """The generated PyTorch source of every network in `spec`, as `dlc emit torch` writes it."""
-    from dlc.compiler.emit.api import torch_source as emit
+    from dlc.compiler.emit.torch import torch_source as emit
 
     return emit(spec)
 

@@ -168,7 +168,7 @@ def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads
         return lambda feeds: dict(zip(names, session.run(None, feeds)))
     import torch
 
-    from dlc.compiler.emit.api import torch_namespace
+    from dlc.compiler.emit.torch import torch_namespace
 
     torch.set_num_threads(threads)
     module = getattr(torch_namespace(spec), graph.name)().eval()
@@ -188,7 +188,7 @@ def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads
 
 def _graph_and_weights(manifest: dict, spec: Path):
     """The graph and the weights the artifact was compiled with (its seed, or its checkpoint)."""
-    from dlc.compiler.emit.weights import load_checkpoint, random_weights
+    from dlc.compiler.checkpoint import load_checkpoint, random_weights
     from dlc.compiler.pipeline import compile_file
 
     result = compile_file(spec, manifest["model"])

@@ -1,4 +1,4 @@
-"""The `dlc` command: check, summary (more subcommands arrive with each backend)."""
+"""The `dlc` command: argument parsing and printing; the work is the compiler's and the runtime's."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from dlc.compiler.backends.tvm.targets import TARGET_NAMES
 from dlc.compiler.diagnostics import CompileError, render_all
 from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file, default_graph
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="build a deployable TVM artifact: `dlc compile SPEC --target llvm -o DIR`")
     comp.add_argument("file", type=Path, metavar="FILE")
-    comp.add_argument("--target", default="llvm", choices=["llvm", "cuda", "aarch64"],
+    comp.add_argument("--target", default="llvm", choices=TARGET_NAMES,
                       help="llvm: this CPU; cuda: an NVIDIA GPU (--arch); aarch64: cross-built for Linux on Arm")
     comp.add_argument("--arch", help="CUDA architecture, e.g. sm_90")
     comp.add_argument("--target-json", metavar="JSON", help="a full TVM target as JSON (overrides --target)")
@@ -151,7 +152,7 @@ def _one_network(path: Path, model: str | None):
 
 def _weights(args: argparse.Namespace, graph):
     """The `--weights` checkpoint checked against `graph`, or the `--seed` initialization."""
-    from dlc.compiler.emit.weights import load_checkpoint, random_weights
+    from dlc.compiler.checkpoint import load_checkpoint, random_weights
 
     return load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
 
@@ -177,7 +178,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     """Compile every file first; write nothing unless all succeed, and each file atomically."""
-    from dlc.compiler.emit.torch import EmitError, emit_torch
+    from dlc.compiler.emit.torch import emit_torch
+    from dlc.compiler.errors import EmitError
 
     sources: dict[Path, str] = {}
     failed = False
@@ -202,8 +204,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dlc.compiler.emit.onnx import emit_onnx, save_onnx
-    from dlc.compiler.emit.torch import EmitError
-    from dlc.compiler.emit.weights import CheckpointError
+    from dlc.compiler.errors import EmitError
+    from dlc.compiler.checkpoint import CheckpointError
 
     result = compile_file(args.file, args.model)
     if not result.ok:
@@ -239,9 +241,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _compile(args: argparse.Namespace, output: Path) -> bool:
     """Compile `args.file` into the artifact directory `output`; False after reporting an error."""
-    from dlc.compiler.emit.torch import EmitError
-    from dlc.compiler.emit.tvm import build, resolve_target, write_artifact
-    from dlc.compiler.emit.weights import CheckpointError
+    from dlc.compiler.errors import EmitError
+    from dlc.compiler.backends.tvm.artifact import write_artifact
+    from dlc.compiler.backends.tvm.build import build
+    from dlc.compiler.backends.tvm.targets import resolve_target
+    from dlc.compiler.checkpoint import CheckpointError
 
     compiled = _one_network(args.file, args.model)
     if compiled is None:
@@ -272,7 +276,7 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     built.manifest["weights_from"] = {"checkpoint": str(args.weights.resolve())} if args.weights else {"seed": args.seed}
     write_artifact(built, spec, output)
     if built.tuning is not None:
-        from dlc.compiler.emit.tvm_tune import describe
+        from dlc.compiler.backends.tvm.tune import describe
 
         describe(built.tuning, sys.stderr)
     return True
@@ -308,8 +312,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _tuning(args: argparse.Namespace, spec):
     """`--tune N` for a target this machine can measure (MetaSchedule times every candidate here)."""
-    from dlc.compiler.emit.tvm import Tuning
-    from dlc.compiler.emit.tvm_tune import default_db_dir, target_key
+    from dlc.compiler.backends.tvm.build import Tuning
+    from dlc.compiler.backends.tvm.tune import default_db_dir, target_key
 
     if args.tune < 0:
         raise UsageError(f"--tune expects a number of trials >= 0, got {args.tune}")

@@ -1,7 +1,12 @@
 """Load a compiled dlc artifact and run it: numpy arrays in, numpy arrays out, by name.
 
-This module imports only numpy and TVM's runtime (never torch, never the dlc compiler), so an
-artifact directory plus this package is what ships to a device.
+What this module imports itself: numpy and `tvm.runtime` -- never the dlc compiler, never torch
+(a test runs it with torch blocked). What that pulls in is TVM's business and is large: with
+the full apache-tvm wheel, `import tvm.runtime` imports the whole `tvm` package (about 800
+modules here, Relax and TOPI included), and apache-tvm-ffi imports torch when torch is
+installed; with `TVM_USE_RUNTIME_LIB=1` it loads TVM's runtime library only (about 140
+modules, no compiler). `FORMAT` names the artifact layout; the writer
+(`dlc.compiler.backends.tvm.artifact`) imports it from here.
 """
 from __future__ import annotations
 

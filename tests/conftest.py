@@ -60,7 +60,7 @@ def onnx_vs_torch(spec: Path, model: str | None = None, batches=(2, 3), dims: di
     import onnxruntime as ort
     import torch
 
-    from dlc.compiler.emit.api import torch_namespace
+    from dlc.compiler.emit.torch import torch_namespace
     from dlc.compiler.emit.onnx import emit_onnx
     from dlc.compiler.pipeline import default_graph
 

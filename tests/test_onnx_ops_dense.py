@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 from conftest import onnx_vs_torch
-from dlc.compiler.emit.torch import EmitError
+from dlc.compiler.errors import EmitError
 from dlc.compiler.pipeline import compile_file, default_graph
 
 X1 = "x: f32[B, 4, 10]"

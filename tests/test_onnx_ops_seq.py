@@ -10,7 +10,7 @@ import pytest
 
 from conftest import onnx_vs_torch
 from dlc.compiler.emit.onnx import emit_onnx
-from dlc.compiler.emit.weights import random_weights
+from dlc.compiler.checkpoint import random_weights
 from dlc.compiler.pipeline import compile_file
 
 
@@ -172,7 +172,7 @@ def test_embedding_of_i32_ids(tmp_path):
     import onnxruntime as ort
 
     from dlc.compiler.emit.onnx import emit_onnx
-    from dlc.compiler.emit.weights import random_weights
+    from dlc.compiler.checkpoint import random_weights
     from dlc.compiler.pipeline import compile_file
 
     spec = tmp_path / "t.arch"
@@ -190,7 +190,7 @@ def test_sinusoidal_table_matches_the_pytorch_helper():
     import importlib.util
 
     from conftest import ROOT
-    from dlc.compiler.emit.onnx_ops_seq import sinusoidal_table
+    from dlc.compiler.emit.onnx.ops_seq import sinusoidal_table
 
     spec = importlib.util.spec_from_file_location("layers", ROOT / "templates" / "torch" / "layers.py")
     layers = importlib.util.module_from_spec(spec)

@@ -15,7 +15,7 @@ import torch
 
 from conftest import ROOT, SPEC, onnx_vs_torch, random_inputs, torch_weights
 from dlc.compiler.emit.onnx import emit_onnx
-from dlc.compiler.emit.weights import random_weights
+from dlc.compiler.checkpoint import random_weights
 from dlc.compiler.pipeline import compile_file
 
 CASES = [(spec.name, name) for spec in sorted(SPEC.glob("*.arch")) for name in compile_file(spec).graphs]
@@ -137,8 +137,8 @@ def test_weights_are_seeded():
 
 
 def test_every_op_has_a_converter_in_every_backend_table():
-    from dlc.compiler.emit.onnx_ops import ONNX
-    from dlc.compiler.emit.torch_ops import TORCH
+    from dlc.compiler.emit.onnx.ops import ONNX
+    from dlc.compiler.emit.torch.ops import TORCH
     from dlc.compiler.ops import OPS
 
     assert set(OPS) - {"expect"} <= set(TORCH)

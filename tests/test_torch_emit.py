@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SPEC
-from dlc.compiler.emit.api import torch_namespace
+from dlc.compiler.emit.torch import torch_namespace
 from dlc.compiler.pipeline import compile_file
 
 CASES = [(spec.name, name) for spec in sorted(SPEC.glob("*.arch")) for name in compile_file(spec).graphs]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT, SPEC
-from dlc.compiler.emit.torch_ops import TORCH, MissingSize, OpSource, weight_free
+from dlc.compiler.emit.torch.ops import TORCH, MissingSize, OpSource, weight_free
 from dlc.compiler.ir.dims import Dim
 from dlc.compiler.ir.types import TensorType
 from dlc.compiler.ops import OPS

@@ -16,9 +16,9 @@ import pytest
 
 from conftest import ROOT, SPEC
 from dlc.compiler.emit.onnx import emit_onnx
-from dlc.compiler.emit.onnx_fold import fold_batchnorm
-from dlc.compiler.emit.tvm_tune import _gaps, _runner_threads, allocate, anchor, decisions
-from dlc.compiler.emit.weights import random_weights
+from dlc.compiler.backends.tvm.fold import fold_batchnorm
+from dlc.compiler.backends.tvm.tune import _gaps, _runner_threads, allocate, anchor, decisions
+from dlc.compiler.checkpoint import random_weights
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime import load
 

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from conftest import ROOT, SPEC, random_inputs, torch_weights
-from dlc.compiler.emit.api import torch_namespace
-from dlc.compiler.emit.torch import EmitError
-from dlc.compiler.emit.tvm import build, import_graph, prepare, resolve_target, write_artifact
+from dlc.compiler.emit.torch import torch_namespace
+from dlc.compiler.errors import EmitError
+from dlc.compiler.backends.tvm.artifact import write_artifact
+from dlc.compiler.backends.tvm.build import build, import_graph, prepare
+from dlc.compiler.backends.tvm.targets import resolve_target
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime import ArtifactError, load
 
@@ -72,7 +74,7 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
     # with a weight budget F(4x4, 3x3) exceeds (2.25 MiB here), as F(2x2, 3x3)
     import tvm
 
-    from dlc.compiler.emit import tvm_winograd
+    from dlc.compiler.backends.tvm import winograd as tvm_winograd
 
     if tile == 2:
         monkeypatch.setattr(tvm_winograd, "MAX_WEIGHT_BYTES", 1 << 20)
@@ -102,11 +104,11 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
 
 
 def test_which_convs_take_winograd():
-    # measured on ResNet-18's layers (compiler/emit/tvm_winograd.py): wide enough, enough tiles,
+    # measured on ResNet-18's layers (compiler/backends/tvm/winograd.py): wide enough, enough tiles,
     # and transformed weights small enough to be read by every call: F(4x4) up to 4 MiB, then F(2x2)
     from types import SimpleNamespace
 
-    from dlc.compiler.emit.tvm_winograd import tile_for
+    from dlc.compiler.backends.tvm.winograd import tile_for
 
     def conv(**kw):
         attrs = dict(strides=[1, 1], dilation=[1, 1], padding=[1, 1, 1, 1], groups=1, out_dtype=None,

@@ -6,9 +6,14 @@ expands to, what shape a tensor has) is decided by the passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, TypeVar, Union
 
 from ..source import Span
+
+if TYPE_CHECKING:
+    from .visitor import StmtVisitor
+
+T = TypeVar("T")
 
 # --- expressions (compile-time values) -------------------------------------------------
 
@@ -127,12 +132,18 @@ class Input:
     type: TensorTypeExpr | None
     span: Span
 
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_input(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Output:
     name: str
     chain: Chain | None
     span: Span
+
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_output(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +152,18 @@ class Let:
     value: Expr
     span: Span
 
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_let(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Bind:
     names: tuple[str, ...]
     chain: Chain
     span: Span
+
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_bind(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +173,9 @@ class For:
     body: tuple[Stmt, ...]
     span: Span
 
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_for(self)
+
 
 @dataclass(frozen=True, slots=True)
 class If:
@@ -164,12 +184,18 @@ class If:
     orelse: tuple[Stmt, ...]
     span: Span
 
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_if(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Assert:
     cond: Expr
     message: str | None
     span: Span
+
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_assert(self)
 
 
 Stmt = Union[Input, Output, Let, Bind, For, If, Assert]

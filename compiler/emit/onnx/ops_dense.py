@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .onnx_builder import Converter, NoOnnxForm, OnnxContext
+from .builder import Converter, NoOnnxForm, OnnxContext
 
 INT64_MAX = 2**63 - 1
 _NUMPY = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i64": np.int64, "i32": np.int32,

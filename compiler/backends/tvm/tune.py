@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ...runtime.artifact import usable_cores
+from dlc.runtime.artifact import usable_cores
 
 LEDGER = "dlc-trials.json"
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable

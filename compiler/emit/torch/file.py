@@ -17,11 +17,12 @@ from pathlib import Path
 
 import jinja2
 
-from ..passes.resolve import DefRef
-from ..pipeline import Compilation
+from ...passes.resolve import DefRef
+from ...pipeline import Compilation
 from .instances import DefKey, InstanceIndex
-from .torch_class import ClassWriter
-from .torch_text import EmitError, PyClass
+from .classes import ClassWriter
+from ...errors import EmitError
+from .text import PyClass
 
 def _templates() -> Path:
     import dlc.templates

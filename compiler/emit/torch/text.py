@@ -6,19 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import messages
-from ..diagnostics import Diagnostic
-from ..ops import OPS
-from ..syntax import ast
+from ... import messages
+from ...errors import EmitError
+from ...ops import OPS
+from ...syntax import ast
 from .pysource import py_value, simplify
-
-
-class EmitError(Exception):
-    """A construct the PyTorch emitter cannot express; carries a diagnostic."""
-
-    def __init__(self, diag: Diagnostic) -> None:
-        super().__init__(diag.message)
-        self.diag = diag
 
 
 @dataclass

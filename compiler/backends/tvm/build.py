@@ -1,11 +1,9 @@
 """TVM backend: the ONNX emitter's graph, imported with Relax's ONNX frontend, built for a target.
 
-Assumes: a typed graph and its weights. Guarantees: a deployable artifact directory holding
-`model.so` (the Relax VM executable; weights are not baked in), `weights.npz` (the weights in
-the order `main` takes them, by their compiler names) and `manifest.json` (inputs and outputs
-with symbolic shapes and dtypes, the spec's content hash, the target, TVM's version, the tuning
-summary). With `Tuning`, MetaSchedule tunes the prepared module first (tvm_tune.py) and the build
-applies its database. The directory appears whole or not at all.
+Assumes: a typed graph and its weights. Guarantees: a `Built` holding the Relax VM executable
+(weights are not baked in), the weights in the order `main` takes them (by their compiler
+names) and the manifest that `artifact.write_artifact` writes beside them. With `Tuning`,
+MetaSchedule tunes the prepared module first (tune.py) and the build applies its database.
 
 Why through ONNX: the ONNX emitter already fixes every op's inference semantics and is
 cross-checked against PyTorch and ONNX Runtime; Relax's ONNX importer is TVM's most complete
@@ -14,7 +12,6 @@ frontend. Ops that importer lacks (LSTM, GRU) are reported as diagnostics, not c
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import tempfile
@@ -24,46 +21,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import messages
-from ..ir.graph import Graph
-from .onnx import emit_onnx
-from .onnx_fold import fold_batchnorm
-from .torch_text import EmitError
+from ... import messages
+from ...emit.onnx import emit_onnx
+from ...errors import EmitError
+from ...ir.graph import Graph
+from .artifact import manifest
+from .fold import fold_batchnorm
+from .targets import TargetSpec
 
-ARTIFACT_FORMAT = "dlc-artifact/1"
-TARGET_NAMES = ("llvm", "cuda", "aarch64")
 TRANSFORM_PARAMS = "main_transform_params"  # weight-only work, run once by the runtime at load
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A named target resolved to TVM target JSON, plus how to link the library."""
-
-    name: str
-    target: dict[str, Any]
-    host: dict[str, Any] | None = None
-    cc: str | None = None  # cross compiler for export_library
-    device: str = "cpu"  # what the runtime runs it on
-
-
-def resolve_target(name: str, arch: str | None = None, target_json: str | None = None) -> TargetSpec:
-    """`llvm` (this CPU, detected), `cuda` (`--arch sm_90`), `aarch64` (Linux, cross-built), or JSON."""
-    from tvm.target import codegen
-
-    if target_json is not None:
-        target = json.loads(target_json)
-        return TargetSpec(target.get("kind", "custom"), target, device="cuda" if target.get("kind") == "cuda" else "cpu")
-    if name == "llvm":
-        from ...runtime.artifact import usable_cores
-
-        # num-cores: MetaSchedule tunes for this many threads; records are kept per target
-        return TargetSpec("llvm", {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": usable_cores()})
-    if name == "cuda":
-        return TargetSpec("cuda", {"kind": "cuda", "arch": arch or "sm_90"}, host={"kind": "llvm"}, device="cuda")
-    if name == "aarch64":
-        return TargetSpec("aarch64", {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]},
-                          cc="aarch64-linux-gnu-g++")
-    raise ValueError(f"unknown target `{name}`; targets: {', '.join(TARGET_NAMES)}, or --target-json")
 
 
 @dataclass
@@ -72,7 +38,7 @@ class Built:
     params: list[tuple[str, np.ndarray]]
     manifest: dict[str, Any]
     cuda_source: str | None = None  # the kernels, for CUDA targets
-    tuning: Any = None  # tvm_tune.TuneReport of a tuned build
+    tuning: Any = None  # tune.TuneReport of a tuned build
 
 
 def _cuda_source(executable) -> str | None:
@@ -130,11 +96,11 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     mod = prepare(mod, target)
     database, report = None, None
     if tuning is not None:
-        from . import tvm_tune
+        from . import tune as tvm_tune
 
         report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
     executable = lower(mod, target, database)
-    built = Built(executable, arrays, _manifest(graph, spec, spec_hash, spec_path, dims))
+    built = Built(executable, arrays, manifest(graph, spec, spec_hash, spec_path, dims))
     if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):
         built.manifest["transform_params"] = TRANSFORM_PARAMS
     if report is not None:
@@ -167,7 +133,7 @@ def import_graph(graph: Graph, weights: Mapping[str, np.ndarray], dims: Mapping[
 
 def prepare(mod, target):
     """Remaining batch norms (those `fold_batchnorm` could not fold into a conv) decomposed into
-    arithmetic, ops legalized to TIR (on CPUs, wide 3x3 convs as Winograd: tvm_winograd.py),
+    arithmetic, ops legalized to TIR (on CPUs, wide 3x3 convs as Winograd: winograd.py),
     weight-only work lifted out of `main`, and fused.
 
     Tuning extracts its tasks from this form and the build applies the records to it, so both
@@ -183,7 +149,7 @@ def prepare(mod, target):
         dispatch = []
     rules = {}
     if target.kind.name == "llvm":
-        from .tvm_winograd import legalize_conv2d
+        from .winograd import legalize_conv2d
 
         rules["relax.nn.conv2d"] = legalize_conv2d
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(), *dispatch,
@@ -237,57 +203,3 @@ def _param_names(mod, model) -> list[str]:
     return [by_sanitized.get(str(v), str(v)) for v in list(mod["main"].params)[n_inputs:]]
 
 
-def _manifest(graph: Graph, spec: TargetSpec, spec_hash: str, spec_path: str,
-              dims: Mapping[str, int] | None) -> dict[str, Any]:
-    import tvm
-
-    def tensor(name: str, vid: int) -> dict[str, Any]:
-        t = graph.values[vid].type
-        shape = [d.evaluate(dims) if dims is not None else d.value if d.is_const else str(d) for d in t.shape]
-        return {"name": name, "dtype": _NUMPY_DTYPES[t.dtype], "shape": shape}
-
-    return {
-        "format": ARTIFACT_FORMAT,
-        "model": graph.name,
-        "spec": spec_path,
-        "spec_sha256": spec_hash,
-        "target": {"name": spec.name, "tvm": spec.target, "host": spec.host, "device": spec.device},
-        "tvm_version": tvm.__version__,
-        "inputs": [tensor(n, v) for n, v in graph.inputs],
-        "outputs": [tensor(n, v) for n, v in graph.outputs],
-        "dims": dict(graph.dim_examples) if dims is None else dict(dims),
-        "tuning": {"trials": 0, "tasks": 0, "note": "untuned: TVM's default schedules"},
-        "library": "model.so",
-        "weights": "weights.npz",
-    }
-
-
-_NUMPY_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
-                 "i32": "int32", "u8": "uint8", "bool": "bool"}
-
-
-def write_artifact(built: Built, spec: TargetSpec, out: Path) -> None:
-    """Write the artifact into a temporary directory beside `out`, then move it into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        kwargs = {"cc": spec.cc} if spec.cc else {}
-        built.executable.export_library(str(tmp / "model.so"), **kwargs)
-        np.savez(tmp / "weights.npz", **dict(built.params))
-        if built.cuda_source is not None:
-            (tmp / "kernels.cu").write_text(built.cuda_source)
-        built.manifest["params"] = [n for n, _ in built.params]
-        (tmp / "manifest.json").write_text(json.dumps(built.manifest, indent=2) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

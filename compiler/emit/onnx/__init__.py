@@ -17,13 +17,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .. import messages
-from ..ir.dims import Dim
-from ..ir.graph import Graph, Node
-from ..ir.types import TensorType
-from ..ops import OPS
-from .onnx_builder import ONNX_DTYPES, OPSET, NoOnnxForm, OnnxBuilder, OnnxContext
-from .torch import EmitError
+from ... import messages
+from ...ir.dims import Dim
+from ...ir.graph import Graph, Node
+from ...ir.types import TensorType
+from ...ops import OPS
+from .builder import ONNX_DTYPES, OPSET, NoOnnxForm, OnnxBuilder, OnnxContext
+from ...errors import EmitError
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3  # protobuf's 2 GB limit
 
@@ -32,7 +32,7 @@ def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray],
               value_names: dict[int, str] | None = None) -> onnx.ModelProto:
     """The ONNX model of `graph` with `weights` as initializers; `value_names`, when given, is
     filled with the ONNX name of every IR value (for checking shapes value by value)."""
-    from .onnx_ops import ONNX
+    from .ops import ONNX
 
     b = OnnxBuilder()
     names: dict[int, str] = {} if value_names is None else value_names

@@ -6,8 +6,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from ..pipeline import compile_file, default_graph
-from .torch import emit_torch
+from ...pipeline import compile_file, default_graph
+from .file import emit_torch
 
 
 def torch_source(spec: str | Path) -> str:

@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..ir.graph import Node
-from ..ir.types import TensorType
+from ...ir.graph import Node
+from ...ir.types import TensorType
 
 OPSET = 18
 

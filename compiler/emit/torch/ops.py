@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..ir.dims import Dim
-from ..ops.pool import pool_out
-from .torch_src import (
+from ...ir.dims import Dim
+from ...ops.pool import pool_out
+from .forms import (
     Args, Dims, MissingSize, OpSource, ShapeFn, TorchEntry, weight_free, _ALWAYS, _atom, _call, _const,
     _dim_attr, _expr, _is_default, _items, _join, _kw, _method, _multi, _norm, _pair, _per_dim, _product,
     _same, _simplify, _size, _tidy, _unary, _unknown, _UNKNOWN, _value, _weighted,

@@ -4,8 +4,8 @@ Converters live by family in `onnx_ops_dense.py` and `onnx_ops_seq.py`.
 """
 from __future__ import annotations
 
-from .onnx_builder import Converter
-from .onnx_ops_dense import CONVERTERS as DENSE
-from .onnx_ops_seq import CONVERTERS as SEQ
+from .builder import Converter
+from .ops_dense import CONVERTERS as DENSE
+from .ops_seq import CONVERTERS as SEQ
 
 ONNX: dict[str, Converter] = {**DENSE, **SEQ, "expect": lambda ctx: list(ctx.inputs)}

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..ir.dims import Dim
-from ..ir.graph import BlockCall, Graph, Node
-from ..source import Span
+from ...ir.dims import Dim
+from ...ir.graph import BlockCall, Graph, Node
+from ...source import Span
 
 DefKey = tuple[str, str]  # (module path, def name)
 

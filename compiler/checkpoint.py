@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ir.graph import Graph, Weight
+from .ir.graph import Graph, Weight
 
 
 class CheckpointError(Exception):

@@ -10,20 +10,20 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..ir.dims import Dim
-from ..ops import OPS, OpDef
-from ..ops.table import REQUIRED, _no_weights
-from ..passes.decorators import init_scheme
-from ..passes.resolve import DefRef
-from ..syntax import ast
+from ...ir.dims import Dim
+from ...ops import OPS, OpDef
+from ...ops.table import REQUIRED, _no_weights
+from ...passes.decorators import init_scheme
+from ...passes.resolve import DefRef
+from ...syntax import ast
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
-from .torch_ops import TORCH, MissingSize, OpSource
-from .torch_text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
+from .ops import TORCH, MissingSize, OpSource
+from .text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
                          exposed_attr, is_sequential, prune, attr_ref, rebound, substitute, tracked_dim)
 
 if TYPE_CHECKING:
-    from .torch import FileWriter
+    from .file import FileWriter
 
 
 class ClassWriter:

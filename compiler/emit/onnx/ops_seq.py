@@ -23,7 +23,7 @@ import math
 import numpy as np
 from onnx import helper
 
-from .onnx_builder import ONNX_DTYPES, Converter, NoOnnxForm, OnnxContext
+from .builder import ONNX_DTYPES, Converter, NoOnnxForm, OnnxContext
 
 _NUMPY = {"f32": np.float32, "f64": np.float64, "f16": np.float16}
 

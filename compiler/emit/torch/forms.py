@@ -7,8 +7,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..ops import OPS
-from ..ops.table import _no_weights
+from ...ops import OPS
+from ...ops.table import _no_weights
 
 Dims = tuple[str | None, ...]
 

@@ -1,0 +1,1 @@
+"""Backends that compile a graph for hardware (as opposed to emitters, which write source or a model file)."""
