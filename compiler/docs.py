@@ -4,7 +4,9 @@ from __future__ import annotations
 from .ops import OPS
 from .ops.table import REQUIRED
 
-_CATEGORIES = ("convolution", "pooling", "normalization", "regularization", "activation", "dense", "shape",
+# The sections of docs/ops.md, in order; every op's category is one of them, except "internal"
+# (ops the compiler inserts itself, which docs/ops.md does not list).
+CATEGORIES = ("convolution", "pooling", "normalization", "regularization", "activation", "dense", "shape",
                "combine", "indexing", "attention", "sequence", "recurrent", "generative")
 
 
@@ -13,7 +15,7 @@ def ops_markdown() -> str:
              "Generated from the op table (`python -m dlc.compiler.docs > docs/ops.md`); a test keeps it current.",
              "Shapes use `B` for batch; `in`, `out` are feature counts. Every op validates its arguments and",
              "reports a located error when a shape rule does not hold.", ""]
-    for category in _CATEGORIES:
+    for category in CATEGORIES:
         ops = sorted((op for op in OPS.values() if op.category == category), key=lambda op: op.name)
         lines += [f"## {category.capitalize()}", "", "| op | parameters | inputs | shape rule | description |",
                   "|---|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""ONNX converters of compiler/emit/onnx_ops_dense.py: convolution, pooling, normalization,
+"""The ONNX forms (`OpDef.onnx`, compiler/ops/) of convolution, pooling, normalization,
 activations and tensor ops.
 
 Each case is a one-op network written to a temporary spec, exported with the generated PyTorch

@@ -1,4 +1,4 @@
-"""ONNX converters for sequence ops (compiler/emit/onnx_ops_seq.py): each op and its variants in a
+"""The ONNX forms of sequence ops (`OpDef.onnx`, compiler/ops/): each op and its variants in a
 tiny spec, exported with the generated PyTorch module's weights and run by ONNX Runtime at two
 batch sizes (symbolic B; symbolic T at two lengths where the spec leaves T open), compared with
 the module in eval mode, and checked by the full ONNX checker."""
@@ -190,7 +190,7 @@ def test_sinusoidal_table_matches_the_pytorch_helper():
     import importlib.util
 
     from conftest import ROOT
-    from dlc.compiler.emit.onnx.ops_seq import sinusoidal_table
+    from dlc.compiler.ops.embedding import sinusoidal_table
 
     spec = importlib.util.spec_from_file_location("layers", ROOT / "templates" / "torch" / "layers.py")
     layers = importlib.util.module_from_spec(spec)

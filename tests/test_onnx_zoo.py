@@ -135,11 +135,3 @@ def test_weights_are_seeded():
     assert all(np.array_equal(a[k], b[k]) for k in a) and not np.array_equal(a["conv1.weight"], c["conv1.weight"])
     assert torch_weights  # the conftest helper used by the cross-checks
 
-
-def test_every_op_has_a_converter_in_every_backend_table():
-    from dlc.compiler.emit.onnx.ops import ONNX
-    from dlc.compiler.emit.torch.ops import TORCH
-    from dlc.compiler.ops import OPS
-
-    assert set(OPS) - {"expect"} <= set(TORCH)
-    assert set(OPS) <= set(ONNX)

@@ -1,4 +1,4 @@
-"""The PyTorch op entries (compiler/emit/torch_ops.py) and helper layers (templates/torch/layers.py).
+"""The ops' PyTorch forms (`OpDef.torch`, compiler/ops/) and helper layers (templates/torch/layers.py).
 
 For a sample configuration of every op, the emitted module and call sources are evaluated with
 only the helpers the entry names, run on random input, and checked against the compiler: output
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT, SPEC
-from dlc.compiler.emit.torch.ops import TORCH, MissingSize, OpSource, weight_free
+from dlc.compiler.emit.torch.forms import MissingSize, OpSource
 from dlc.compiler.ir.dims import Dim
 from dlc.compiler.ir.types import TensorType
 from dlc.compiler.ops import OPS
@@ -171,20 +171,21 @@ def dims(shape) -> tuple[int, ...]:
 
 # --- the table against the compiler -------------------------------------------------------------------
 
-def test_every_op_has_an_entry_and_a_case():
-    ops = set(OPS) - {"expect"}
-    assert set(TORCH) == ops
-    assert ops <= {c.op for c in CASES}
+FORMS = {name: op.torch for name, op in OPS.items() if op.torch is not None}  # all but internal ops
+
+
+def test_every_op_with_a_form_has_a_case():
+    assert set(FORMS) <= {c.op for c in CASES}, set(FORMS) - {c.op for c in CASES}
 
 
 def test_modules_exactly_for_weighted_and_single_input_ops():
-    for op, entry in TORCH.items():
-        needs_module = not weight_free(op) or OPS[op].inputs == (1, 1)
+    for op, entry in FORMS.items():
+        needs_module = not OPS[op].weight_free or OPS[op].inputs == (1, 1)
         assert (entry.module is not None) == needs_module, op
 
 
 def test_helpers_exist_and_are_used():
-    named = {h for entry in TORCH.values() for h in entry.helpers}
+    named = {h for entry in FORMS.values() for h in entry.helpers}
     assert named <= set(helper_sources()), named - set(helper_sources())
     assert set(helper_sources()) <= named, set(helper_sources()) - named
 
@@ -194,7 +195,7 @@ def test_entry_matches_the_compiler(case):
     attrs = full_attrs(case)
     types = [TensorType(case.dtype, tuple(Dim.const(d) for d in s)) for s in case.shapes]
     expected = [dims(t.shape) for t in OPS[case.op].infer(attrs, types)]
-    entry, src = TORCH[case.op], op_source(case, attrs)
+    entry, src = OPS[case.op].torch, op_source(case, attrs)
     ns = namespace(entry.helpers)
     names = [f"x{i}" for i in range(len(case.shapes))]
     ns.update(zip(names, inputs_of(case, attrs)))
@@ -204,7 +205,7 @@ def test_entry_matches_the_compiler(case):
         weights = {name: dims(shape) for name, shape, _ in OPS[case.op].weights(attrs, types)}
         assert {k: tuple(v.shape) for k, v in ns["m"].state_dict().items()} == weights
         outs.append(as_tuple(eval(entry.call(src, "m", names), ns)))
-    if weight_free(case.op):
+    if OPS[case.op].weight_free:
         outs.append(as_tuple(eval(entry.call(src, None, names), ns)))
     for out in outs:
         assert [tuple(o.shape) for o in out] == expected
@@ -235,7 +236,7 @@ def test_zoo_nodes():
     nodes = zoo_nodes()
     assert len(nodes) > 200
     for op, attrs, ins, outs in nodes:
-        entry = TORCH[op]
+        entry = OPS[op].torch
         src = OpSource({k: repr(v) for k, v in attrs.items()}, frozenset(),
                        tuple(tuple(str(d.value) if d.is_const else None for d in t.shape) for t in ins))
         names = [f"x{i}" for i in range(len(ins))]
@@ -245,7 +246,7 @@ def test_zoo_nodes():
             weights = {name: dims(shape) for name, shape, _ in OPS[op].weights(attrs, ins)}
             assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == weights, (op, attrs)
             assert entry.call(src, "self.m", names) == f"self.m({', '.join(names)})"
-        if weight_free(op):
+        if OPS[op].weight_free:
             entry.call(src, None, names)
         sizes = entry.shape(src)
         assert [len(s) for s in sizes] == [t.rank for t in outs], (op, attrs)
@@ -267,102 +268,102 @@ CONV = {"out": "64", "kernel": "(3, 3)", "stride": "(2, 2)", "padding": "(1, 1)"
 
 def test_conv_source_omits_defaults_and_prints_given_keywords():
     s = src(CONV, {"out", "kernel", "stride", "padding", "bias"}, (None, "3", "H", "W"))
-    assert TORCH["conv2d"].module(s) == "nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)"
-    assert TORCH["conv2d"].call(s, "self.conv1", ["h"]) == "self.conv1(h)"
-    assert TORCH["conv2d"].shape(s) == [(None, "64", "(H - 1) // 2 + 1", "(W - 1) // 2 + 1")]
+    assert OPS["conv2d"].torch.module(s) == "nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)"
+    assert OPS["conv2d"].torch.call(s, "self.conv1", ["h"]) == "self.conv1(h)"
+    assert OPS["conv2d"].torch.shape(s) == [(None, "64", "(H - 1) // 2 + 1", "(W - 1) // 2 + 1")]
     s = src({**CONV, "stride": "(1, 1)", "padding": "'same'", "bias": "True", "kernel": "(3, 5)"},
             {"stride"}, (None, "c", "H", "W"))
-    assert TORCH["conv2d"].module(s) == "nn.Conv2d(c, 64, (3, 5), stride=1, padding='same')"
-    assert TORCH["conv2d"].shape(s) == [(None, "64", "H", "W")]
+    assert OPS["conv2d"].torch.module(s) == "nn.Conv2d(c, 64, (3, 5), stride=1, padding='same')"
+    assert OPS["conv2d"].torch.shape(s) == [(None, "64", "H", "W")]
 
 
 def test_masked_conv_source():
     s = src({**CONV, "mask": '"A"', "stride": "(1, 1)", "padding": '"same"', "bias": "True", "kernel": "(7, 7)"},
             {"out", "kernel", "mask"}, (None, "3", "28", "28"))
-    assert TORCH["masked_conv2d"].module(s) == "MaskedConv2d(3, 64, 7, mask='A')"
+    assert OPS["masked_conv2d"].torch.module(s) == "MaskedConv2d(3, 64, 7, mask='A')"
 
 
 def test_activation_pool_and_dropout_sources():
     pool = src({"kernel": "(3, 3)", "stride": "(2, 2)", "padding": "(1, 1)", "dilation": "(1, 1)",
                 "ceil_mode": "False"}, {"kernel", "stride", "padding"}, (None, "64", "112", "112"))
-    assert TORCH["maxpool2d"].module(pool) == "nn.MaxPool2d(3, stride=2, padding=1)"
-    assert TORCH["maxpool2d"].call(pool, None, ["h"]) == "F.max_pool2d(h, 3, stride=2, padding=1)"
-    assert TORCH["maxpool2d"].shape(pool) == [(None, "64", "56", "56")]
-    assert TORCH["relu"].call(src({}, set(), (None, "8")), None, ["h"]) == "F.relu(h)"
-    assert TORCH["relu"].module(src({}, set(), (None, "8"))) == "nn.ReLU()"
+    assert OPS["maxpool2d"].torch.module(pool) == "nn.MaxPool2d(3, stride=2, padding=1)"
+    assert OPS["maxpool2d"].torch.call(pool, None, ["h"]) == "F.max_pool2d(h, 3, stride=2, padding=1)"
+    assert OPS["maxpool2d"].torch.shape(pool) == [(None, "64", "56", "56")]
+    assert OPS["relu"].torch.call(src({}, set(), (None, "8")), None, ["h"]) == "F.relu(h)"
+    assert OPS["relu"].torch.module(src({}, set(), (None, "8"))) == "nn.ReLU()"
     drop = src({"p": "p"}, {"p"}, (None, "8"))
-    assert TORCH["dropout"].module(drop) == "nn.Dropout(p)"
-    assert TORCH["dropout"].call(drop, None, ["h"]) == "F.dropout(h, p, training=self.training)"
-    assert TORCH["leaky_relu"].module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
+    assert OPS["dropout"].torch.module(drop) == "nn.Dropout(p)"
+    assert OPS["dropout"].torch.call(drop, None, ["h"]) == "F.dropout(h, p, training=self.training)"
+    assert OPS["leaky_relu"].torch.module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
     up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
-    assert TORCH["upsample"].module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
-    assert TORCH["upsample"].shape(up) == [(None, "3", "H * 2", "16")]
+    assert OPS["upsample"].torch.module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
+    assert OPS["upsample"].torch.shape(up) == [(None, "3", "H * 2", "16")]
 
 
 def test_tensor_op_sources():
-    assert TORCH["concat"].call(src({"dim": "1"}, set(), (None, "c", "8"), (None, "32", "8")), None,
+    assert OPS["concat"].torch.call(src({"dim": "1"}, set(), (None, "c", "8"), (None, "32", "8")), None,
                                 ["a", "b"]) == "torch.cat([a, b], dim=1)"
-    assert TORCH["concat"].shape(src({"dim": "1"}, set(), (None, "c - 1", "8"), (None, "k * 2", "8"))) == \
+    assert OPS["concat"].torch.shape(src({"dim": "1"}, set(), (None, "c - 1", "8"), (None, "k * 2", "8"))) == \
         [(None, "c - 1 + k * 2", "8")]
-    assert TORCH["add"].call(src({}, set()), None, ["a + b", "c"]) == "a + b + c"
-    assert TORCH["mul"].call(src({}, set()), None, ["a + b", "c"]) == "(a + b) * c"
+    assert OPS["add"].torch.call(src({}, set()), None, ["a + b", "c"]) == "a + b + c"
+    assert OPS["mul"].torch.call(src({}, set()), None, ["a + b", "c"]) == "(a + b) * c"
     flat = src({"start": "1", "end": "-1"}, set(), (None, "16", "5", "5"))
-    assert (TORCH["flatten"].module(flat), TORCH["flatten"].call(flat, None, ["h"])) == ("nn.Flatten()", "h.flatten(1)")
-    assert TORCH["flatten"].shape(flat) == [(None, "400")]
-    assert TORCH["flatten"].shape(src({"start": "1", "end": "-1"}, set(), (None, "c", "4", "4"))) == \
+    assert (OPS["flatten"].torch.module(flat), OPS["flatten"].torch.call(flat, None, ["h"])) == ("nn.Flatten()", "h.flatten(1)")
+    assert OPS["flatten"].torch.shape(flat) == [(None, "400")]
+    assert OPS["flatten"].torch.shape(src({"start": "1", "end": "-1"}, set(), (None, "c", "4", "4"))) == \
         [(None, "c * 4 * 4")]
-    assert TORCH["flatten"].shape(src({"start": "1", "end": "-1"}, set(), (None, "c", None))) == [(None, None)]
+    assert OPS["flatten"].torch.shape(src({"start": "1", "end": "-1"}, set(), (None, "c", None))) == [(None, None)]
     sel = src({"dim": "1", "index": "0"}, {"dim", "index"}, (None, "T", "768"))
-    assert TORCH["select"].call(sel, None, ["h"]) == "h[:, 0]"
+    assert OPS["select"].torch.call(sel, None, ["h"]) == "h[:, 0]"
     reshape = src({"shape": "(-1, channels, size, size)"}, {"shape"}, (None, "784"))
-    assert TORCH["reshape"].module(reshape) == "Reshape((-1, channels, size, size))"
-    assert TORCH["reshape"].call(reshape, None, ["self.fc(z)"]) == "self.fc(z).reshape(-1, channels, size, size)"
-    assert TORCH["reshape"].shape(reshape) == [(None, "channels", "size", "size")]
-    assert TORCH["reparameterize"].call(src({}, set()), None, ["mu", "logvar"]) == \
+    assert OPS["reshape"].torch.module(reshape) == "Reshape((-1, channels, size, size))"
+    assert OPS["reshape"].torch.call(reshape, None, ["self.fc(z)"]) == "self.fc(z).reshape(-1, channels, size, size)"
+    assert OPS["reshape"].torch.shape(reshape) == [(None, "channels", "size", "size")]
+    assert OPS["reparameterize"].torch.call(src({}, set()), None, ["mu", "logvar"]) == \
         "reparameterize(mu, logvar, self.training)"
     att = src({"causal": "False", "scaled": "False"}, {"scaled"})
-    assert TORCH["attention"].call(att, None, ["q", "k", "v"]) == "F.scaled_dot_product_attention(q, k, v, scale=1.0)"
+    assert OPS["attention"].torch.call(att, None, ["q", "k", "v"]) == "F.scaled_dot_product_attention(q, k, v, scale=1.0)"
 
 
 def test_sequence_sources():
     lstm = src({"hidden": "hidden", "layers": "1", "bidirectional": "True", "dropout": "0.0", "state": "True"},
                {"hidden", "bidirectional", "state"}, (None, None, "emb"))
-    assert TORCH["lstm"].module(lstm) == "LSTM(emb, hidden, bidirectional=True, return_state=True)"
-    assert TORCH["lstm"].call(lstm, "self.enc", ["x", "h0", "c0"]) == "self.enc(x, h0, c0)"
-    assert TORCH["lstm"].shape(lstm) == [(None, None, "2 * hidden"), ("2", None, "hidden"), ("2", None, "hidden")]
+    assert OPS["lstm"].torch.module(lstm) == "LSTM(emb, hidden, bidirectional=True, return_state=True)"
+    assert OPS["lstm"].torch.call(lstm, "self.enc", ["x", "h0", "c0"]) == "self.enc(x, h0, c0)"
+    assert OPS["lstm"].torch.shape(lstm) == [(None, None, "2 * hidden"), ("2", None, "hidden"), ("2", None, "hidden")]
     mha = src({"heads": "2", "causal": "True", "dropout": "0.0", "bias": "True"}, {"heads", "causal"},
               (None, None, "d"), (None, None, "5"))
-    assert TORCH["mha"].module(mha) == "MultiheadAttention(d, 2, causal=True, kdim=5)"
+    assert OPS["mha"].torch.module(mha) == "MultiheadAttention(d, 2, causal=True, kdim=5)"
     lin = src({"out": "4 * d", "bias": "True"}, {"out"}, (None, None, "d"))
-    assert TORCH["linear"].module(lin) == "nn.Linear(d, 4 * d)"
-    assert TORCH["linear"].shape(lin) == [(None, None, "4 * d")]
+    assert OPS["linear"].torch.module(lin) == "nn.Linear(d, 4 * d)"
+    assert OPS["linear"].torch.shape(lin) == [(None, None, "4 * d")]
     ln = src({"eps": "eps", "dims": "1", "affine": "True"}, {"eps"}, (None, None, "d"))
-    assert TORCH["layernorm"].module(ln) == "nn.LayerNorm(d, eps=eps)"
+    assert OPS["layernorm"].torch.module(ln) == "nn.LayerNorm(d, eps=eps)"
 
 
 def test_non_literal_dims_leave_sizes_unknown():
     x = (None, "c", "8")
-    assert TORCH["unsqueeze"].shape(src({"dim": "d"}, {"dim"}, x)) == [(None, None, None, None)]
-    assert TORCH["transpose"].shape(src({"dim0": "1", "dim1": "d"}, set(), x)) == [(None, None, None)]
-    assert TORCH["concat"].shape(src({"dim": "d"}, set(), x, x)) == [(None, None, None)]
-    assert TORCH["chunk"].shape(src({"chunks": "2", "dim": "d"}, set(), x)) == [(None, None, None)] * 2
-    assert TORCH["select"].call(src({"dim": "d", "index": "0"}, set(), x), None, ["h"]) == "h.select(d, 0)"
-    assert TORCH["slice"].call(src({"dim": "d", "start": "1", "end": "None", "step": "1"}, {"dim", "start"}, x),
+    assert OPS["unsqueeze"].torch.shape(src({"dim": "d"}, {"dim"}, x)) == [(None, None, None, None)]
+    assert OPS["transpose"].torch.shape(src({"dim0": "1", "dim1": "d"}, set(), x)) == [(None, None, None)]
+    assert OPS["concat"].torch.shape(src({"dim": "d"}, set(), x, x)) == [(None, None, None)]
+    assert OPS["chunk"].torch.shape(src({"chunks": "2", "dim": "d"}, set(), x)) == [(None, None, None)] * 2
+    assert OPS["select"].torch.call(src({"dim": "d", "index": "0"}, set(), x), None, ["h"]) == "h.select(d, 0)"
+    assert OPS["slice"].torch.call(src({"dim": "d", "start": "1", "end": "None", "step": "1"}, {"dim", "start"}, x),
                                None, ["h"]) == "Slice(d, start=1)(h)"
     with pytest.raises(ValueError):
-        TORCH["flatten"].shape(src({"start": "s", "end": "-1"}, set(), x))
+        OPS["flatten"].torch.shape(src({"start": "s", "end": "-1"}, set(), x))
 
 
 def test_unknown_sizes_raise_missing_size():
     with pytest.raises(MissingSize) as err:
-        TORCH["conv2d"].module(src(CONV, set(), (None, None, "8", "8")))
+        OPS["conv2d"].torch.module(src(CONV, set(), (None, None, "8", "8")))
     assert (err.value.input_index, err.value.dim) == (0, 1)
     with pytest.raises(MissingSize) as err:
-        TORCH["mha"].module(src({"heads": "2", "causal": "False", "dropout": "0.0", "bias": "True"}, set(),
+        OPS["mha"].torch.module(src({"heads": "2", "causal": "False", "dropout": "0.0", "bias": "True"}, set(),
                                 (None, None, "8"), (None, None, None)))
     assert (err.value.input_index, err.value.dim) == (1, 2)
     with pytest.raises(ValueError):  # a weighted op has no functional form
-        TORCH["linear"].call(src({"out": "3", "bias": "True"}, set(), (None, "4")), None, ["h"])
+        OPS["linear"].torch.call(src({"out": "3", "bias": "True"}, set(), (None, "4")), None, ["h"])
 
 
 # --- helper numerics ------------------------------------------------------------------------------------
@@ -420,7 +421,7 @@ def test_masked_conv_is_causal(mask):
 
 
 def test_sinusoidal_encoding_formula():
-    ns = namespace(TORCH["sinusoidal_pe"].helpers)
+    ns = namespace(OPS["sinusoidal_pe"].torch.helpers)
     module = ns["SinusoidalPositionalEncoding"](6, max_len=10)
     assert len(module.state_dict()) == 0
     x = torch.zeros(2, 5, 6)

@@ -1,13 +1,90 @@
-"""Element-wise activations and softmax."""
+"""Element-wise activations and softmax: shape rules, costs, and their PyTorch and ONNX forms.
+
+The ONNX forms reproduce PyTorch's CPU kernels where ONNX's own op differs (softplus's threshold,
+GELU's erf and tanh forms); the others are the ONNX op of the same name.
+"""
 from __future__ import annotations
 
+import math
+
+from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, identity, scalar, unary
+from ..emit.torch.forms import OpSource, TorchEntry, _call, _join, _kw, _pair, _tidy, _unary
 from ..ir.types import FLOAT_DTYPES, TensorType
 from .table import Attrs, OpDef, Param, Types, choice, float_, int_, norm_dim, register, same
 
 
-def _unary(name: str, doc: str, params: tuple[Param, ...] = (), flops: int = 1) -> OpDef:
-    return OpDef(name, params, same, doc, "x -> same", "activation", elementwise_flops=flops)
+def _activation(name: str, doc: str, torch: TorchEntry, onnx: Converter, params: tuple[Param, ...] = (),
+                flops: int = 1) -> OpDef:
+    """An element-wise op: `x -> same`, `flops` FLOPs per element."""
+    return OpDef(name, params, same, doc, "x -> same", "activation", elementwise_flops=flops, torch=torch, onnx=onnx)
 
+
+# --- ONNX forms that are more than one node of the same name ---------------------------------------
+
+def _leaky_relu_onnx(ctx: OnnxContext) -> list[str]:
+    return [ctx.b.one("LeakyRelu", [ctx.x], ctx.hint, alpha=float(ctx.attrs["slope"]))]
+
+
+def _elu_onnx(ctx: OnnxContext) -> list[str]:
+    return [ctx.b.one("Elu", [ctx.x], ctx.hint, alpha=float(ctx.attrs["alpha"]))]
+
+
+def _softplus_onnx(ctx: OnnxContext) -> list[str]:
+    """F.softplus(x, beta, threshold=20): x where beta*x > 20, else log1p(exp(beta*x)) / beta."""
+    beta, x = float(ctx.attrs["beta"]), ctx.x
+    bx = x if beta == 1.0 else ctx.b.one("Mul", [x, scalar(ctx, beta, "beta")], f"{ctx.hint}/beta_x")
+    soft = ctx.b.one("Softplus", [bx], f"{ctx.hint}/soft")
+    if beta != 1.0:
+        soft = ctx.b.one("Div", [soft, scalar(ctx, beta, "beta")], f"{ctx.hint}/soft_scaled")
+    linear = ctx.b.one("Greater", [bx, scalar(ctx, 20.0, "softplus_threshold")], f"{ctx.hint}/linear")
+    return [ctx.b.one("Where", [linear, x, soft], ctx.hint)]
+
+
+def _gelu_onnx(ctx: OnnxContext) -> list[str]:
+    """PyTorch's CPU kernels: x * 0.5 * (1 + erf(x * M_SQRT1_2)), or for approximate="tanh"
+    0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))."""
+    x, b, h = ctx.x, ctx.b, ctx.hint
+    half, one = scalar(ctx, 0.5, "half"), scalar(ctx, 1.0, "one")
+    if ctx.attrs["approximate"] == "none":
+        inner = b.one("Erf", [b.one("Mul", [x, scalar(ctx, math.sqrt(0.5), "sqrt_half")], f"{h}/scaled")],
+                      f"{h}/erf")
+    else:
+        cube = b.one("Mul", [b.one("Mul", [x, x], f"{h}/square"), x], f"{h}/cube")
+        arg = b.one("Add", [x, b.one("Mul", [scalar(ctx, 0.044715, "gelu_kappa"), cube], f"{h}/kappa_cube")],
+                    f"{h}/poly")
+        arg = b.one("Mul", [scalar(ctx, math.sqrt(2.0 / math.pi), "gelu_beta"), arg], f"{h}/inner")
+        inner = b.one("Tanh", [arg], f"{h}/tanh")
+    return [b.one("Mul", [b.one("Mul", [x, half], f"{h}/half_x"), b.one("Add", [one, inner], f"{h}/one_plus")], h)]
+
+
+def _silu_onnx(ctx: OnnxContext) -> list[str]:
+    return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
+
+
+register(
+    _activation("relu", "max(x, 0)", _pair("nn.ReLU", "F.relu"), unary("Relu")),
+    _activation("leaky_relu", "x if x > 0 else slope*x",
+                _pair("nn.LeakyReLU", "F.leaky_relu", lambda s: [_kw(s, "slope", 0.01, "")]), _leaky_relu_onnx,
+                (Param("slope", float_, 0.01, "number"),)),
+    _activation("sigmoid", "1 / (1 + exp(-x))", _pair("nn.Sigmoid", "torch.sigmoid"), unary("Sigmoid"), flops=4),
+    _activation("tanh", "hyperbolic tangent", _pair("nn.Tanh", "torch.tanh"), unary("Tanh"), flops=5),
+    _activation("softplus", "log(1 + exp(beta*x)) / beta",
+                _pair("nn.Softplus", "F.softplus", lambda s: [_kw(s, "beta", 1.0)]), _softplus_onnx,
+                (Param("beta", float_, 1.0, "number"),), flops=4),
+    _activation("gelu", "x * Phi(x); `approximate=\"tanh\"` for GPT-2's form",
+                _pair("nn.GELU", "F.gelu", lambda s: [_kw(s, "approximate", "none")]), _gelu_onnx,
+                (Param("approximate", choice("none", "tanh"), "none", '"none" | "tanh"'),), flops=8),
+    _activation("elu", "x if x > 0 else alpha*(exp(x)-1)",
+                _pair("nn.ELU", "F.elu", lambda s: [_kw(s, "alpha", 1.0)]), _elu_onnx,
+                (Param("alpha", float_, 1.0, "number"),), flops=4),
+    _activation("silu", "x * sigmoid(x)", _pair("nn.SiLU", "F.silu"), _silu_onnx, flops=5),
+    _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
+    _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
+    _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),
+)
+
+
+# --- scale ----------------------------------------------------------------------------------------
 
 def _scale_infer(a: Attrs, ins: Types) -> Types:
     """x * factor; an integer tensor scaled by a fraction becomes float, as in PyTorch."""
@@ -17,28 +94,43 @@ def _scale_infer(a: Attrs, ins: Types) -> Types:
     return [x]
 
 
+def _scale_onnx(ctx: OnnxContext) -> list[str]:
+    factor = ctx.attrs["factor"]
+    if ctx.in_types[0].dtype not in FLOAT_DTYPES and factor != int(factor):
+        raise NoOnnxForm(f"scaling a {ctx.in_types[0].dtype} tensor by {factor} gives a float tensor in PyTorch")
+    return [ctx.b.one("Mul", [ctx.x, scalar(ctx, factor, "factor")], ctx.hint)]
+
+
+register(OpDef(
+    "scale", (Param("factor", float_, type_name="number"),), _scale_infer,
+    "x * factor (e.g. sqrt(d_model) after an embedding)", "x -> same", "activation", elementwise_flops=1,
+    torch=_unary(lambda s: _call("Scale", [_tidy(s.attrs["factor"])]),
+                 lambda s, x: _join("*", [x, _tidy(s.attrs["factor"])]), helpers=("Scale",)),
+    onnx=_scale_onnx))
+
+
+# --- softmax ----------------------------------------------------------------------------------------
+
 def _softmax_infer(a: Attrs, ins: Types) -> Types:
     norm_dim(a["dim"], ins[0].rank)
     return [ins[0]]
 
 
+def _dim_always(src: OpSource) -> list[str | None]:
+    return [f"dim={_tidy(src.attrs['dim'])}"]
+
+
+def _softmax_onnx(op_type: str) -> Converter:
+    def convert(ctx: OnnxContext) -> list[str]:
+        return [ctx.b.one(op_type, [ctx.x], ctx.hint, axis=ctx.axis(ctx.attrs["dim"]))]
+    return convert
+
+
 register(
-    _unary("relu", "max(x, 0)"),
-    _unary("leaky_relu", "x if x > 0 else slope*x", (Param("slope", float_, 0.01, "number"),)),
-    _unary("sigmoid", "1 / (1 + exp(-x))", flops=4),
-    _unary("tanh", "hyperbolic tangent", flops=5),
-    _unary("softplus", "log(1 + exp(beta*x)) / beta", (Param("beta", float_, 1.0, "number"),), flops=4),
-    _unary("gelu", "x * Phi(x); `approximate=\"tanh\"` for GPT-2's form",
-           (Param("approximate", choice("none", "tanh"), "none", '"none" | "tanh"'),), flops=8),
-    _unary("elu", "x if x > 0 else alpha*(exp(x)-1)", (Param("alpha", float_, 1.0, "number"),), flops=4),
-    _unary("silu", "x * sigmoid(x)", flops=5),
-    _unary("abs", "|x|"),
-    _unary("exp", "e^x", flops=4),
-    _unary("identity", "x", flops=0),
-    OpDef("scale", (Param("factor", float_, type_name="number"),), _scale_infer,
-          "x * factor (e.g. sqrt(d_model) after an embedding)", "x -> same", "activation", elementwise_flops=1),
     OpDef("softmax", (Param("dim", int_(), -1, "int"),), _softmax_infer, "softmax along `dim`", "x -> same",
-          "activation", elementwise_flops=5),
+          "activation", elementwise_flops=5,
+          torch=_pair("nn.Softmax", "F.softmax", _dim_always), onnx=_softmax_onnx("Softmax")),
     OpDef("log_softmax", (Param("dim", int_(), -1, "int"),), _softmax_infer, "log of softmax along `dim`",
-          "x -> same", "activation", elementwise_flops=6),
+          "x -> same", "activation", elementwise_flops=6,
+          torch=_pair("nn.LogSoftmax", "F.log_softmax", _dim_always), onnx=_softmax_onnx("LogSoftmax")),
 )

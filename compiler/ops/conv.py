@@ -1,10 +1,20 @@
-"""Convolutions: conv1d/2d/3d, transposed convolutions and PixelCNN's masked convolution."""
+"""Convolutions: conv1d/2d/3d, transposed convolutions and PixelCNN's masked convolution, with
+their PyTorch modules (nn.ConvNd, nn.ConvTransposeNd, the MaskedConv2d helper) and ONNX forms
+(Conv and ConvTranspose; the masked kernel is stored pre-multiplied by its mask)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..emit.onnx.context import OnnxContext
+from ..emit.torch.forms import (_ALWAYS, _CONV_SIZE, Dims, OpSource, ShapeFn, _call, _columns, _expr, _kw, _simplify,
+                                _size, _tidy, _value, _weighted)
 from ..ir.dims import Dim, numel
 from ..ir.types import TensorType
 from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, choice, concrete, int_, ints, need_float,
                     need_rank, padding, register)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def conv_out(size: Dim, k: int, s: int, p: int, d: int) -> Dim:
@@ -109,22 +119,106 @@ def _tconv_macs(a: Attrs, ins: Types, outs: Types) -> Dim:
     return numel(ins[0].shape) * (a["out"] // a["groups"] * k)
 
 
+# --- PyTorch forms ------------------------------------------------------------------------------
+
+# size, padding, dilation, kernel, stride (as in forms._CONV_SIZE), output_padding
+_TCONV_SIZE = "({0} - 1) * {4} - 2 * {1} + {2} * ({3} - 1) + {5} + 1"
+
+
+def _conv_shape(n: int, transposed: bool = False) -> ShapeFn:
+    def shape(src: OpSource) -> list[Dims]:
+        x = src.in_shapes[0]
+        if _value(src.attrs["padding"]) == "same":
+            spatial = list(x[2:])
+        else:
+            names = ("padding", "dilation", "kernel", "stride") + (("output_padding",) if transposed else ())
+            rule = _TCONV_SIZE if transposed else _CONV_SIZE
+            spatial = [_expr(rule, size, *col) for size, col in zip(x[2:], _columns(src, names, n))]
+        return [(x[0], _simplify(src.attrs["out"]), *spatial)]
+    return shape
+
+
+_CONV_KWS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1), ("bias", True))
+_TCONV_KWS = (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1), ("groups", 1), ("bias", True))
+_MASKED_KWS = (("mask", _ALWAYS), ("stride", 1), ("padding", "same"), ("dilation", 1), ("groups", 1), ("bias", True))
+
+
+def _conv_module(cls: str, kws: tuple[tuple[str, Any], ...]) -> Callable[[OpSource], str]:
+    def module(src: OpSource) -> str:
+        head = [_size(src, 0, 1), _tidy(src.attrs["out"]), _tidy(src.attrs["kernel"], compact=True)]
+        return _call(cls, head + [_kw(src, name, default) for name, default in kws])
+    return module
+
+
+# --- ONNX forms ---------------------------------------------------------------------------------
+
+def _conv_pads(a, n: int) -> list[int]:
+    if a["padding"] == "same":  # PyTorch: total d*(k-1), the odd extra element at the end
+        total = [a["dilation"][i] * (a["kernel"][i] - 1) for i in range(n)]
+        return [t // 2 for t in total] + [t - t // 2 for t in total]
+    return list(a["padding"]) * 2
+
+
+def _conv_node(ctx: OnnxContext, weight: str) -> list[str]:
+    a, n = ctx.attrs, ctx.rank() - 2
+    inputs = [ctx.x, weight] + ([ctx.weights["bias"]] if "bias" in ctx.weights else [])
+    return [ctx.b.one("Conv", inputs, ctx.hint, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                      pads=_conv_pads(a, n), dilations=list(a["dilation"]), group=a["groups"])]
+
+
+def _conv_onnx(ctx: OnnxContext) -> list[str]:
+    return _conv_node(ctx, ctx.weights["weight"])
+
+
+def _conv_transpose_onnx(ctx: OnnxContext) -> list[str]:
+    a = ctx.attrs
+    inputs = [ctx.x, ctx.weights["weight"]] + ([ctx.weights["bias"]] if "bias" in ctx.weights else [])
+    return [ctx.b.one("ConvTranspose", inputs, ctx.hint, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                      pads=list(a["padding"]) * 2, output_padding=list(a["output_padding"]),
+                      dilations=list(a["dilation"]), group=a["groups"])]
+
+
 _CONV_RULE = "(B, C, *S) -> (B, out, *S'), S' = floor((S + 2*padding - dilation*(kernel-1) - 1)/stride) + 1"
 _TCONV_RULE = "(B, C, *S) -> (B, out, *S'), S' = (S-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1"
 
 for _n in (1, 2, 3):
     register(
         OpDef(f"conv{_n}d", _conv_params(_n), _conv_infer(_n), f"{_n}-D convolution", _CONV_RULE, "convolution",
-              weights=_conv_weights, macs=_conv_macs),
+              weights=_conv_weights, macs=_conv_macs,
+              torch=_weighted(f"conv{_n}d", _conv_module(f"nn.Conv{_n}d", _CONV_KWS), _conv_shape(_n)),
+              onnx=_conv_onnx),
         OpDef(f"conv_transpose{_n}d", _conv_params(_n, transposed=True), _tconv_infer(_n),
               f"{_n}-D transposed convolution", _TCONV_RULE, "convolution",
-              weights=_tconv_weights, macs=_tconv_macs),
+              weights=_tconv_weights, macs=_tconv_macs,
+              torch=_weighted(f"conv_transpose{_n}d", _conv_module(f"nn.ConvTranspose{_n}d", _TCONV_KWS),
+                              _conv_shape(_n, transposed=True)),
+              onnx=_conv_transpose_onnx),
     )
+
+
+# --- masked convolution (PixelCNN) ----------------------------------------------------------------
 
 def _masked_infer(a: Attrs, ins: Types) -> Types:
     if any(k % 2 == 0 for k in a["kernel"]):
         raise ShapeError(f"a masked convolution needs an odd kernel (it has a centre pixel), got {list(a['kernel'])}")
     return _conv_infer(2)(a, ins)
+
+
+def pixelcnn_mask(kh: int, kw: int, mask: str) -> np.ndarray:
+    """MaskedConv2d's spatial mask: rows above the centre, and the centre row left of the centre
+    (including the centre for mask "B")."""
+    import numpy as np  # here, not at the top: the op table loads without numpy
+
+    m = np.ones((kh, kw), dtype=np.float32)
+    m[kh // 2, kw // 2 + (mask == "B"):] = 0
+    m[kh // 2 + 1:] = 0
+    return m
+
+
+def _masked_conv_onnx(ctx: OnnxContext) -> list[str]:
+    kh, kw = ctx.attrs["kernel"]
+    masked = ctx.arrays["weight"] * pixelcnn_mask(kh, kw, ctx.attrs["mask"])
+    return _conv_node(ctx, ctx.transformed_weight("weight", masked, "_masked"))
 
 
 register(OpDef(
@@ -136,4 +230,6 @@ register(OpDef(
      Param("bias", bool_, True, "bool")),
     _masked_infer, "PixelCNN masked 2-D convolution: each output sees only pixels above and to the left "
     "(mask A also hides the centre pixel, B keeps it); the mask is spatial and shared by all channels",
-    _CONV_RULE, "convolution", weights=_conv_weights, macs=_conv_macs))
+    _CONV_RULE, "convolution", weights=_conv_weights, macs=_conv_macs,
+    torch=_weighted("masked_conv2d", _conv_module("MaskedConv2d", _MASKED_KWS), _conv_shape(2), ("MaskedConv2d",)),
+    onnx=_masked_conv_onnx))

@@ -1,17 +1,27 @@
 """The op table: one `OpDef` per op, holding everything the compiler knows about it.
 
-An entry carries its parameters (with validators), input/output arity, shape rule,
-weights (named as in a PyTorch `state_dict`), cost, and the documentation line used by
-docs/language.md. Backends add their emitters to the same entry; adding an op means
-adding one entry in one of the family modules (conv, pool, norm, ...), nothing else.
+An entry carries its parameters (with validators), input/output arity, shape rule, weights
+(named as in a PyTorch `state_dict`), cost, the documentation line and category of
+docs/ops.md, and each backend's form of the op: `torch` (a `TorchEntry`, written with
+compiler/emit/torch/forms.py) and `onnx` (a converter, written with
+compiler/emit/onnx/context.py). TVM imports the ONNX form and needs none of its own.
+
+Entries live in family modules beside this one (activation, conv, pool, norm, dense, shape,
+combine, indexing, embedding, attention, recurrent, generative, internal), each op's forms in
+the same `OpDef(...)` as its shape rule. Adding an op means adding one entry to its family and
+its test cases, nothing else; tests/test_op_registry.py checks that every entry is complete.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..ir.dims import Dim, Shape, numel
 from ..ir.types import FLOAT_DTYPES, TensorType
+
+if TYPE_CHECKING:
+    from ..emit.onnx.context import Converter
+    from ..emit.torch.forms import TorchEntry
 
 
 class ShapeError(Exception):
@@ -65,6 +75,13 @@ class OpDef:
     macs: Callable[[Attrs, Types, Types], Dim] = _no_macs
     elementwise_flops: int = 0  # FLOPs per output element beyond the MACs
     input_flops: int = 0  # FLOPs per input element (reductions)
+    torch: TorchEntry | None = None  # None only for internal ops, which the PyTorch emitter never sees
+    onnx: Converter | None = None
+
+    @property
+    def weight_free(self) -> bool:
+        """True when the op never has weights, whatever its attrs (it then has a functional form)."""
+        return self.weights is _no_weights
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

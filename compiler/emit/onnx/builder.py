@@ -1,31 +1,18 @@
-"""The ONNX graph under construction and the context each op converter receives.
+"""The ONNX graph under construction: nodes and initializers, with stable, unique names.
 
-Converters (one function per op, in `onnx_ops_*.py`, collected in `onnx_ops.ONNX`) turn one IR
-node into ONNX nodes with `onnx.helper`; they never see the rest of the graph. Tensor names are
-stable: graph inputs and outputs keep the spec's names, initializers are the compiler's weight
-names (the PyTorch `state_dict` keys), node names are the IR node paths.
+Converters (one per op, written in context.py's vocabulary) add nodes through it, and it builds
+them with `onnx.helper`. Tensor names are stable: graph inputs and outputs keep the spec's names,
+initializers are the compiler's weight names (the PyTorch `state_dict` keys), node names are the
+IR node paths.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
-from ...ir.graph import Node
-from ...ir.types import TensorType
-
-OPSET = 18
-
-ONNX_DTYPES = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "f16": TensorProto.FLOAT16,
-               "bf16": TensorProto.BFLOAT16, "i64": TensorProto.INT64, "i32": TensorProto.INT32,
-               "u8": TensorProto.UINT8, "bool": TensorProto.BOOL}
-
-
-class NoOnnxForm(Exception):
-    """Raised by a converter when the op, with these attributes or shapes, has no faithful ONNX form."""
+from onnx import helper, numpy_helper
 
 
 @dataclass
@@ -58,6 +45,10 @@ class OnnxBuilder:
             self._consts[key] = name
         return self._consts[key]
 
+    def full(self, shape: tuple[int, ...], value: Any, dtype: str, hint: str) -> str:
+        """A constant tensor of `shape` filled with `value` (deduplicated like `const`)."""
+        return self.const(np.full(shape, value, dtype=dtype), hint)
+
     def ints(self, values: list[int] | tuple[int, ...], hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
 
@@ -77,33 +68,3 @@ class OnnxBuilder:
 
     def one(self, op_type: str, inputs: list[str], hint: str, **attrs: Any) -> str:
         return self.node(op_type, inputs, hint, 1, **attrs)[0]
-
-
-@dataclass
-class OnnxContext:
-    """What a converter knows about the IR node it converts."""
-
-    b: OnnxBuilder
-    node: Node
-    attrs: dict[str, Any]
-    inputs: list[str]  # ONNX names of the input tensors
-    in_types: list[TensorType]
-    out_types: list[TensorType]
-    weights: dict[str, str]  # the op's local weight name ("weight", "q_proj.bias") -> initializer name
-    arrays: dict[str, np.ndarray]  # the same weights' values, for converters that must transform them
-
-    @property
-    def hint(self) -> str:
-        return self.node.path
-
-    def static(self, input_index: int, dim: int) -> int | None:
-        """A dim's size when it is a constant (None when symbolic)."""
-        d = self.in_types[input_index].shape[dim]
-        return d.value if d.is_const else None
-
-    def transformed_weight(self, local: str, array: np.ndarray, suffix: str) -> str:
-        """An initializer derived from a weight (reordered LSTM gates, a masked kernel)."""
-        return self.b.const(array.astype(np.float32), f"{self.weights[local]}{suffix}")
-
-
-Converter = Callable[[OnnxContext], list[str]]

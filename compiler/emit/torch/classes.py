@@ -18,7 +18,7 @@ from ...passes.resolve import DefRef
 from ...syntax import ast
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
-from .ops import TORCH, MissingSize, OpSource
+from .forms import MissingSize, OpSource
 from .text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
                          exposed_attr, is_sequential, prune, attr_ref, rebound, substitute, tracked_dim)
 
@@ -298,7 +298,7 @@ class ClassWriter:
     # --- op stages -----------------------------------------------------------------------
     def op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
         execs = self.fw.index.op_execs(self.insts, stage.span)
-        entry = TORCH[op.name]
+        entry = op.torch
         in_shapes = self._fill(shapes, [(i.graph, n.inputs) for i, n in execs])
         src_init = OpSource(*self._attrs(op, stage, self.init_name), tuple(map(tuple, in_shapes)))
         src_fwd = None if self.sequential else OpSource(*self._attrs(op, stage, self.fwd_name), src_init.in_shapes)

@@ -1,14 +1,31 @@
-"""The interface of the per-op PyTorch source table and the helpers its entries are built from:
-reading attribute source, folding size expressions, and entry builders (see `torch_ops.py`)."""
+"""The vocabulary each op's PyTorch form is written in: `TorchEntry`, and the helpers entries are
+built from (reading attribute source, folding size expressions, entry builders).
+
+An op's entry is the `torch` field of its `OpDef` (compiler/ops/<family>.py). It turns an op
+application, given as Python source (`OpSource`), into
+  - `module`: the constructor of an nn.Module whose state_dict holds exactly the op's weights
+    (`OpDef.weights`), e.g. `nn.Conv2d(c, 64, 3, stride=2, padding=1, bias=False)`;
+  - `call`: the expression that applies it in `forward()` (`self.conv1(h)`, `F.relu(h)`,
+    `torch.cat([a, b], dim=1)`); weight-free ops also have a functional form (ref None);
+  - `shape`: the output dims as Python source where they can be written (`"64"`, `"c + 32"`),
+    None elsewhere, so that the emitter can size later layers (`nn.Linear(16 * 5 * 5, 120)`).
+Keywords are printed only when the spec gave them or when they differ from PyTorch's default.
+Helper classes and functions named in `helpers` live in templates/torch/layers.py.
+
+`module` raises MissingSize when it needs an input size that is unknown (None in `in_shapes`).
+`shape` writes None for sizes it cannot express, and raises ValueError only when the number or
+rank of the outputs depends on an attr that is not a literal (flatten's start/end, a reshape
+shape that is not a tuple, chunk's chunks, sum/mean's dim and keepdim, lstm/gru's state);
+layernorm's module needs a literal `dims` likewise.
+
+The op table imports this module, so it imports nothing of the emitter (nor Jinja2, black, torch).
+"""
 from __future__ import annotations
 
 import ast
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
-
-from ...ops import OPS
-from ...ops.table import _no_weights
 
 Dims = tuple[str | None, ...]
 
@@ -39,11 +56,6 @@ class TorchEntry:
     call: Callable[[OpSource, str | None, list[str]], str]
     shape: Callable[[OpSource], list[Dims]]
     helpers: tuple[str, ...] = ()
-
-
-def weight_free(op: str) -> bool:
-    """True when the op never has weights, whatever its attrs (it then has a functional form)."""
-    return OPS[op].weights is _no_weights
 
 
 # --- reading attribute source -------------------------------------------------------------------
@@ -228,6 +240,33 @@ def _dim_attr(src: OpSource, name: str, rank: int) -> int | None:
 
 def _unknown(rank: int) -> Dims:
     return (None,) * rank
+
+
+# --- sizes several families write -----------------------------------------------------------------
+
+_CONV_SIZE = "({0} + 2 * {1} - {2} * ({3} - 1) - 1) // {4} + 1"  # size, padding, dilation, kernel, stride
+
+
+def _columns(src: OpSource, names: tuple[str, ...], n: int) -> list[tuple[str | None, ...]]:
+    """Per spatial dim, the sources of the named `int | [int]` attrs (None where not knowable)."""
+    cols = [_per_dim(src.attrs[name], n) if name in src.attrs else ["1"] * n for name in names]
+    return list(zip(*(c or [None] * n for c in cols)))
+
+
+def _literal_items(src: OpSource, name: str) -> list[str]:
+    """The element sources of a list attr that must be literal (`[-1, c, 4]`, or a constant)."""
+    items = _items(src.attrs[name])
+    if items is None:
+        v = _const(src, name)
+        items = [str(v)] if isinstance(v, int) else [repr(x) for x in v]
+    return [_simplify(t) for t in items]
+
+
+def _drop_dim(src: OpSource) -> list[Dims]:
+    """Input 0's dims without the one its `dim` attr names (squeeze, select)."""
+    x = src.in_shapes[0]
+    d = _dim_attr(src, "dim", len(x))
+    return [_unknown(len(x) - 1) if d is None else (*x[:d], *x[d + 1:])]
 
 
 # --- entry builders -------------------------------------------------------------------------------
