@@ -155,7 +155,7 @@ def _check_shapes(path, model: onnx.ModelProto) -> None:
             continue  # an output that is a graph input
         dims, ir = shapes[src].dim, graph.values[vid].type
         assert len(dims) == ir.rank, (out_name, str(ir))
-        for got, want in zip(dims, ir.shape):
+        for got, want in zip(dims, ir.shape, strict=True):
             if want.is_const:
                 assert got.HasField("dim_value") and got.dim_value == want.value, (out_name, str(ir), str(dims))
 

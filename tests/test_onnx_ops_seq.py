@@ -39,7 +39,7 @@ def _shape_inference_agrees(spec, name: str) -> None:
             continue  # a graph input
         dims = shapes[onnx_name].dim
         assert len(dims) == ir.rank, (onnx_name, str(ir))
-        for got, want in zip(dims, ir.shape):
+        for got, want in zip(dims, ir.shape, strict=True):
             assert (got.dim_value == want.value) if want.is_const else not got.HasField("dim_value"), \
                 (onnx_name, str(ir), dims)
 

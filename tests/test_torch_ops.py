@@ -198,7 +198,7 @@ def test_entry_matches_the_compiler(case):
     entry, src = OPS[case.op].torch, op_source(case, attrs)
     ns = namespace(entry.helpers)
     names = [f"x{i}" for i in range(len(case.shapes))]
-    ns.update(zip(names, inputs_of(case, attrs)))
+    ns.update(zip(names, inputs_of(case, attrs), strict=True))
     outs = []
     if entry.module is not None:
         ns["m"] = eval(entry.module(src), ns).eval()
@@ -209,7 +209,7 @@ def test_entry_matches_the_compiler(case):
         outs.append(as_tuple(eval(entry.call(src, None, names), ns)))
     for out in outs:
         assert [tuple(o.shape) for o in out] == expected
-        for o, first in zip(out, outs[0]):
+        for o, first in zip(out, outs[0], strict=True):
             torch.testing.assert_close(o, first)
     sizes = entry.shape(src)
     assert [len(s) for s in sizes] == [len(s) for s in expected]
@@ -250,8 +250,8 @@ def test_zoo_nodes():
             entry.call(src, None, names)
         sizes = entry.shape(src)
         assert [len(s) for s in sizes] == [t.rank for t in outs], (op, attrs)
-        for size, t in zip(sizes, outs):
-            for text, d in zip(size, t.shape):
+        for size, t in zip(sizes, outs, strict=True):
+            for text, d in zip(size, t.shape, strict=True):
                 if text is not None and d.is_const:
                     assert eval(text, {"min": min}) == d.value, (op, attrs, size, t)
 
@@ -444,7 +444,7 @@ def test_lstm_and_gru_match_torch(layers, bidirectional):
     ref = nn.LSTM(4, 6, layers, batch_first=True, bidirectional=bidirectional)
     ref.load_state_dict(lstm.state_dict())
     out, (h, c) = ref(x, (h0, c0))
-    for got, want in zip(lstm(x, h0, c0), (out, h, c)):
+    for got, want in zip(lstm(x, h0, c0), (out, h, c), strict=True):
         torch.testing.assert_close(got, want)
     gru = helper("GRU")(4, 6, num_layers=layers, bidirectional=bidirectional)
     ref = nn.GRU(4, 6, layers, batch_first=True, bidirectional=bidirectional)
