@@ -57,12 +57,19 @@ def _gelu_onnx(ctx: OnnxContext) -> list[str]:
     return [b.one("Mul", [b.one("Mul", [x, half], f"{h}/half_x"), b.one("Add", [one, inner], f"{h}/one_plus")], h)]
 
 
+def _relu6_onnx(ctx: OnnxContext) -> list[str]:
+    """F.relu6 is hardtanh(x, 0, 6): a Clip between constants in x's dtype."""
+    return [ctx.b.one("Clip", [ctx.x, scalar(ctx, 0.0, "relu6_min"), scalar(ctx, 6.0, "relu6_max")], ctx.hint)]
+
+
 def _silu_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
 
 
 register(
     _activation("relu", "max(x, 0)", _pair("nn.ReLU", "F.relu"), unary("Relu")),
+    # two comparisons per element, as relu's one (max with 0) is counted as one FLOP
+    _activation("relu6", "min(max(x, 0), 6) (MobileNet)", _pair("nn.ReLU6", "F.relu6"), _relu6_onnx, flops=2),
     _activation("leaky_relu", "x if x > 0 else slope*x",
                 _pair("nn.LeakyReLU", "F.leaky_relu", lambda s: [_kw(s, "slope", 0.01, "")]), _leaky_relu_onnx,
                 (Param("slope", float_, 0.01, "number"),)),
