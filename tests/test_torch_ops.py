@@ -48,7 +48,7 @@ CASES = [
     C("gelu", {}, [(2, 3)]), C("elu", {"alpha": 0.5}, [(2, 3)]), C("silu", {}, [(2, 3)]), C("abs", {}, [(2, 3)]),
     C("exp", {}, [(2, 3)]), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
     C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
-    C("relu6", {}, [(2, 3, 4)]),
+    C("relu6", {}, [(2, 3, 4)]), C("hardswish", {}, [(2, 3, 4)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),

@@ -85,6 +85,10 @@ register(
                 _pair("nn.ELU", "F.elu", lambda s: [_kw(s, "alpha", 1.0)]), _elu_onnx,
                 (Param("alpha", float_, 1.0, "number"),), flops=4),
     _activation("silu", "x * sigmoid(x)", _pair("nn.SiLU", "F.silu"), _silu_onnx, flops=5),
+    # five per element: add 3, clamp to [0, 6] (two comparisons), multiply by x, divide by 6;
+    # ONNX's HardSwish (opset 14) is x * max(0, min(1, x/6 + 1/2)), the same function
+    _activation("hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", _pair("nn.Hardswish", "F.hardswish"),
+                unary("HardSwish"), flops=5),
     _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
     _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
     _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),
