@@ -27,6 +27,7 @@ from ..ops import OPS, ArgError, OpDef
 from ..ops.table import REQUIRED, _no_weights
 from ..source import Span
 from ..syntax import ast
+from ..syntax.visitor import StmtVisitor, StmtWalker
 from .evaluate import Evaluator, describe, is_int
 from .resolve import DefRef, Resolved
 from .values import POISON, Abort, Fail, Layer, Scope, Tensor, join
@@ -135,48 +136,42 @@ class _Expander(Evaluator):
 
     # --- statements ------------------------------------------------------------------------
     def stmts(self, body: tuple[ast.Stmt, ...], scope: Scope) -> None:
+        """Run `body` in `scope`; a failed statement poisons the names it would have bound."""
+        runner = _Statements(self, scope)
         for s in body:
             try:
-                self.stmt(s, scope)
+                runner.visit(s)
             except Abort:
                 raise
             except Fail:
-                for name in _bound_names(s):
+                for name in s.accept(_BOUND_NAMES):
                     scope.env[name] = POISON
 
-    def stmt(self, s: ast.Stmt, scope: Scope) -> None:
-        if isinstance(s, ast.Input):
-            scope.env[s.name] = self.block_input(s, scope) if scope.inputs is not None else self.graph_input(s, scope)
-        elif isinstance(s, ast.Output):
-            outs = self.chain(s.chain, scope) if s.chain else [scope.env.get(s.name, POISON)]
-            if len(outs) != 1:
-                self.diags.add(messages.wrong_output_count(s.chain.span, 1, len(outs)))
-                raise Fail
-            value = outs[0]
+    def output(self, s: ast.Output, scope: Scope) -> None:
+        outs = self.chain(s.chain, scope) if s.chain else [scope.env.get(s.name, POISON)]
+        if len(outs) != 1:
+            self.diags.add(messages.wrong_output_count(s.chain.span, 1, len(outs)))
+            raise Fail
+        value = outs[0]
+        if isinstance(value, Tensor):
+            self.name_value(value, s.name)
+        scope.env[s.name] = value
+        scope.outputs.append((s.name, value))
+
+    def bind(self, s: ast.Bind, scope: Scope) -> None:
+        outs = self.chain(s.chain, scope)
+        if len(outs) != len(s.names) and POISON not in outs:
+            self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
+            raise Fail
+        for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
             if isinstance(value, Tensor):
-                self.name_value(value, s.name)
-            scope.env[s.name] = value
-            scope.outputs.append((s.name, value))
-        elif isinstance(s, ast.Let):
-            scope.env[s.name] = self.eval(s.value, scope)
-        elif isinstance(s, ast.Bind):
-            outs = self.chain(s.chain, scope)
-            if len(outs) != len(s.names) and POISON not in outs:
-                self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
-                raise Fail
-            for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
-                if isinstance(value, Tensor):
-                    self.name_value(value, name)
-                scope.env[name] = value
-        elif isinstance(s, ast.For):
-            self.for_loop(s, scope)
-        elif isinstance(s, ast.If):
-            cond = self.eval(s.cond, scope)
-            self.stmts(s.then if cond else s.orelse, scope)
-        elif isinstance(s, ast.Assert):
-            if not self.eval(s.cond, scope):
-                self.diags.add(messages.assertion_failed(s.cond.span, s.message))
-                raise Abort
+                self.name_value(value, name)
+            scope.env[name] = value
+
+    def check_assert(self, s: ast.Assert, scope: Scope) -> None:
+        if not self.eval(s.cond, scope):
+            self.diags.add(messages.assertion_failed(s.cond.span, s.message))
+            raise Abort
 
     def for_loop(self, s: ast.For, scope: Scope) -> None:
         items = self.eval(s.iterable, scope)
@@ -441,24 +436,81 @@ class _Expander(Evaluator):
                                weights, ties, span, scope.trace))
         return [Tensor(v) for v in outs]
 
+
 def _freeze(bound: tuple[tuple[str, Any], ...]) -> tuple:
     return tuple((k, v.uid if isinstance(v, Layer) else v) for k, v in bound)
 
 
+class _Statements(StmtVisitor[None]):
+    """Runs the statements of one scope (a network, or one block instance) on the expander."""
+
+    def __init__(self, expander: _Expander, scope: Scope) -> None:
+        self.x = expander
+        self.scope = scope
+
+    def visit_input(self, s: ast.Input) -> None:
+        x, scope = self.x, self.scope
+        scope.env[s.name] = x.block_input(s, scope) if scope.inputs is not None else x.graph_input(s, scope)
+
+    def visit_output(self, s: ast.Output) -> None:
+        self.x.output(s, self.scope)
+
+    def visit_let(self, s: ast.Let) -> None:
+        self.scope.env[s.name] = self.x.eval(s.value, self.scope)
+
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.x.bind(s, self.scope)
+
+    def visit_for(self, s: ast.For) -> None:
+        self.x.for_loop(s, self.scope)
+
+    def visit_if(self, s: ast.If) -> None:
+        cond = self.x.eval(s.cond, self.scope)
+        self.x.stmts(s.then if cond else s.orelse, self.scope)
+
+    def visit_assert(self, s: ast.Assert) -> None:
+        self.x.check_assert(s, self.scope)
+
+
+class _BoundNames(StmtVisitor[tuple[str, ...]]):
+    """The names one statement binds in its own scope (not inside loop or branch bodies)."""
+
+    def visit_input(self, s: ast.Input) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_output(self, s: ast.Output) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_let(self, s: ast.Let) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_bind(self, s: ast.Bind) -> tuple[str, ...]:
+        return s.names
+
+    def visit_for(self, s: ast.For) -> tuple[str, ...]:
+        return ()
+
+    def visit_if(self, s: ast.If) -> tuple[str, ...]:
+        return ()
+
+    def visit_assert(self, s: ast.Assert) -> tuple[str, ...]:
+        return ()
+
+
+_BOUND_NAMES = _BoundNames()
+
+
+class _OutputFinder(StmtWalker):
+    """Whether a body declares an `output` anywhere (in a loop or branch too)."""
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_output(self, s: ast.Output) -> None:
+        self.found = True
+
+
 def _declares_output(body: tuple[ast.Stmt, ...]) -> bool:
-    for s in body:
-        if isinstance(s, ast.Output):
-            return True
-        if isinstance(s, ast.If) and (_declares_output(s.then) or _declares_output(s.orelse)):
-            return True
-        if isinstance(s, ast.For) and _declares_output(s.body):
-            return True
-    return False
-
-
-def _bound_names(s: ast.Stmt) -> list[str]:
-    if isinstance(s, ast.Bind):
-        return list(s.names)
-    if isinstance(s, (ast.Input, ast.Output, ast.Let)):
-        return [s.name]
-    return []
+    finder = _OutputFinder()
+    finder.visit_body(body)
+    return finder.found
