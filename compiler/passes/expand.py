@@ -111,7 +111,7 @@ class _Expander(Evaluator):
                     and len(value.terms[0][0]) == 1 and isinstance(value.terms[0][0][0], str):
                 value = value.terms[0][0][0]  # a plain symbol
             if is_int(value) and value < 1:
-                self.diags.add(messages.eval_error(dim.span, f"a dimension must be a positive integer, got {value!r}"))
+                self.diags.add(messages.bad_dimension(dim.span, value))
                 raise Fail
             dims.append(value)
         return dtype, tuple(dims)
@@ -124,13 +124,13 @@ class _Expander(Evaluator):
             left, right = self.dim_expr(e.left, scope), self.dim_expr(e.right, scope)
             if isinstance(left, Dim) or isinstance(right, Dim):
                 if e.op == "//" and (isinstance(right, Dim) or right <= 0):
-                    self.diags.add(messages.eval_error(e.span, "a dimension can only be divided by a positive integer"))
+                    self.diags.add(messages.bad_dimension_division(e.span))
                     raise Fail
                 return {"+": left + right, "-": left - right, "*": left * right}.get(e.op) if e.op != "//" \
                     else Dim.of(left) // right
         value = self.eval(e, scope)
         if not is_int(value):
-            self.diags.add(messages.eval_error(e.span, f"a dimension must be a positive integer, got {value!r}"))
+            self.diags.add(messages.bad_dimension(e.span, value))
             raise Fail
         return value
 
@@ -176,7 +176,7 @@ class _Expander(Evaluator):
     def for_loop(self, s: ast.For, scope: Scope) -> None:
         items = self.eval(s.iterable, scope)
         if not isinstance(items, tuple):
-            self.diags.add(messages.eval_error(s.iterable.span, f"`for` needs a list, got {items!r}"))
+            self.diags.add(messages.for_needs_list(s.iterable.span, items))
             raise Fail
         for item in items:
             if len(s.names) == 1:
@@ -184,7 +184,7 @@ class _Expander(Evaluator):
             elif isinstance(item, tuple) and len(item) == len(s.names):
                 scope.env.update(zip(s.names, item))
             else:
-                self.diags.add(messages.eval_error(s.span, f"cannot unpack {item!r} into {len(s.names)} names"))
+                self.diags.add(messages.cannot_unpack(s.span, item, len(s.names)))
                 raise Fail
             self.stmts(s.body, scope)
 
@@ -217,7 +217,7 @@ class _Expander(Evaluator):
             raise Fail
         repeat = 1 if stage.repeat is None else self.eval(stage.repeat, scope)
         if not is_int(repeat) or repeat < 0:
-            self.diags.add(messages.eval_error(stage.repeat.span, f"a repeat count must be a whole number >= 0, got {repeat!r}"))
+            self.diags.add(messages.bad_repeat(stage.repeat.span, repeat))
             raise Fail
         shared = self.shared_layer(stage, scope)
         outs = inputs
@@ -273,7 +273,7 @@ class _Expander(Evaluator):
             value = self.eval(a.value, scope)
             if a.name is None:
                 if keyword:
-                    self.diags.add(messages.eval_error(a.span, "positional argument after a keyword argument"))
+                    self.diags.add(messages.positional_after_keyword(a.span))
                     raise Fail
                 positional.append((a, value))
             elif a.name == "tie" and isinstance(target, OpDef):
@@ -291,10 +291,10 @@ class _Expander(Evaluator):
 
     def tie_target(self, a: ast.Arg, value: Any, target: OpDef) -> Layer:
         if target.weights is _no_weights:
-            self.diags.add(messages.bad_tie(a.span, f"`{target.name}` has no weight to tie"))
+            self.diags.add(messages.no_weight_to_tie(a.span, target.name))
             raise Fail
         if not isinstance(value, Layer) or value.uid not in self.layer_paths:
-            self.diags.add(messages.bad_tie(a.value.span, "`tie` takes a layer that was applied earlier, e.g. `tie=wte`"))
+            self.diags.add(messages.tie_needs_layer(a.value.span))
             raise Fail
         return value
 
@@ -427,7 +427,7 @@ class _Expander(Evaluator):
     def add_node(self, op: OpDef, attrs, inputs, path, weights, ties, span: Span, scope: Scope) -> list[Any]:
         if any(not isinstance(x, Tensor) for x in inputs):
             if any(x is not POISON for x in inputs if not isinstance(x, Tensor)):
-                self.diags.add(messages.eval_error(span, "a chain can only carry tensors"))
+                self.diags.add(messages.chain_carries_values(span))
             raise Fail
         nid = len(self.nodes)
         n_out = op.outputs(dict(attrs), len(inputs))
