@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(run=cmd_bench, command="bench", target="llvm", arch=None, target_json=None)
 
+    explain = sub.add_parser("explain", help="explain a diagnostic code, with an example: `dlc explain E0401`")
+    explain.add_argument("code", nargs="?", metavar="CODE", help="e.g. E0401 (alone: list every code)")
+    explain.set_defaults(run=cmd_explain, command="explain")
+
     run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
     run.add_argument("artifact", type=Path, metavar="ARTIFACT")
     run.add_argument("--input", action="append", default=[], metavar="[NAME=]X.npy", help="an input array; repeatable")
@@ -322,6 +326,24 @@ def _tuning(args: argparse.Namespace, spec):
                          "compile untuned (TVM's default schedules), or tune on the device itself")
     db = args.tune_db or default_db_dir() / target_key(spec.target)
     return Tuning(args.tune, db, progress=sys.stderr)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dlc.compiler import explain
+
+    if args.code is None:
+        for code in explain.codes():
+            print(f"{code}  {explain.title(code)}")
+        return 0
+    try:
+        print(explain.explanation(explain.normalize(args.code)), end="")
+    except KeyError:
+        if explain.retired(args.code):
+            raise UsageError(f"`{args.code}` is retired: {explain.retired(args.code)}") from None
+        near = explain.closest(args.code)
+        hint = f"; did you mean {', '.join(near)}?" if near else "; `dlc explain` lists every code"
+        raise UsageError(f"no explanation for `{args.code}`{hint}") from None
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
