@@ -1,7 +1,7 @@
 """Every user-facing message text, in one place (as mypy's messages.py).
 
-Each function but the last section's returns a `Diagnostic`, and each code belongs to exactly
-one function (one message), so that `dlc explain CODE` can say what went wrong and how to fix
+Each function returns a `Diagnostic` (but the helpers for a note or a label, and the last
+section's), and each code belongs to exactly one function (one message), so that `dlc explain CODE` can say what went wrong and how to fix
 it (`compiler/explain/CODE.md`; tests/test_explain.py checks that every code here has one and
 that its example really produces the code). Codes are grouped by phase:
 
@@ -124,7 +124,9 @@ def unknown_argument(span: Span, callee: str, name: str, accepted: list[str]) ->
                       notes=(f"`{callee}` takes: {', '.join(accepted) or 'no parameters'}",), help=hint)
 
 
-def wrong_input_count(span: Span, callee: str, expected: str, given: int) -> Diagnostic:
+def wrong_input_count(span: Span, callee: str, least: int, most: int, given: int) -> Diagnostic:
+    """`most`: -1 for no upper bound (`concat`)."""
+    expected = f"{least}" if least == most else f"{least} or more" if most == -1 else f"{least} to {most}"
     return Diagnostic("E0204", f"`{callee}` takes {expected} input tensor(s), {given} given",
                       Label(span, f"{given} tensor(s) flow in here"))
 
@@ -134,13 +136,13 @@ def wrong_output_count(span: Span, expected: int, given: int) -> Diagnostic:
                       Label(span, f"{given} output(s)"))
 
 
-def not_a_tensor(span: Span, name: str, kind: str) -> Diagnostic:
-    return Diagnostic("E0206", f"`{name}` is a {kind}, not a tensor", Label(span, "a tensor is expected here"),
+def not_a_tensor(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0206", f"`{name}` is a compile-time value, not a tensor", Label(span, "a tensor is expected here"),
                       help="tensors come from `input` declarations and chain bindings")
 
 
-def not_callable_layer(span: Span, name: str, kind: str) -> Diagnostic:
-    return Diagnostic("E0207", f"`{name}` is a {kind} and cannot be applied to a tensor", Label(span, "applied here"))
+def not_callable_layer(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0207", f"`{name}` is a tensor and cannot be applied to a tensor", Label(span, "applied here"))
 
 
 def missing_output(span: Span, name: str) -> Diagnostic:
@@ -249,17 +251,23 @@ def init_option_not_literal(span: Span, option: str) -> Diagnostic:
 
 # --- E03xx expansion ------------------------------------------------------------------
 
+def _chain(names: Sequence[str]) -> str:
+    return " -> ".join(f"`{n}`" if n != "..." else n for n in names)
+
+
 def recursion_without_end(span: Span, name: str, depth: int, trace: list[str]) -> Diagnostic:
+    """`trace`: the blocks from the network down to this instance; its ends are shown."""
+    shown = [*trace[:3], "...", *trace[-2:]] if len(trace) > 5 else trace
     return Diagnostic("E0301", f"recursion without end: `{name}` is nested {depth} levels deep",
                       Label(span, "instantiated here"),
-                      notes=(f"call chain: {' -> '.join(trace)}",),
+                      notes=(f"call chain: {_chain(shown)}",),
                       help="give the recursion a base case, e.g. `if depth > 0 { ... }`")
 
 
 def instantiation_cycle(span: Span, name: str, trace: list[str]) -> Diagnostic:
     return Diagnostic("E0302", f"cycle: `{name}` instantiates itself with the same arguments",
                       Label(span, "instantiated here"),
-                      notes=(f"cycle: {' -> '.join(trace)}",),
+                      notes=(f"cycle: {_chain(trace)}",),
                       help="a block or network may only use itself with arguments that move toward a base case")
 
 
@@ -276,9 +284,9 @@ def shape_error(span: Span, op: str, problem: str, inputs: list[tuple[Span, str]
                       secondary, notes=tuple(trace))
 
 
-def input_shape(what: str, shape: str) -> str:
+def input_shape(name: str | None, shape: str) -> str:
     """The label under an op's input in a shape error: "`a` has shape (B, 64, 32, 32)"."""
-    return f"{what} has shape {shape}"
+    return f"{f'`{name}`' if name else 'this'} has shape {shape}"
 
 
 def shared_shape_mismatch(span: Span, param: str, expected: str, got: str, first: Span, tied: bool) -> Diagnostic:

@@ -373,8 +373,7 @@ class _Expander(Evaluator):
         op = layer.target
         lo, hi = op.inputs
         if not (lo <= len(inputs) and (hi == -1 or len(inputs) <= hi)):
-            expected = f"{lo}" if lo == hi else f"{lo} or more" if hi == -1 else f"{lo} to {hi}"
-            self.diags.add(messages.wrong_input_count(stage.callee_span, op.name, expected, len(inputs)))
+            self.diags.add(messages.wrong_input_count(stage.callee_span, op.name, lo, hi, len(inputs)))
             raise Fail
         ties = ()
         if layer.tie is not None:
@@ -385,18 +384,17 @@ class _Expander(Evaluator):
         d = layer.target.node
         n_inputs = sum(1 for s in d.body if isinstance(s, ast.Input))
         if n_inputs != len(inputs):
-            self.diags.add(messages.wrong_input_count(stage.callee_span, d.name, str(n_inputs), len(inputs)))
+            self.diags.add(messages.wrong_input_count(stage.callee_span, d.name, n_inputs, n_inputs, len(inputs)))
             raise Fail
         if id(d) in self.r.broken or any(v is POISON for _, v in layer.bound):
             raise Fail
         key = (id(d), _freeze(layer.bound))
-        trace = [f"`{f.block}`" for f in scope.trace] + [f"`{d.name}`"]
+        trace = [f.block for f in scope.trace] + [d.name]
         if key in self.stack:
             self.diags.add(messages.instantiation_cycle(stage.span, d.name, trace))
             raise Fail
         if len(self.stack) >= MAX_DEPTH:
-            shown = trace[:3] + ["..."] + trace[-2:]
-            self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), shown))
+            self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), trace))
             raise Fail
         frame = Frame(d.name, layer.target.module, path, stage.span)
         inner = Scope(path, weights, layer.target.module, dict(layer.bound), scope.trace + (frame,), inputs=list(inputs))

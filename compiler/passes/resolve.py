@@ -220,7 +220,7 @@ class _BodyChecker(StmtVisitor[None]):
         if kind == "tensor":
             return
         if kind is not None or name.id in self.scope.value_names():
-            self.diags.add(messages.not_a_tensor(name.span, name.id, "compile-time value"))
+            self.diags.add(messages.not_a_tensor(name.span, name.id))
         elif name.id in self.later:
             self.diags.add(messages.used_before_definition(name.span, name.id, self.later[name.id].span))
         else:
@@ -233,7 +233,7 @@ class _BodyChecker(StmtVisitor[None]):
         if len(qual) == 1:
             kind = env.get(head)
             if kind == "tensor":
-                self.diags.add(messages.not_callable_layer(stage.callee_span, head, "tensor"))
+                self.diags.add(messages.not_callable_layer(stage.callee_span, head))
             elif kind is None and head not in OPS and head not in self.scope.defs and head not in self.scope.lets:
                 candidates = [*OPS, *self.scope.defs, *(k for k, v in env.items() if v == "value")]
                 self.diags.add(messages.unknown_callee(stage.callee_span, head, candidates))
