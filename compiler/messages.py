@@ -1,9 +1,10 @@
 """Every user-facing message text, in one place (as mypy's messages.py).
 
 Each function returns a `Diagnostic` (but the helpers for a note or a label, and the last
-section's), and each code belongs to exactly one function (one message), so that `dlc explain CODE` can say what went wrong and how to fix
-it (`compiler/explain/CODE.md`; tests/test_explain.py checks that every code here has one and
-that its example really produces the code). Codes are grouped by phase:
+section's), and each code belongs to exactly one function (one message), so that `dlc explain
+CODE` can say what went wrong and how to fix it (`compiler/explain/CODE.md`; tests/test_explain.py
+checks that every code here has one and that its example really produces the code). Codes are
+grouped by phase:
 
     E00xx syntax                E03xx block expansion
     E01xx files and imports     E04xx shapes and weights (checkpoints included)
