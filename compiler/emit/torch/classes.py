@@ -1,6 +1,6 @@
 """One PyTorch class from one block or network definition, generalized over its instances.
 
-See `torch.py` for what the emitted code guarantees. The writer walks the def's AST once,
+See `file.py` for what the emitted code guarantees. The writer walks the def's AST once,
 writing `__init__` and `forward` side by side, and tracks for every tensor the Python source
 of its sizes in `__init__` (`self.shapes`): parameters (`cout`), literals where all uses agree,
 keyword-only size arguments (`in_channels`) or running size variables inside loops.
@@ -16,17 +16,20 @@ from ...ops.table import REQUIRED, _no_weights
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
 from ...syntax import ast
+from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
 from .ops import TORCH, MissingSize, OpSource
-from .text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
-                         exposed_attr, is_sequential, prune, attr_ref, rebound, substitute, tracked_dim)
+from .code import (Lines, Stmt, drop_dead_stores, expression_names, prune_empty_branches, render,
+                   self_attributes_read)
+from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, dim_word, emit_error, exposed_attr,
+                   is_sequential, rebound, substitute, tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
 
 
-class ClassWriter:
+class ClassWriter(StmtVisitor[None]):
     """Writes one class from a def's AST, generalizing over the def's instances."""
 
     def __init__(self, fw: FileWriter, key: DefKey, ref: DefRef) -> None:
@@ -35,8 +38,8 @@ class ClassWriter:
         self.ref = ref
         self.d = ref.node
         self.insts = fw.index.instances[key]
-        self.init = Lines(level=0)
-        self.fwd = Lines(level=0)
+        self.init = Lines()
+        self.fwd = Lines()
         self.shapes: dict[str, list[str | None]] = {}
         self.params = {p.name for p in self.d.params}
         self.fwd_params: set[str] = set()
@@ -74,23 +77,22 @@ class ClassWriter:
         for p in self.d.params:
             if p.default is not None and self._dependent_default(p):
                 self.init.add(f"{p.name} = {py_expr(p.default, self.init_name)} if {p.name} is None else {p.name}")
-        self.stmts(self.d.body)
+        self.visit_body(self.d.body)
         self._tie_and_init()
         params = [self._param(p) for p in self.d.params]
         size_params = ["*", *(f"{name}: int" for name, _, _ in self.size_args)] if self.size_args else []
         self.fw.size_params[self.key] = list(self.size_args)
         self.fw.out_exprs[self.key] = [self.shapes.get(o) for o in self.outputs]
-        self.fwd.lines = drop_unused(self.fwd.lines, self.fwd_lets)
-        forward_text = "\n".join(self.fwd.lines)
-        used = {p for p in self.params if re.search(rf"\bself\.{p}\b", forward_text)} | self.fwd_params
-        stored = [f"self.{n} = {n}" for n in sorted(used)]
-        init_lines = self.init.lines[:1] + stored + self.init.lines[1:]
+        forward = drop_dead_stores(self.fwd.tree(), self.fwd_lets)
+        used = (self_attributes_read(forward) & self.params) | self.fwd_params
+        init = self.init.tree()
+        init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
-            init_lines.append(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}")
-        init_lines = drop_unused(init_lines, self.placeholders)
+            init.append(Stmt(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}"))
+        init = prune_empty_branches(drop_dead_stores(init, self.placeholders))
         returns = ", ".join(self.outputs)
         return PyClass(self.fw.names[self.key], "nn.Sequential" if self.sequential else "nn.Module", self._doc(),
-                       ["self", *params, *size_params], prune(init_lines), ["self", *self.inputs], self.fwd.lines,
+                       ["self", *params, *size_params], render(init), ["self", *self.inputs], render(forward),
                        returns, self.helpers)
 
     def _param(self, p: ast.Param) -> str:
@@ -102,8 +104,8 @@ class ClassWriter:
 
     def _dependent_default(self, p: ast.Param) -> bool:
         """A default computed from earlier parameters (`d_ff=4*d`) is filled in the body."""
-        text = py_expr(p.default, self.init_name)
-        return any(re.search(rf"\b{q.name}\b", text) for q in self.d.params if q is not p)
+        names = expression_names(py_expr(p.default, self.init_name))
+        return any(q.name in names for q in self.d.params if q is not p)
 
     def _doc(self) -> str:
         where = f"{self.ref.module}:{self.d.span.line}"
@@ -111,30 +113,19 @@ class ClassWriter:
         return f"`{self.d.kind} {self.d.name}({params})` from {where}."
 
     # --- statements ----------------------------------------------------------------------
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def visit_output(self, s: ast.Output) -> None:
+        if s.chain is not None:
+            self.chain(s.chain, (s.name,))
+        self.outputs.append(s.name)
 
-    def stmt(self, s: ast.Stmt) -> None:
-        if isinstance(s, ast.Input):
-            self.input(s)
-        elif isinstance(s, ast.Output):
-            if s.chain is not None:
-                self.chain(s.chain, (s.name,))
-            self.outputs.append(s.name)
-        elif isinstance(s, ast.Let):
-            self.let(s)
-        elif isinstance(s, ast.Bind):
-            self.chain(s.chain, s.names)
-        elif isinstance(s, ast.For):
-            self.for_loop(s)
-        elif isinstance(s, ast.If):
-            self.if_stmt(s)
-        elif isinstance(s, ast.Assert):
-            msg = f", {py_value(s.message)}" if s.message else ""
-            self.init.add(f"assert {py_expr(s.cond, self.init_name)}{msg}")
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.chain(s.chain, s.names)
 
-    def input(self, s: ast.Input) -> None:
+    def visit_assert(self, s: ast.Assert) -> None:
+        msg = f", {py_value(s.message)}" if s.message else ""
+        self.init.add(f"assert {py_expr(s.cond, self.init_name)}{msg}")
+
+    def visit_input(self, s: ast.Input) -> None:
         index = len(self.inputs)
         self.inputs.append(s.name)
         dims = [inst.input_dims()[index] for inst in self.insts]
@@ -175,10 +166,10 @@ class ClassWriter:
 
     def _use_size_args(self, text: str) -> None:
         for name, (i, d) in self.size_arg_inputs.items():
-            if re.search(rf"\b{name}\b", text) and all(a[0] != name for a in self.size_args):
+            if name in expression_names(text) and all(a[0] != name for a in self.size_args):
                 self.size_args.append((name, i, d))
 
-    def let(self, s: ast.Let) -> None:
+    def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
@@ -188,7 +179,7 @@ class ClassWriter:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
             self.fwd_lets.add(s.name)
 
-    def for_loop(self, s: ast.For) -> None:
+    def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
         self._materialize(carried)
@@ -196,30 +187,25 @@ class ClassWriter:
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
         self.loops.append((s.names, s.iterable))
-        self._indented(lambda: (self.stmts(s.body), self._reassign(carried)))
+        self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
         self.loops.pop()
         self._restore(carried)
 
-    def if_stmt(self, s: ast.If) -> None:
+    def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
         self._materialize(carried)
         self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
         materialized = {v: list(self.shapes[v]) for v in carried}
-        self._indented(lambda: (self.stmts(s.then), self._reassign(carried), self._pass()))
+        self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
             self.init.add("else:")
             if not self.sequential:
                 self.fwd.add("else:")
-            self._indented(lambda: (self.stmts(s.orelse), self._reassign(carried), self._pass()))
+            self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
         self._restore(carried)
-
-    def _pass(self) -> None:
-        for lines in (self.init, self.fwd):
-            if lines.lines and lines.lines[-1].rstrip().endswith(":"):
-                lines.add("pass")
 
     def _indented(self, fn) -> None:
         self.init.level += 1
@@ -606,7 +592,7 @@ class ClassWriter:
 
     def _readable(self, expr: str | None) -> str:
         """A varying dim in a comment: the spec's expression when it uses only parameters."""
-        if expr is None or "self." in expr or any(re.search(rf"\b{p}\b", expr) for p in self.placeholders):
+        if expr is None or "self" in expression_names(expr) or expression_names(expr) & self.placeholders:
             return "?"
         return expr
 

@@ -1,4 +1,4 @@
-"""PyTorch source emitter: one readable `nn.Module` class per network and per block.
+"""The PyTorch emitter's file writer: one readable `nn.Module` class per network and per block.
 
 Assumes: a compilation without errors (typed graphs whose block instances are recorded).
 Guarantees: a Python file whose classes mirror the spec's definitions: constructor
@@ -21,6 +21,7 @@ from ...passes.resolve import DefRef
 from ...pipeline import Compilation
 from .instances import DefKey, InstanceIndex
 from .classes import ClassWriter
+from .code import FixedPointError
 from ...errors import EmitError
 from .text import PyClass
 
@@ -31,6 +32,7 @@ def _templates() -> Path:
 
 
 TEMPLATES = _templates()
+SETTLE_ROUNDS = 8  # each round can only add size parameters or exposed sizes, of which there are few
 
 
 def emit_torch(result: Compilation) -> str:
@@ -56,11 +58,16 @@ class FileWriter:
 
     def write(self) -> str:
         order = self._reachable()
-        for _ in range(4):  # size parameters and exposed sizes settle in a few rounds
+        # A class's size parameters and exposed sizes are read by the classes that use it, which
+        # may come earlier in `order` (a def that recurses, or is used before it is defined);
+        # rewrite every class until neither changes.
+        for _ in range(SETTLE_ROUNDS):
             before = (repr(self.size_params), repr(self.exposed))
             self.classes = {key: ClassWriter(self, key, ref).write() for key, ref in order}
             if (repr(self.size_params), repr(self.exposed)) == before:
                 break
+        else:
+            raise FixedPointError(f"size parameters of {self.result.path} did not settle in {SETTLE_ROUNDS} rounds")
         helpers = sorted(set().union(*(c.helpers for c in self.classes.values())))
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
