@@ -4,11 +4,7 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = [
     "Project",
@@ -19,20 +15,6 @@ __all__ = [
     "AuxiliaryHead",
     "Discriminator",
 ]
-
-
-class Reshape(nn.Module):
-    """x.reshape(shape); the shape includes the batch dim (-1 is inferred)."""
-
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        return x.reshape(self.shape)
-
-    def extra_repr(self):
-        return f"shape={self.shape}"
 
 
 class Project(nn.Sequential):

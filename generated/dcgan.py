@@ -4,11 +4,7 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = ["GeneratorStack", "Generator", "DiscriminatorStack", "Discriminator"]
 

@@ -4,59 +4,12 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import MultiheadAttention, PositionalEmbedding
+
 __all__ = ["GPT2MLP", "GPT2Block", "GPT2"]
-
-
-class MultiheadAttention(nn.Module):
-    """Batch-first multi-head attention with separate q/k/v/out projections.
-
-    forward(q, k=None, v=None): keys default to the queries and values to the keys, so
-    `attn(x)` is self-attention and `attn(q, memory)` cross-attention. With `causal`,
-    query i attends to keys 0..i only.
-    """
-
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, kdim=None, vdim=None):
-        super().__init__()
-        kdim = kdim or embed_dim
-        vdim = vdim or kdim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.causal = causal
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(kdim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(vdim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-
-    def forward(self, q, k=None, v=None):
-        k = q if k is None else k
-        v = k if v is None else v
-        b, t, e = q.shape
-        q, k, v = (
-            proj(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, T, E/heads)
-            for proj, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
-        )
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, e))
-
-
-class PositionalEmbedding(nn.Module):
-    """Adds a learned vector per position: x + weight[:T] for x of shape (B, T, D)."""
-
-    def __init__(self, max_len, dim):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(max_len, dim))
-        nn.init.normal_(self.weight, std=0.02)
-
-    def forward(self, x):
-        return x + self.weight[: x.shape[1]]
 
 
 def init_normal_std_0_02(module: nn.Module) -> None:

@@ -4,49 +4,12 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import MaskedConv2d
+
 __all__ = ["ResidualBlock", "PixelCNN"]
-
-
-class MaskedConv2d(nn.Conv2d):
-    """PixelCNN convolution: each output sees only the pixels above it and to its left.
-
-    Mask "A" also hides the centre pixel (first layer), "B" keeps it. The mask is spatial,
-    shared by all channels, and not saved in the state dict.
-    """
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        mask,
-        stride=1,
-        padding="same",
-        dilation=1,
-        groups=1,
-        bias=True,
-    ):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        kh, kw = self.kernel_size
-        m = torch.ones(kh, kw)
-        m[kh // 2, kw // 2 + (mask == "B") :] = (
-            0  # the centre row: the centre itself (A) and everything right
-        )
-        m[kh // 2 + 1 :] = 0  # every row below the centre
-        self.mask_type = mask
-        self.register_buffer("mask", m, persistent=False)
-
-    def forward(self, x):
-        return self._conv_forward(x, self.weight * self.mask, self.bias)
-
-    def extra_repr(self):
-        return f"{super().extra_repr()}, mask={self.mask_type!r}"
 
 
 class ResidualBlock(nn.Module):

@@ -4,82 +4,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import AdditiveAttention, LSTM
+
 __all__ = ["Seq2Seq"]
-
-
-class AdditiveAttention(nn.Module):
-    """Bahdanau attention: context_t = sum_i softmax_i(score(tanh(query(q_t) + key(m_i)))) m_i.
-
-    forward(q, memory): (B, Tq, Dq), (B, Tk, Dk) -> (B, Tq, Dk).
-    """
-
-    def __init__(self, query_dim, key_dim, units):
-        super().__init__()
-        self.query = nn.Linear(query_dim, units, bias=False)
-        self.key = nn.Linear(key_dim, units, bias=False)
-        self.score = nn.Linear(units, 1, bias=False)
-
-    def forward(self, q, memory):
-        scores = self.score(torch.tanh(self.query(q).unsqueeze(2) + self.key(memory).unsqueeze(1))).squeeze(
-            -1
-        )
-        return torch.softmax(scores, dim=-1) @ memory
-
-
-class LSTM(nn.LSTM):
-    """A batch-first nn.LSTM: forward(x, h0=None, c0=None) returns out, or (out, h_n, c_n) with return_state."""
-
-    def __init__(
-        self, input_size, hidden_size, num_layers=1, dropout=0.0, bidirectional=False, return_state=False
-    ):
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            dropout=dropout,
-            bidirectional=bidirectional,
-        )
-        self.return_state = return_state
-
-    def forward(self, x, h0=None, c0=None):
-        state = None if h0 is None else (h0, torch.zeros_like(h0) if c0 is None else c0)
-        out, (h, c) = super().forward(x, state)
-        return (out, h, c) if self.return_state else out
-
-
-class Select(nn.Module):
-    """x.select(dim, index): one index along dim, which is dropped."""
-
-    def __init__(self, dim, index):
-        super().__init__()
-        self.dim, self.index = dim, index
-
-    def forward(self, x):
-        return x.select(self.dim, self.index)
-
-    def extra_repr(self):
-        return f"dim={self.dim}, index={self.index}"
-
-
-class Unsqueeze(nn.Module):
-    """x.unsqueeze(dim)."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x):
-        return x.unsqueeze(self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
 
 
 class Seq2Seq(nn.Module):

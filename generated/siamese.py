@@ -4,20 +4,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["KochTower", "SiameseKoch", "SmallTower", "SiameseCosine"]
-
-
-class Abs(nn.Module):
-    """|x|."""
-
-    def forward(self, x):
-        return torch.abs(x)
 
 
 class KochTower(nn.Module):

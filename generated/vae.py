@@ -4,34 +4,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import reparameterize
+
 __all__ = ["Encoder", "Decoder", "VAE"]
-
-
-class Reshape(nn.Module):
-    """x.reshape(shape); the shape includes the batch dim (-1 is inferred)."""
-
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        return x.reshape(self.shape)
-
-    def extra_repr(self):
-        return f"shape={self.shape}"
-
-
-def reparameterize(mu, logvar, training=True):
-    """VAE sampling: mu + exp(logvar / 2) * eps, eps ~ N(0, I), while training; mu at inference."""
-    if not training:
-        return mu
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
 class Encoder(nn.Module):

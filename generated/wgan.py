@@ -4,27 +4,9 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = ["GeneratorMLP", "Generator", "CriticMLP", "Critic"]
-
-
-class Reshape(nn.Module):
-    """x.reshape(shape); the shape includes the batch dim (-1 is inferred)."""
-
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        return x.reshape(self.shape)
-
-    def extra_repr(self):
-        return f"shape={self.shape}"
 
 
 class GeneratorMLP(nn.Sequential):

@@ -4,41 +4,10 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["SkipGram", "SkipGramNS"]
-
-
-class Sum(nn.Module):
-    """x.sum(dim, keepdim)."""
-
-    def __init__(self, dim=-1, keepdim=False):
-        super().__init__()
-        self.dim, self.keepdim = dim, keepdim
-
-    def forward(self, x):
-        return x.sum(self.dim, keepdim=self.keepdim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}, keepdim={self.keepdim}"
-
-
-class Unsqueeze(nn.Module):
-    """x.unsqueeze(dim)."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x):
-        return x.unsqueeze(self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
 
 
 class SkipGram(nn.Module):

@@ -147,6 +147,11 @@ def self_attributes_read(body: Iterable[Stmt]) -> set[str]:
     return out
 
 
+def module_names(source: str) -> set[str]:
+    """Every plain name a module's source reads (`torch`, `F`, `math`, a helper class)."""
+    return _loads(py.parse(source))
+
+
 def expression_names(expr: str) -> set[str]:
     """The plain names an expression reads: `in_channels + growth` -> {in_channels, growth}."""
     return _loads(py.parse(expr, mode="eval"))

@@ -21,7 +21,7 @@ from ...passes.resolve import DefRef
 from ...pipeline import Compilation
 from .instances import DefKey, InstanceIndex
 from .classes import ClassWriter
-from .code import FixedPointError
+from .code import FixedPointError, module_names
 from ...errors import EmitError
 from .text import PyClass
 
@@ -35,17 +35,21 @@ TEMPLATES = _templates()
 SETTLE_ROUNDS = 8  # each round can only add size parameters or exposed sizes, of which there are few
 
 
-def emit_torch(result: Compilation) -> str:
-    """The Python source of every network in the compiled file (and the blocks they use), black-formatted."""
+def emit_torch(result: Compilation, standalone: bool = False) -> str:
+    """The Python source of every network in the compiled file (and the blocks they use), black-formatted.
+
+    The helper layers a model needs beyond torch.nn are imported from `dlc.runtime.layers`, or
+    with `standalone` copied into the file (which then needs only torch)."""
     import black
 
     result.raise_for_errors()
-    return black.format_str(FileWriter(result).write(), mode=black.Mode(line_length=110))
+    return black.format_str(FileWriter(result, standalone).write(), mode=black.Mode(line_length=110))
 
 
 class FileWriter:
-    def __init__(self, result: Compilation) -> None:
+    def __init__(self, result: Compilation, standalone: bool = False) -> None:
         self.result = result
+        self.standalone = standalone
         self.resolved = result.resolved
         self.graphs = list(result.graphs.values())
         self.index = InstanceIndex(self.graphs, self.resolved.program.root)
@@ -68,11 +72,20 @@ class FileWriter:
                 break
         else:
             raise FixedPointError(f"size parameters of {self.result.path} did not settle in {SETTLE_ROUNDS} rounds")
-        helpers = sorted(set().union(*(c.helpers for c in self.classes.values())))
+        helpers = set().union(*(c.helpers for c in self.classes.values()))
+        used = module_names(self._render(order, [], []))
+        needed = sorted(helpers & used)
+        if not self.standalone:
+            return self._render(order, [], _imports(used, needed))
+        inlined = _with_dependencies(needed)
+        text = self._render(order, inlined, [])
+        return self._render(order, inlined, _imports(module_names(text), []))
+
+    def _render(self, order, helpers: list[str], imports: list[list[str]]) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         return env.get_template("module.py.j2").render(
-            header=self._header(), helpers=[_helper_source(h) for h in helpers],
+            header=self._header(), imports=imports, helpers=helpers,
             init_functions=[self.init_functions[k] for k in sorted(self.init_functions)],
             classes=[self.classes[k] for k, _ in order],
             exports=[self.classes[k].name for k, _ in order])
@@ -109,14 +122,35 @@ class FileWriter:
         return self.names[(ref.module, ref.name)]
 
 
-def _helper_source(name: str) -> str:
+def _imports(used: set[str], helpers: list[str]) -> list[list[str]]:
+    """The import groups (standard library, torch, dlc) for the names the module reads."""
+    groups = [["import math"] if "math" in used else [],
+              [line for name, line in _TORCH_IMPORTS if name in used],
+              [f"from dlc.runtime.layers import {', '.join(helpers)}"] if helpers else []]
+    return [g for g in groups if g]
+
+
+_TORCH_IMPORTS = (("torch", "import torch"), ("nn", "from torch import nn"),
+                  ("F", "from torch.nn import functional as F"))
+
+
+def _with_dependencies(names: list[str]) -> list[str]:
+    """The sources of the named helper layers and of the helpers they use, in layers.py's order."""
+    sources = _helper_sources()
+    wanted = set(names)
+    for _ in range(len(sources)):
+        more = set().union(*(module_names(sources[n]) & set(sources) for n in wanted)) - wanted
+        if not more:
+            return [src for name, src in sources.items() if name in wanted]
+        wanted |= more
+    raise FixedPointError("helper dependencies did not settle")
+
+
+def _helper_sources() -> dict[str, str]:
+    """Each top-level class and function of dlc.runtime.layers, by name (read as text: it imports torch)."""
     import ast as pyast
+    import importlib.util
 
-    text = (TEMPLATES / "layers.py").read_text()
-    for node in pyast.parse(text).body:
-        if getattr(node, "name", None) == name:
-            return pyast.get_source_segment(text, node, padded=False)
-    raise KeyError(name)
-
-
-__all__ = ["EmitError", "emit_torch"]
+    text = Path(importlib.util.find_spec("dlc.runtime.layers").origin).read_text()
+    return {node.name: pyast.get_source_segment(text, node, padded=False)
+            for node in pyast.parse(text).body if isinstance(node, (pyast.ClassDef, pyast.FunctionDef))}
