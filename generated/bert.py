@@ -24,7 +24,8 @@ __all__ = [
 
 
 def init_normal_std_0_02(module: nn.Module) -> None:
-    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), biases 0; batch and group norm
+    scales ~ N(1, 0.02); layer norms keep ones and zeros."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -37,7 +38,11 @@ def init_normal_std_0_02(module: nn.Module) -> None:
 
 
 class AddNorm(nn.Module):
-    """`block AddNorm(p, eps)` from spec/std/transformer.arch:83."""
+    """Dropout on the sub-layer output, residual add, LayerNorm (HF BertSelfOutput minus its
+    dense layer, which is mha's out_proj here).
+
+    `block AddNorm(p, eps)` from spec/std/transformer.arch:83.
+    """
 
     def __init__(self, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -52,7 +57,10 @@ class AddNorm(nn.Module):
 
 
 class BertAttention(nn.Module):
-    """`block BertAttention(heads, p, eps)` from spec/std/transformer.arch:90."""
+    """attention.self (q/k/v/out projections) + attention.output.LayerNorm.
+
+    `block BertAttention(heads, p, eps)` from spec/std/transformer.arch:90.
+    """
 
     def __init__(self, heads, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -79,7 +87,10 @@ class BertIntermediate(nn.Module):
 
 
 class BertOutput(nn.Module):
-    """`block BertOutput(d, p, eps)` from spec/std/transformer.arch:97."""
+    """HF BertOutput: dense (d_ff -> d), dropout, residual add, LayerNorm.
+
+    `block BertOutput(d, p, eps)` from spec/std/transformer.arch:97.
+    """
 
     def __init__(self, d, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -96,7 +107,10 @@ class BertOutput(nn.Module):
 
 
 class BertLayer(nn.Module):
-    """`block BertLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:104."""
+    """One BERT layer: attention, intermediate.dense (d -> d_ff) + GELU, output.
+
+    `block BertLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:104.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -114,7 +128,10 @@ class BertLayer(nn.Module):
 
 
 class BertEmbeddings(nn.Module):
-    """`block BertEmbeddings(vocab, d, max_pos, type_vocab, p, eps)` from spec/bert.arch:13."""
+    """Sum of token, learned position and token-type embeddings, then LayerNorm and dropout.
+
+    `block BertEmbeddings(vocab, d, max_pos, type_vocab, p, eps)` from spec/bert.arch:13.
+    """
 
     def __init__(self, vocab, d, max_pos, type_vocab, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -147,7 +164,10 @@ class BertEncoder(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """`block BertPooler(d)` from spec/bert.arch:26."""
+    """The pooler reads the hidden state of the first ([CLS]) token: dense + tanh.
+
+    `block BertPooler(d)` from spec/bert.arch:26.
+    """
 
     def __init__(self, d) -> None:
         super().__init__()

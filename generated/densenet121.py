@@ -12,7 +12,11 @@ __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetFeatures", "DenseN
 
 
 class DenseLayer(nn.Module):
-    """`block DenseLayer(growth, bn_size, p)` from spec/std/dense.arch:9."""
+    """BN-ReLU-Conv1x1 bottleneck to bn_size*growth channels, BN-ReLU-Conv3x3 to `growth` new feature maps,
+    concatenated to the input: (B, C, H, W) -> (B, C + growth, H, W).
+
+    `block DenseLayer(growth, bn_size, p)` from spec/std/dense.arch:9.
+    """
 
     def __init__(self, growth, bn_size=4, p=0.0, *, in_channels: int) -> None:
         super().__init__()
@@ -38,7 +42,10 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """`block DenseBlock(n, growth, bn_size, p)` from spec/std/dense.arch:20."""
+    """`n` dense layers; each sees the concatenation of the block input and all earlier layers' outputs.
+
+    `block DenseBlock(n, growth, bn_size, p)` from spec/std/dense.arch:20.
+    """
 
     def __init__(self, n, growth, bn_size=4, p=0.0, *, in_channels: int) -> None:
         super().__init__()
@@ -54,7 +61,10 @@ class DenseBlock(nn.Module):
 
 
 class Transition(nn.Module):
-    """`block Transition(cout)` from spec/std/dense.arch:26."""
+    """Between dense blocks: BN-ReLU-Conv1x1 to `cout` channels, then 2x2 average pooling halves H and W.
+
+    `block Transition(cout)` from spec/std/dense.arch:26.
+    """
 
     def __init__(self, cout, *, in_channels: int) -> None:
         super().__init__()
@@ -70,7 +80,11 @@ class Transition(nn.Module):
 
 
 class DenseNetFeatures(nn.Module):
-    """`block DenseNetFeatures(growth, blocks, init, bn_size, compression, p)` from spec/densenet121.arch:11."""
+    """Stem, four dense blocks with compressing transitions between them, final batch norm
+    (an nn.Sequential of named stages, torchvision's `features`).
+
+    `block DenseNetFeatures(growth, blocks, init, bn_size, compression, p)` from spec/densenet121.arch:11.
+    """
 
     def __init__(self, growth, blocks, init, bn_size=4, compression=0.5, p=0.0) -> None:
         super().__init__()

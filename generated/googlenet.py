@@ -12,7 +12,10 @@ __all__ = ["BasicConv2d", "ReduceConv", "PoolProj", "Inception", "GoogLeNet"]
 
 
 class BasicConv2d(nn.Module):
-    """`block BasicConv2d(out, kernel, stride, padding)` from spec/std/inception.arch:5."""
+    """torchvision's BasicConv2d: convolution without bias, batch norm (eps 0.001), ReLU.
+
+    `block BasicConv2d(out, kernel, stride, padding)` from spec/std/inception.arch:5.
+    """
 
     def __init__(self, out, kernel, stride=1, padding=0, *, in_channels: int) -> None:
         super().__init__()
@@ -27,7 +30,10 @@ class BasicConv2d(nn.Module):
 
 
 class ReduceConv(nn.Sequential):
-    """`block ReduceConv(reduce, out, kernel)` from spec/std/inception.arch:12."""
+    """1x1 reduction followed by a spatial convolution (an nn.Sequential of two BasicConv2d: indices 0, 1).
+
+    `block ReduceConv(reduce, out, kernel)` from spec/std/inception.arch:12.
+    """
 
     def __init__(self, reduce, out, kernel=3, *, in_channels: int) -> None:
         super().__init__()
@@ -36,7 +42,10 @@ class ReduceConv(nn.Sequential):
 
 
 class PoolProj(nn.Sequential):
-    """`block PoolProj(out)` from spec/std/inception.arch:18."""
+    """3x3/1 max pooling followed by a 1x1 projection (indices 0, 1).
+
+    `block PoolProj(out)` from spec/std/inception.arch:18.
+    """
 
     def __init__(self, out, *, in_channels: int) -> None:
         super().__init__()
@@ -45,7 +54,11 @@ class PoolProj(nn.Sequential):
 
 
 class Inception(nn.Module):
-    """`block Inception(ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)` from spec/std/inception.arch:25."""
+    """Four parallel branches concatenated along channels: ch1x1 + ch3x3 + ch5x5 + pool_proj outputs.
+    The "5x5" branch really uses a 3x3 kernel in torchvision (a known quirk kept for weight compatibility).
+
+    `block Inception(ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)` from spec/std/inception.arch:25.
+    """
 
     def __init__(self, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, *, in_channels: int) -> None:
         super().__init__()

@@ -13,7 +13,8 @@ __all__ = ["GPT2MLP", "GPT2Block", "GPT2"]
 
 
 def init_normal_std_0_02(module: nn.Module) -> None:
-    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), biases 0; batch and group norm
+    scales ~ N(1, 0.02); layer norms keep ones and zeros."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -26,7 +27,11 @@ def init_normal_std_0_02(module: nn.Module) -> None:
 
 
 class GPT2MLP(nn.Module):
-    """`block GPT2MLP(d, d_ff, p)` from spec/std/transformer.arch:64."""
+    """GPT-2's MLP: c_fc (d -> 4d), GELU (tanh approximation, "gelu_new"), c_proj (4d -> d).
+    Hugging Face stores c_fc/c_proj as Conv1D with transposed (in, out) weights.
+
+    `block GPT2MLP(d, d_ff, p)` from spec/std/transformer.arch:64.
+    """
 
     def __init__(self, d, d_ff=None, p=0.1) -> None:
         super().__init__()
@@ -44,7 +49,10 @@ class GPT2MLP(nn.Module):
 
 
 class GPT2Block(nn.Module):
-    """`block GPT2Block(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:70."""
+    """attn.out_proj plays the role of attn.c_proj; the final dropout is resid_pdrop.
+
+    `block GPT2Block(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:70.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()

@@ -20,7 +20,10 @@ class Projection(nn.Sequential):
 
 
 class BasicBlock(nn.Module):
-    """`block BasicBlock(cin, cout, stride)` from spec/std/resnet.arch:5."""
+    """Two 3x3 convolutions; a 1x1 projection shortcut only when the stride or width changes.
+
+    `block BasicBlock(cin, cout, stride)` from spec/std/resnet.arch:5.
+    """
 
     def __init__(self, cin, cout, stride=1) -> None:
         super().__init__()
@@ -50,7 +53,10 @@ class BasicBlock(nn.Module):
 
 
 class BasicStage(nn.Sequential):
-    """`block BasicStage(cin, cout, n, stride)` from spec/std/resnet.arch:37."""
+    """A stage of `n` basic blocks; the first one changes stride and width.
+
+    `block BasicStage(cin, cout, n, stride)` from spec/std/resnet.arch:37.
+    """
 
     def __init__(self, cin, cout, n, stride) -> None:
         super().__init__()

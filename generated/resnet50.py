@@ -20,7 +20,10 @@ class Projection(nn.Sequential):
 
 
 class Bottleneck(nn.Module):
-    """`block Bottleneck(cin, width, stride, expansion)` from spec/std/resnet.arch:18."""
+    """1x1 reduce, 3x3, 1x1 expand (x4), as in ResNet-50/101/152 (stride on the 3x3, "v1.5").
+
+    `block Bottleneck(cin, width, stride, expansion)` from spec/std/resnet.arch:18.
+    """
 
     def __init__(self, cin, width, stride=1, expansion=4) -> None:
         super().__init__()

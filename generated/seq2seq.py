@@ -14,7 +14,33 @@ __all__ = ["Seq2Seq"]
 
 
 class Seq2Seq(nn.Module):
-    """`network Seq2Seq(src_vocab, tgt_vocab, emb, hidden, units, score, p)` from spec/seq2seq.arch:25."""
+    """Sequence-to-sequence LSTM with soft attention for neural machine translation
+    (Sutskever et al. 2014; Bahdanau et al. 2015; Luong et al. 2015), the NMT-with-attention
+    model of the course notes. With the defaults (20k source and target vocabularies,
+    256-d embeddings, 512-unit LSTMs, additive attention): 27,853,856 parameters
+    (27,591,200 with score="general").
+
+    Design, as trained with teacher forcing:
+    - Encoder: embedding + one bidirectional LSTM layer; its outputs (B, S, 2H) are the
+      annotations h_1..h_S attended over.
+    - Bridge: the decoder's initial (h0, c0) are tanh(W [forward final; backward final])
+      of the encoder's final states (Bahdanau initialize s_0 from the encoder likewise).
+    - Decoder: embedding + LSTM run over the whole target prefix `tgt` (the gold tokens
+      <s> y_1 .. y_{T-1}) in one call. This is exact for teacher forcing because attention
+      is computed *after* the recurrent step, Luong-style: the LSTM state h_t depends only on
+      earlier target tokens, and the context c_t = sum_s a_ts h_s is then computed for all t
+      at once. (Bahdanau's variant feeds c_t into the recurrence and Luong's "input feeding"
+      feeds h~_{t-1} back in; both need a step-by-step loop, which the language does not
+      express, so they are not modeled.)
+    - Attention score: "additive" (Bahdanau/Luong "concat": v^T tanh(W h_t + U h_s)) or
+      "general" (Luong: h_t^T W_a h_s, a linear map of the annotations then unscaled dot
+      attention). "dot" needs equal decoder and annotation sizes, which a bi-LSTM encoder
+      of the same width does not give.
+    - Output: attentional state h~_t = tanh(W_c [h_t; c_t]) (Luong eq. 5), then a linear map
+      to target-vocabulary logits (softmax in the loss).
+
+    `network Seq2Seq(src_vocab, tgt_vocab, emb, hidden, units, score, p)` from spec/seq2seq.arch:25.
+    """
 
     def __init__(
         self, src_vocab=20000, tgt_vocab=20000, emb=256, hidden=512, units=512, score="additive", p=0.2

@@ -34,7 +34,11 @@ def init_xavier_uniform(module: nn.Module) -> None:
 
 
 class EncoderLayer(nn.Module):
-    """`block EncoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:15."""
+    """Encoder layer: self-attention, then a position-wise FFN (d -> d_ff -> d, ReLU).
+    nn.TransformerEncoderLayer names: self_attn, linear1, linear2, norm1, norm2.
+
+    `block EncoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:15.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()
@@ -63,7 +67,12 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """`block DecoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:27."""
+    """Decoder layer: masked (causal) self-attention, cross-attention whose queries come from
+    the decoder and keys/values from the encoder output `memory`, then the FFN.
+    nn.TransformerDecoderLayer names: self_attn, multihead_attn, linear1/2, norm1/2/3.
+
+    `block DecoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:27.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()
@@ -98,7 +107,12 @@ class DecoderLayer(nn.Module):
 
 
 class DecoderLayers(nn.Module):
-    """`block DecoderLayers(n, d, heads, d_ff, p)` from spec/std/transformer.arch:47."""
+    """n decoder layers, each also reading `memory`. A two-input block cannot be repeated with
+    `* n` (each copy returns one tensor), so the stack is a loop inside its own block,
+    labeled `layers` by Decoder: keys are decoder.layers.0 ... decoder.layers.{n-1}.
+
+    `block DecoderLayers(n, d, heads, d_ff, p)` from spec/std/transformer.arch:47.
+    """
 
     def __init__(self, n, d, heads, d_ff=None, p=0.1) -> None:
         super().__init__()
@@ -114,7 +128,10 @@ class DecoderLayers(nn.Module):
 
 
 class Encoder(nn.Module):
-    """`block Encoder(n, d, heads, d_ff, p)` from spec/std/transformer.arch:39."""
+    """n encoder layers: layers.0 ... layers.{n-1} (no final norm in the post-LN original).
+
+    `block Encoder(n, d, heads, d_ff, p)` from spec/std/transformer.arch:39.
+    """
 
     def __init__(self, n, d, heads, d_ff=None, p=0.1) -> None:
         super().__init__()

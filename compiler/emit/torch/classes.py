@@ -22,8 +22,8 @@ from .pysource import py_expr, py_value, simplify
 from .ops import TORCH, MissingSize, OpSource
 from .code import (Lines, Stmt, drop_dead_stores, expression_names, prune_empty_branches, render,
                    self_attributes_read)
-from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, dim_word, emit_error, exposed_attr,
-                   is_sequential, rebound, substitute, tracked_dim)
+from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
+                   emit_error, exposed_attr, is_sequential, rebound, substitute, tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
@@ -108,9 +108,13 @@ class ClassWriter(StmtVisitor[None]):
         return any(q.name in names for q in self.d.params if q is not p)
 
     def _doc(self) -> str:
+        """The spec's comment above the def, then where the def is."""
         where = f"{self.ref.module}:{self.d.span.line}"
         params = ", ".join(p.name for p in self.d.params)
-        return f"`{self.d.kind} {self.d.name}({params})` from {where}."
+        origin = f"`{self.d.kind} {self.d.name}({params})` from {where}."
+        source = self.fw.result.sources.get(self.d.span.file)
+        comment = comment_block_above(source.text, self.d.span.line) if source is not None else []
+        return docstring([*comment, "", origin] if comment else [origin], "    ")
 
     # --- statements ----------------------------------------------------------------------
     def visit_output(self, s: ast.Output) -> None:

@@ -166,7 +166,8 @@ def init_normal(name: str, options: dict[str, Any]) -> list[str]:
     mean, std = options.get("mean", 0.0), options.get("std", 0.02)
     return [
         f"def {name}(module: nn.Module) -> None:",
-        f'    """@init("normal", std={std}): weights ~ N({mean}, {std}), norm scales ~ N(1, {std}), biases 0."""',
+        f'    """@init("normal", std={std}): weights ~ N({mean}, {std}), biases 0; batch and group norm',
+        f'    scales ~ N(1, {std}); layer norms keep ones and zeros."""',
         "    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):",
         f"        nn.init.normal_(module.weight, 1.0, {std})",
         "        nn.init.zeros_(module.bias)",
@@ -202,3 +203,43 @@ INIT_FUNCTIONS = {
     "kaiming_uniform": init_named("kaiming_uniform_", "nonlinearity"),
     "kaiming_normal": init_named("kaiming_normal_", "nonlinearity"),
 }
+
+
+# --- the spec's comments as docstrings ----------------------------------------------------------
+
+def comment_block_above(text: str, line: int) -> list[str]:
+    """The full-line `#` comments directly above `line` (1-based; no blank line between), without `# `."""
+    lines = text.splitlines()
+    out: list[str] = []
+    k = line - 2
+    while k >= 0 and lines[k].lstrip().startswith("#"):
+        out.append(_uncomment(lines[k]))
+        k -= 1
+    return out[::-1]
+
+
+def header_comment(text: str) -> list[str]:
+    """The comment block that opens a file, when it is not the comment of the definition below it."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for line in lines:
+        if not line.lstrip().startswith("#"):
+            break
+        out.append(_uncomment(line))
+    attached = len(out) < len(lines) and lines[len(out)].strip() != ""
+    return [] if attached else out
+
+
+def _uncomment(line: str) -> str:
+    body = line.lstrip()[1:]
+    return body[1:] if body.startswith(" ") else body
+
+
+def docstring(lines: list[str], indent: str) -> str:
+    """Text lines as the inside of a triple-quoted docstring at `indent` (quotes and backslashes escaped)."""
+    safe = [ln.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').rstrip() for ln in lines]
+    while safe and not safe[-1]:
+        safe.pop()
+    if len(safe) == 1:
+        return safe[0]
+    return "\n".join([safe[0], *(f"{indent}{ln}" if ln else "" for ln in safe[1:]), indent])
