@@ -22,18 +22,20 @@ class DenseLayer(nn.Module):
         super().__init__()
         self.p = p
         self.norm1 = nn.BatchNorm2d(in_channels)
+        self.relu1 = nn.ReLU()
         self.conv1 = nn.Conv2d(in_channels, bn_size * growth, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.relu2 = nn.ReLU()
         self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
         new_channels = growth
         self.out_channels = in_channels + new_channels
 
     def forward(self, x):
         new = self.norm1(x)  # (B, ?, ?, ?)
-        new = F.relu(new)  # (B, ?, ?, ?)
+        new = self.relu1(new)  # (B, ?, ?, ?)
         new = self.conv1(new)  # (B, 128, ?, ?)
         new = self.norm2(new)  # (B, 128, ?, ?)
-        new = F.relu(new)  # (B, 128, ?, ?)
+        new = self.relu2(new)  # (B, 128, ?, ?)
         new = self.conv2(new)  # (B, 32, ?, ?)
         if self.p > 0:
             new = F.dropout(new, self.p, training=self.training)
@@ -69,13 +71,15 @@ class Transition(nn.Module):
     def __init__(self, cout, *, in_channels: int) -> None:
         super().__init__()
         self.norm = nn.BatchNorm2d(in_channels)
+        self.relu = nn.ReLU()
         self.conv = nn.Conv2d(in_channels, cout, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, stride=2)
 
     def forward(self, x):
         y = self.norm(x)  # (B, ?, ?, ?)
-        y = F.relu(y)  # (B, ?, ?, ?)
+        y = self.relu(y)  # (B, ?, ?, ?)
         y = self.conv(y)  # (B, cout, ?, ?)
-        y = F.avg_pool2d(y, 2, stride=2)  # (B, cout, ?, ?)
+        y = self.pool(y)  # (B, cout, ?, ?)
         return y
 
 
@@ -97,6 +101,8 @@ class DenseNetFeatures(nn.Module):
         t3 = int(c3 * compression)
         self.conv0 = nn.Conv2d(3, init, 7, stride=2, padding=3, bias=False)
         self.norm0 = nn.BatchNorm2d(init)
+        self.relu0 = nn.ReLU()
+        self.pool0 = nn.MaxPool2d(3, stride=2, padding=1)
         self.denseblock1 = DenseBlock(blocks[0], growth, bn_size, p, in_channels=init)
         self.transition1 = Transition(t1, in_channels=256)
         self.denseblock2 = DenseBlock(blocks[1], growth, bn_size, p, in_channels=t1)
@@ -109,8 +115,8 @@ class DenseNetFeatures(nn.Module):
     def forward(self, x):
         h = self.conv0(x)  # (B, 64, 112, 112)
         h = self.norm0(h)  # (B, 64, 112, 112)
-        h = F.relu(h)  # (B, 64, 112, 112)
-        h = F.max_pool2d(h, 3, stride=2, padding=1)  # (B, 64, 56, 56)
+        h = self.relu0(h)  # (B, 64, 112, 112)
+        h = self.pool0(h)  # (B, 64, 56, 56)
         h = self.denseblock1(h)  # (B, 256, 56, 56)
         h = self.transition1(h)  # (B, 128, 28, 28)
         h = self.denseblock2(h)  # (B, 512, 28, 28)

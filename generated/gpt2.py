@@ -80,9 +80,9 @@ class GPT2(nn.Module):
 
     def __init__(self, vocab=50257, n_ctx=1024, d=768, layers=12, heads=12, p=0.1, eps=1e-05) -> None:
         super().__init__()
-        self.p = p
         self.wte = nn.Embedding(vocab, d)
         self.wpe = PositionalEmbedding(n_ctx, d)
+        self.drop = nn.Dropout(p)
         self.h = nn.Sequential(*(GPT2Block(d, heads, 4 * d, p, eps) for _ in range(layers)))
         self.ln_f = nn.LayerNorm(d, eps=eps)
         self.lm_head = nn.Linear(d, vocab, bias=False)
@@ -92,7 +92,7 @@ class GPT2(nn.Module):
     def forward(self, idx):
         x = self.wte(idx)  # (B, T, 768)
         x = self.wpe(x)  # (B, T, 768)
-        x = F.dropout(x, self.p, training=self.training)  # (B, T, 768)
+        x = self.drop(x)  # (B, T, 768)
         x = self.h(x)  # (B, T, 768)
         x = self.ln_f(x)  # (B, T, 768)
         logits = self.lm_head(x)  # (B, T, 50257)

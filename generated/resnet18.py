@@ -27,13 +27,11 @@ class BasicBlock(nn.Module):
 
     def __init__(self, cin, cout, stride=1) -> None:
         super().__init__()
-        self.cin = cin
-        self.cout = cout
-        self.stride = stride
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
         if stride != 1 or cin != cout:
             self.downsample = Projection(cout, stride, in_channels=cin)
 
@@ -43,7 +41,7 @@ class BasicBlock(nn.Module):
         y = F.relu(y)  # (B, cout, ?, ?)
         y = self.conv2(y)  # (B, cout, ?, ?)
         y = self.bn2(y)  # (B, cout, ?, ?)
-        if self.stride != 1 or self.cin != self.cout:
+        if self.downsample is not None:
             shortcut = self.downsample(x)  # (B, cout, ?, ?)
         else:
             shortcut = x

@@ -27,16 +27,13 @@ class Bottleneck(nn.Module):
 
     def __init__(self, cin, width, stride=1, expansion=4) -> None:
         super().__init__()
-        self.cin = cin
-        self.expansion = expansion
-        self.stride = stride
-        self.width = width
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, width * expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(width * expansion)
+        self.downsample = None
         if stride != 1 or cin != width * expansion:
             self.downsample = Projection(width * expansion, stride, in_channels=cin)
 
@@ -49,7 +46,7 @@ class Bottleneck(nn.Module):
         y = F.relu(y)  # (B, width, ?, ?)
         y = self.conv3(y)  # (B, width * expansion, ?, ?)
         y = self.bn3(y)  # (B, width * expansion, ?, ?)
-        if self.stride != 1 or self.cin != self.width * self.expansion:
+        if self.downsample is not None:
             shortcut = self.downsample(x)  # (B, width * expansion, ?, ?)
         else:
             shortcut = x

@@ -56,6 +56,7 @@ class ClassWriter(StmtVisitor[None]):
         self.loops: list[tuple[tuple[str, ...], ast.Expr]] = []
         self.fwd_lets: set[str] = set()
         self.placeholders: set[str] = set()
+        self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -198,18 +199,36 @@ class ClassWriter(StmtVisitor[None]):
     def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
         self._materialize(carried)
+        init_at, fwd_at, level = len(self.init.entries), len(self.fwd.entries), self.init.level
         self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
         materialized = {v: list(self.shapes[v]) for v in carried}
+        first = len(self.assigned)
         self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
+        then_attrs = self.assigned[first:]
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
             self.init.add("else:")
             if not self.sequential:
                 self.fwd.add("else:")
+            first = len(self.assigned)
             self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
+            if self.assigned[first:]:
+                then_attrs = []
         self._restore(carried)
+        if not self.sequential and not self.loop_depth:
+            self._branch_on_submodule(then_attrs, level, init_at, fwd_at)
+
+    def _branch_on_submodule(self, then_attrs: list[tuple[str, int]], level: int, init_at: int, fwd_at: int) -> None:
+        """`if self.downsample is not None:` in forward, as torchvision writes it, when the branch
+        builds submodules (directly in its body, none in the else branch): the submodule is None
+        exactly when the condition was false, and forward need not keep the condition's inputs."""
+        direct = [a for a, lv in then_attrs if lv == level + 1]
+        if not then_attrs or len(direct) != len(then_attrs) or not all(a.isidentifier() for a in direct):
+            return
+        self.fwd.entries[fwd_at] = (self.fwd.entries[fwd_at][0], f"if self.{direct[0]} is not None:")
+        self.init.entries[init_at:init_at] = [(level, f"self.{a} = None") for a in direct]
 
     def _indented(self, fn) -> None:
         self.init.level += 1
@@ -303,7 +322,7 @@ class ClassWriter(StmtVisitor[None]):
             self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
             return out_shapes
         repeat = self._repeat(stage)
-        if weighted or (stage.label and entry.module is not None and repeat):
+        if weighted or (stage.label and entry.module is not None):
             attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
             module = self._module(entry, src_init, stage)
             if repeat:
@@ -411,6 +430,7 @@ class ClassWriter(StmtVisitor[None]):
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
     def _assign(self, attr: str, value: str) -> None:
+        self.assigned.append((attr, self.init.level))
         if attr.startswith("="):
             self.init.add(f"self.add_module({attr[1:]}, {value})")
         elif attr.isidentifier():
