@@ -59,7 +59,7 @@ class BasicStage(nn.Sequential):
     def __init__(self, cin, cout, n, stride) -> None:
         super().__init__()
         self.append(BasicBlock(cin, cout, stride))  # (B, cout, ?, ?)
-        for i in range(1, n):
+        for _ in range(1, n):
             self.append(BasicBlock(cout, cout))  # (B, cout, ?, ?)
 
 

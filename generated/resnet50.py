@@ -61,7 +61,7 @@ class BottleneckStage(nn.Sequential):
     def __init__(self, cin, width, n, stride) -> None:
         super().__init__()
         self.append(Bottleneck(cin, width, stride))  # (B, width * 4, ?, ?)
-        for i in range(1, n):
+        for _ in range(1, n):
             self.append(Bottleneck(width * 4, width))  # (B, width * 4, ?, ?)
 
 

@@ -106,7 +106,7 @@ class DecoderLayer(nn.Module):
         return y
 
 
-class DecoderLayers(nn.Module):
+class DecoderLayers(nn.ModuleList):
     """n decoder layers, each also reading `memory`. A two-input block cannot be repeated with
     `* n` (each copy returns one tensor), so the stack is a loop inside its own block,
     labeled `layers` by Decoder: keys are decoder.layers.0 ... decoder.layers.{n-1}.
@@ -116,14 +116,13 @@ class DecoderLayers(nn.Module):
 
     def __init__(self, n, d, heads, d_ff=None, p=0.1) -> None:
         super().__init__()
-        self.n = n
         d_ff = 4 * d if d_ff is None else d_ff
-        for i in range(n):
-            self.add_module(str(i), DecoderLayer(d, heads, d_ff, p))
+        for _ in range(n):
+            self.append(DecoderLayer(d, heads, d_ff, p))
 
     def forward(self, x, memory):
-        for i in range(self.n):
-            x = getattr(self, str(i))(x, memory)  # (B, T, 512)
+        for layer in self:
+            x = layer(x, memory)  # (B, T, 512)
         return x
 
 

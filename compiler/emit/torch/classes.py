@@ -20,8 +20,8 @@ from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
 from .ops import TORCH, MissingSize, OpSource
-from .code import (Lines, Stmt, drop_dead_stores, expression_names, prune_empty_branches, render,
-                   self_attributes_read)
+from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_names, prune_empty_branches, render,
+                   self_attributes_read, unread_loop_variables)
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
                    emit_error, exposed_attr, is_sequential, rebound, substitute, tracked_dim)
 
@@ -48,7 +48,7 @@ class ClassWriter(StmtVisitor[None]):
         self.size_args: list[tuple[str, int, int]] = []  # constructor size arguments actually used
         self.size_arg_inputs: dict[str, tuple[int, int]] = {}  # candidate name -> (input, dim)
         self.helpers: set[str] = set()
-        self.sequential = self.d.kind == "block" and is_sequential(self.d)
+        self.sequential = is_sequential(self.d)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.loop_depth = 0
@@ -57,6 +57,7 @@ class ClassWriter(StmtVisitor[None]):
         self.fwd_lets: set[str] = set()
         self.placeholders: set[str] = set()
         self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
+        self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -85,14 +86,21 @@ class ClassWriter(StmtVisitor[None]):
         self.fw.size_params[self.key] = list(self.size_args)
         self.fw.out_exprs[self.key] = [self.shapes.get(o) for o in self.outputs]
         forward = drop_dead_stores(self.fwd.tree(), self.fwd_lets)
-        used = (self_attributes_read(forward) & self.params) | self.fwd_params
         init = self.init.tree()
+        base = "nn.Sequential" if self.sequential else "nn.Module"
+        var = self.numbered_from_zero
+        if var is not None and self.assigned == [(f"=str({var})", 1)]:
+            as_module_list(init, forward, var)
+            base = "nn.ModuleList"
+        used = (self_attributes_read(forward) & self.params) | self.fwd_params
         init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
             init.append(Stmt(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}"))
         init = prune_empty_branches(drop_dead_stores(init, self.placeholders))
+        unread_loop_variables(init)
+        unread_loop_variables(forward)
         returns = ", ".join(self.outputs)
-        return PyClass(self.fw.names[self.key], "nn.Sequential" if self.sequential else "nn.Module", self._doc(),
+        return PyClass(self.fw.names[self.key], base, self._doc(),
                        ["self", *params, *size_params], render(init), ["self", *self.inputs], render(forward),
                        returns, self.helpers)
 
@@ -427,6 +435,8 @@ class ClassWriter(StmtVisitor[None]):
         if len(offsets) != 1 or any(nums != list(range(nums[0], nums[0] + len(nums))) for nums in per_instance.values()):
             return None
         offset = offsets.pop()
+        if start == 0 and offset == 0 and self.init.level == 1:
+            self.numbered_from_zero = names[0]
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
     def _assign(self, attr: str, value: str) -> None:

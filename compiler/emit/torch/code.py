@@ -237,3 +237,60 @@ def prune_empty_branches(body: list[Stmt]) -> list[Stmt]:
         out.append(s)
         i += 1
     return out
+
+
+# --- rewrites -----------------------------------------------------------------------------------
+
+def rewrite(s: Stmt, transformer: py.NodeTransformer) -> None:
+    """Put one statement's code through an `ast` transformer; its comment and body stay."""
+    node = s.node()
+    if node is None:
+        return
+    code = py.unparse(py.fix_missing_locations(transformer.visit(node))).split("\n", 1)[0]
+    s.text = code + s.text[len(s.code):]
+
+
+class _AppendNumbered(py.NodeTransformer):
+    """`self.add_module(str(i), X)` -> `self.append(X)`."""
+
+    def visit_Call(self, node: py.Call) -> py.expr:
+        f = node.func
+        if isinstance(f, py.Attribute) and f.attr == "add_module" and isinstance(f.value, py.Name) \
+                and f.value.id == "self" and len(node.args) == 2:
+            return py.Call(py.Attribute(f.value, "append", py.Load()), [node.args[1]], [])
+        return node
+
+
+class _NumberedLayer(py.NodeTransformer):
+    """`getattr(self, str(i))` -> `layer`."""
+
+    def __init__(self, var: str) -> None:
+        self.var = var
+
+    def visit_Call(self, node: py.Call) -> py.expr:
+        self.generic_visit(node)
+        if py.unparse(node) == f"getattr(self, str({self.var}))":
+            return py.Name("layer", py.Load())
+        return node
+
+
+def as_module_list(init: list[Stmt], forward: list[Stmt], var: str) -> None:
+    """A class whose only submodules are numbered by `for var in range(n)` from 0, rewritten as an
+    `nn.ModuleList`: `self.append(...)` in __init__, `for layer in self:` in forward."""
+    for s in walk(init):
+        rewrite(s, _AppendNumbered())
+    for s in walk(forward):
+        if s.code.startswith(f"for {var} in "):
+            for inner in walk(s.body):
+                rewrite(inner, _NumberedLayer(var))
+            head = f"for {var}, layer in enumerate(self):" if var in names_read(s.body) else "for layer in self:"
+            s.text = head + s.text[len(s.code):]
+
+
+def unread_loop_variables(body: list[Stmt]) -> None:
+    """`for i in range(n):` whose body never reads `i` becomes `for _ in range(n):`."""
+    for s in walk(body):
+        node = s.node()
+        if isinstance(node, py.For) and isinstance(node.target, py.Name) and node.target.id != "_" \
+                and node.target.id not in names_read(s.body):
+            s.text = "for _" + s.text[len(f"for {node.target.id}"):]
