@@ -41,9 +41,11 @@ class Level(nn.Module):
 
     def __init__(self, ch, depth, *, in_channels: int) -> None:
         super().__init__()
-        self.depth = depth
         self.enc = DoubleConv(ch, in_channels=in_channels)
-        if not (depth == 0):
+        self.down = None
+        self.up = None
+        self.dec = None
+        if depth != 0:
             self.down = Level(ch * 2, depth - 1, in_channels=ch)
             self.up = nn.ConvTranspose2d(ch * 2, ch, 2, stride=2)
             self.dec = DoubleConv(ch, in_channels=ch + ch)
@@ -51,7 +53,7 @@ class Level(nn.Module):
 
     def forward(self, x):
         skip = self.enc(x)  # (B, ch, ?, ?)
-        if self.depth == 0:
+        if self.down is None:
             out = skip
         else:
             inner = F.max_pool2d(skip, 2)  # (B, ch, ?, ?)

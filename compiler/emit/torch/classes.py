@@ -214,7 +214,7 @@ class ClassWriter(StmtVisitor[None]):
         materialized = {v: list(self.shapes[v]) for v in carried}
         first = len(self.assigned)
         self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
-        then_attrs = self.assigned[first:]
+        then_attrs, else_attrs = self.assigned[first:], []
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
             self.init.add("else:")
@@ -222,20 +222,25 @@ class ClassWriter(StmtVisitor[None]):
                 self.fwd.add("else:")
             first = len(self.assigned)
             self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
-            if self.assigned[first:]:
-                then_attrs = []
+            else_attrs = self.assigned[first:]
         self._restore(carried)
         if not self.sequential and not self.loop_depth:
-            self._branch_on_submodule(then_attrs, level, init_at, fwd_at)
+            self._branch_on_submodule(then_attrs, else_attrs, level, init_at, fwd_at)
 
-    def _branch_on_submodule(self, then_attrs: list[tuple[str, int]], level: int, init_at: int, fwd_at: int) -> None:
-        """`if self.downsample is not None:` in forward, as torchvision writes it, when the branch
-        builds submodules (directly in its body, none in the else branch): the submodule is None
-        exactly when the condition was false, and forward need not keep the condition's inputs."""
-        direct = [a for a, lv in then_attrs if lv == level + 1]
-        if not then_attrs or len(direct) != len(then_attrs) or not all(a.isidentifier() for a in direct):
+    def _branch_on_submodule(self, then_attrs: list[tuple[str, int]], else_attrs: list[tuple[str, int]],
+                             level: int, init_at: int, fwd_at: int) -> None:
+        """`if self.downsample is not None:` in forward, as torchvision writes it, when one side of
+        the branch builds submodules (directly in its body) and the other builds none: the
+        submodule is None exactly when that side was not taken, and forward need not keep the
+        condition's inputs."""
+        if bool(then_attrs) == bool(else_attrs):
             return
-        self.fwd.entries[fwd_at] = (self.fwd.entries[fwd_at][0], f"if self.{direct[0]} is not None:")
+        built = then_attrs or else_attrs
+        direct = [a for a, lv in built if lv == level + 1]
+        if len(direct) != len(built) or not all(a.isidentifier() for a in direct):
+            return
+        test = "is not None" if then_attrs else "is None"
+        self.fwd.entries[fwd_at] = (self.fwd.entries[fwd_at][0], f"if self.{direct[0]} {test}:")
         self.init.entries[init_at:init_at] = [(level, f"self.{a} = None") for a in direct]
 
     def _indented(self, fn) -> None:

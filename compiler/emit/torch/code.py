@@ -209,6 +209,20 @@ def _without(body: list[Stmt], dead: set[int]) -> list[Stmt]:
     return out
 
 
+_NEGATED = {py.Eq: py.NotEq, py.NotEq: py.Eq, py.Lt: py.GtE, py.GtE: py.Lt, py.Gt: py.LtE, py.LtE: py.Gt,
+            py.Is: py.IsNot, py.IsNot: py.Is, py.In: py.NotIn, py.NotIn: py.In}
+
+
+def negate(cond: str) -> str:
+    """`a == b` -> `a != b`, `not c` -> `c`, anything else -> `not (...)`."""
+    node = py.parse(cond, mode="eval").body
+    if isinstance(node, py.Compare) and len(node.ops) == 1:
+        return py.unparse(py.Compare(node.left, [_NEGATED[type(node.ops[0])]()], node.comparators))
+    if isinstance(node, py.UnaryOp) and isinstance(node.op, py.Not):
+        return py.unparse(node.operand)
+    return f"not ({cond})"
+
+
 def prune_empty_branches(body: list[Stmt]) -> list[Stmt]:
     """`if c: pass` goes, `else: pass` goes, `if c: pass / else: B` becomes `if not (c): B`."""
     out: list[Stmt] = []
@@ -228,7 +242,7 @@ def prune_empty_branches(body: list[Stmt]) -> list[Stmt]:
                 if nxt.is_pass_only():
                     i += 2
                     continue
-                out.append(Stmt(f"if not ({s.code[3:-1]}):", nxt.body))
+                out.append(Stmt(f"if {negate(s.code[3:-1])}:", nxt.body))
                 i += 2
                 continue
             if not has_else:
