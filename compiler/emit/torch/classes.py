@@ -20,8 +20,8 @@ from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
 from .ops import TORCH, MissingSize, OpSource
-from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_names, prune_empty_branches, render,
-                   self_attributes_read, unread_loop_variables)
+from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_names, names_read,
+                   prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
                    emit_error, exposed_attr, is_sequential, rebound, substitute, tracked_dim)
 
@@ -200,8 +200,15 @@ class ClassWriter(StmtVisitor[None]):
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
         self.loops.append((s.names, s.iterable))
+        body_at = len(self.init.entries)
         self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
         self.loops.pop()
+        read = names_read([Stmt(text) for _, text in self.init.entries[body_at:]])
+        for var, d in sorted(self._lost[-1]):
+            if f"{var}_{dim_word(d, len(self.shapes[var]))}" in read:
+                # the next iteration would read the size this one could not update
+                raise emit_error(s.span, f"a loop in which the size of dim {d} of `{var}` changes in a way "
+                                         "that follows from no parameter")
         self._restore(carried)
 
     def visit_if(self, s: ast.If) -> None:
@@ -258,6 +265,8 @@ class ClassWriter(StmtVisitor[None]):
     def _materialize(self, carried: set[str]) -> None:
         self._saved = getattr(self, "_saved", [])
         self._saved.append({v: list(self.shapes[v]) for v in carried})
+        self._lost = getattr(self, "_lost", [])
+        self._lost.append(set())  # (var, dim) whose new size the loop or branch could not express
         for var in sorted(carried):
             shape = self.shapes[var]
             for d, expr in enumerate(shape):
@@ -276,15 +285,21 @@ class ClassWriter(StmtVisitor[None]):
             for d, expr in enumerate(self.shapes.get(var, [])):
                 before = saved[var][d] if d < len(saved[var]) else None
                 name = f"{var}_{dim_word(d, len(self.shapes[var]))}"
-                if before is not None and tracked_dim(d, len(self.shapes[var])) and expr != name and expr is not None:
+                if before is None or not tracked_dim(d, len(self.shapes[var])) or expr == name:
+                    continue
+                if expr is None:
+                    self._lost[-1].add((var, d))
+                else:
                     self.init.add(f"{name} = {expr}")
 
     def _restore(self, carried: set[str]) -> None:
-        saved = self._saved.pop()
+        """After a loop or branch: each carried size is its running variable, or unknown where the
+        loop or branch changed it without an expression (the variable would hold a stale value)."""
+        saved, lost = self._saved.pop(), self._lost.pop()
         for var in sorted(carried):
             shape = list(saved[var])
             for d, expr in enumerate(shape):
-                if not tracked_dim(d, len(shape)):
+                if not tracked_dim(d, len(shape)) or (var, d) in lost:
                     shape[d] = None
                 elif expr is not None:
                     shape[d] = f"{var}_{dim_word(d, len(shape))}"
