@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("backend", choices=["torch"])
     emit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     emit.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for <spec>.py files")
+    emit.add_argument("--standalone", action="store_true",
+                      help="copy the helper layers into each file instead of importing dlc.runtime.layers")
     emit.set_defaults(run=cmd_emit, command="emit")
 
     export = sub.add_parser("export", help="export a network: `dlc export onnx SPEC -o model.onnx`")
@@ -203,7 +205,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             failed = True
             continue
         try:
-            sources[args.output / f"{path.stem}.py"] = emit_torch(result)
+            sources[args.output / f"{path.stem}.py"] = emit_torch(result, standalone=args.standalone)
         except EmitError as err:
             _report_one(err.diag, result)
             failed = True

@@ -26,7 +26,7 @@ from dlc.compiler.ops import OPS
 from dlc.compiler.ops.table import REQUIRED
 from dlc.compiler.pipeline import compile_file
 
-LAYERS = ROOT / "templates" / "torch" / "layers.py"
+LAYERS = ROOT / "runtime" / "layers.py"
 IMPORTS = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 

@@ -1,6 +1,6 @@
 """ONNX converters for embeddings, positional encodings, attention and recurrent layers.
 
-Each converter reproduces the generated PyTorch module (templates/torch/layers.py, eval mode):
+Each converter reproduces the generated PyTorch module (dlc.runtime.layers, eval mode):
   - embedding: Gather rows of the table (padding_idx only matters for training).
   - pos_embedding, sinusoidal_pe: x + table[:T]; T is read from x's shape at run time when it
     is symbolic, so one model serves every length up to max_len. The sinusoidal table is a
