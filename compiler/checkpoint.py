@@ -1,5 +1,7 @@
 """Weights for the backends: a safetensors checkpoint checked against the spec, or a seeded init.
 
+A checkpoint that does not fit raises `CheckpointError` with its diagnostic (E0107, E0405).
+
 Keys are the compiler's weight names (the PyTorch `state_dict` keys of the emitted modules).
 """
 from __future__ import annotations
@@ -7,40 +9,47 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
+from . import messages
+from .diagnostics import Diagnostic
 from .ir.graph import Graph, Weight
 
 
 class CheckpointError(Exception):
-    """A checkpoint that does not fit the spec; the message names every bad key and both shapes."""
+    """A checkpoint that cannot be read or does not fit the spec; carries the diagnostic (E0107,
+    E0405: every missing, extra or wrongly shaped key with both shapes), rendered like any other."""
+
+    def __init__(self, diag: Diagnostic) -> None:
+        super().__init__("\n  ".join([diag.message, *diag.notes]))
+        self.diag = diag
 
 
 def load_checkpoint(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
     """Read a safetensors file and check it against `graph`'s weights (missing, extra, wrong shape)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         arrays = load_file(str(path))
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"cannot read checkpoint `{path}`: {err}") from None
+    except (OSError, ValueError, SafetensorError) as err:  # not there, or not a safetensors file
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise CheckpointError(messages.cannot_read_checkpoint(str(path), reason)) from None
     check_weights(graph, arrays, str(path))
     return arrays
 
 
-def check_weights(graph: Graph, arrays: dict[str, np.ndarray], where: str = "checkpoint") -> None:
+def check_weights(graph: Graph, arrays: Mapping[str, np.ndarray], where: str = "checkpoint") -> None:
+    """Raise CheckpointError unless `arrays` has exactly `graph`'s weights, each with its shape."""
     expected = {w.name: w.shape for w in graph.weights}
-    problems = []
-    for name, shape in expected.items():
-        if name not in arrays:
-            problems.append(f"missing key `{name}` (expected shape {list(shape)})")
-        elif tuple(arrays[name].shape) != shape:
-            problems.append(f"key `{name}` has shape {list(arrays[name].shape)}, the spec needs {list(shape)}")
-    for name in sorted(set(arrays) - set(expected)):
-        problems.append(f"unexpected key `{name}` (shape {list(arrays[name].shape)}): the spec has no such weight")
-    if problems:
-        raise CheckpointError(f"`{where}` does not fit `{graph.name}`:\n  " + "\n  ".join(problems))
+    missing = [(name, shape) for name, shape in expected.items() if name not in arrays]
+    wrong = [(name, tuple(arrays[name].shape), shape) for name, shape in expected.items()
+             if name in arrays and tuple(arrays[name].shape) != shape]
+    extra = [(name, tuple(arrays[name].shape)) for name in sorted(set(arrays) - set(expected))]
+    if missing or wrong or extra:
+        raise CheckpointError(messages.checkpoint_mismatch(where, graph.name, graph.span, missing, wrong, extra))
 
 
 def random_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,14 +1,19 @@
 """Diagnostics: one record for every user-facing error, rendered in rustc's style.
 
     error[E0201]: unknown op `conv2`
-     --> spec/bad.arch:3:14
+     --> spec/bad.arch:3:12
       |
     3 |   y = x -> conv2(64, 3)
-      |            ^^^^^ not an op, block or network
+      |            ^^^^^ not an op, block, network or layer
       |
       = help: did you mean `conv2d`?
 
-Passes collect diagnostics in a `Diagnostics` sink and keep going; they never print.
+Passes collect diagnostics in a `Diagnostics` sink and keep going; they never print. Every
+diagnostic is built by a function of messages.py, which owns the texts and the codes (one
+code per message; `dlc explain CODE` explains each). A diagnostic about a file that is not a
+spec (a checkpoint) has a span with line 0: it renders as `--> path` without an excerpt.
+`CompileError` carries the diagnostics of a failed compilation out of the driver; backends
+and checkpoints raise their own exceptions carrying one (`EmitError`, `CheckpointError`).
 """
 from __future__ import annotations
 

@@ -1,38 +1,60 @@
 """Every user-facing message text, in one place (as mypy's messages.py).
 
-Each function returns a `Diagnostic`; codes are grouped by phase:
-E00xx syntax, E01xx files and imports, E02xx names and arguments,
-E03xx expansion, E04xx shapes and weights, E05xx evaluation.
+Each function returns a `Diagnostic` (but the helpers for a note or a label, and the last
+section's), and each code belongs to exactly one function (one message), so that `dlc explain
+CODE` can say what went wrong and how to fix it (`compiler/explain/CODE.md`; tests/test_explain.py
+checks that every code here has one and that its example really produces the code). Codes are
+grouped by phase:
+
+    E00xx syntax                E03xx block expansion
+    E01xx files and imports     E04xx shapes and weights (checkpoints included)
+    E02xx names and arguments   E05xx compile-time evaluation
+                                E06xx limits of a backend (PyTorch, ONNX, TVM)
+
+A code that is retired is never given to another message: E0402 ("dtype error", never emitted).
+
+A problem text that comes from an op's own shape or argument rule (`ShapeError`, `ArgError`
+in compiler/ops/) or from a built-in function's check (compiler/builtins.py) belongs to that
+rule and is passed in as `problem`. The last section holds the texts of `SizeError`: sizes
+given for a graph's symbolic dims that do not fit it (command-line flags; no code, no span).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .diagnostics import Diagnostic, Label, did_you_mean
 from .source import Span
 
+RETIRED = {"E0402": "dtype error (never emitted; a dtype an op cannot take is a shape error, E0401)"}
+
 _PRETTY_TOKENS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "$END": "end of file",
-"COMP_OP": "a comparison", "ADD_OP": "`+` or `-`",
-    "MUL_OP": "`*`, `/`, `//` or `%`",
+    "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`",
 }
 
 
 def _pretty(tokens: Iterable[str]) -> str:
-    names = []
-    for t in tokens:
-        names.append(_PRETTY_TOKENS.get(t, f"`{t}`"))
-    names = sorted(set(names))
+    names = sorted({_PRETTY_TOKENS.get(t, f"`{t}`") for t in tokens})
     if len(names) > 8:
         names = names[:8] + ["..."]
     return ", ".join(names)
 
 
+def _shape(dims: Sequence[int]) -> str:
+    return str(list(dims))
+
+
+def _file_span(path: str) -> Span:
+    """A whole file that is not a spec (a checkpoint): rendered as `--> path`, without an excerpt."""
+    return Span(path, 0, 0, 0, 0)
+
+
 # --- E00xx syntax -------------------------------------------------------------------------
 
-def unexpected_token(span: Span, found: str, expected: list[str]) -> Diagnostic:
-    return Diagnostic("E0001", f"syntax error: unexpected `{found}`", Label(span, "unexpected here"),
-                      help=f"expected one of: {_pretty(expected)}")
+def unexpected_token(span: Span, found: str, expected: list[str], keyword: str | None = None) -> Diagnostic:
+    """`keyword`: the keyword the word before `found` probably misspells (`inptu x`)."""
+    hint = f"did you mean `{keyword}`?" if keyword else f"expected one of: {_pretty(expected)}"
+    return Diagnostic("E0001", f"syntax error: unexpected `{found}`", Label(span, "unexpected here"), help=hint)
 
 
 def unexpected_char(span: Span, found: str, expected: list[str]) -> Diagnostic:
@@ -50,11 +72,6 @@ def unexpected_eof(span: Span, expected: list[str]) -> Diagnostic:
 
 def cannot_read(span: Span, path: str, reason: str, imported: bool = True) -> Diagnostic:
     return Diagnostic("E0101", f"cannot read `{path}`: {reason}", Label(span, "imported here" if imported else ""))
-
-
-def import_not_found(span: Span, path: str, searched: list[str]) -> Diagnostic:
-    return Diagnostic("E0101", f"cannot find imported file `{path}`", Label(span, "imported here"),
-                      notes=tuple(f"looked in `{s}`" for s in searched))
 
 
 def import_cycle(span: Span, cycle: list[str]) -> Diagnostic:
@@ -79,6 +96,16 @@ def unknown_model(span: Span, name: str, available: list[str]) -> Diagnostic:
                       help=did_you_mean(name, available))
 
 
+def import_not_found(span: Span, path: str, searched: list[str]) -> Diagnostic:
+    return Diagnostic("E0106", f"cannot find imported file `{path}`", Label(span, "imported here"),
+                      notes=tuple(f"looked in `{s}`" for s in searched))
+
+
+def cannot_read_checkpoint(path: str, reason: str) -> Diagnostic:
+    return Diagnostic("E0107", f"cannot read checkpoint `{path}`: {reason}", Label(_file_span(path), ""),
+                      help="a checkpoint is a safetensors file of the network's `state_dict`")
+
+
 # --- E02xx names and arguments --------------------------------------------------------
 
 def unknown_callee(span: Span, name: str, candidates: Iterable[str]) -> Diagnostic:
@@ -87,14 +114,9 @@ def unknown_callee(span: Span, name: str, candidates: Iterable[str]) -> Diagnost
 
 
 def undefined_name(span: Span, name: str, candidates: Iterable[str], what: str = "name") -> Diagnostic:
+    """`what`: "name" for a compile-time value, "tensor" for a chain's source."""
     return Diagnostic("E0202", f"undefined {what} `{name}`", Label(span, "not defined here"),
                       help=did_you_mean(name, candidates))
-
-
-def used_before_definition(span: Span, name: str, later: Span) -> Diagnostic:
-    return Diagnostic("E0202", f"`{name}` is used before it is defined", Label(span, "used here"),
-                      (Label(later, "defined later here"),),
-                      help="bindings run top to bottom; move the definition above its use")
 
 
 def unknown_argument(span: Span, callee: str, name: str, accepted: list[str]) -> Diagnostic:
@@ -103,25 +125,9 @@ def unknown_argument(span: Span, callee: str, name: str, accepted: list[str]) ->
                       notes=(f"`{callee}` takes: {', '.join(accepted) or 'no parameters'}",), help=hint)
 
 
-def too_many_arguments(span: Span, callee: str, given: int, accepted: int) -> Diagnostic:
-    return Diagnostic("E0203", f"`{callee}` takes at most {accepted} positional argument(s), {given} given",
-                      Label(span, "extra argument"))
-
-
-def missing_argument(span: Span, callee: str, name: str) -> Diagnostic:
-    return Diagnostic("E0203", f"`{callee}` is missing required argument `{name}`",
-                      Label(span, f"`{name}` not given"))
-
-
-def duplicate_argument(span: Span, callee: str, name: str) -> Diagnostic:
-    return Diagnostic("E0203", f"argument `{name}` of `{callee}` is given twice", Label(span, "given again here"))
-
-
-def bad_argument(span: Span, callee: str, name: str, problem: str) -> Diagnostic:
-    return Diagnostic("E0203", f"invalid argument `{name}` for `{callee}`: {problem}", Label(span, problem))
-
-
-def wrong_input_count(span: Span, callee: str, expected: str, given: int) -> Diagnostic:
+def wrong_input_count(span: Span, callee: str, least: int, most: int, given: int) -> Diagnostic:
+    """`most`: -1 for no upper bound (`concat`)."""
+    expected = f"{least}" if least == most else f"{least} or more" if most == -1 else f"{least} to {most}"
     return Diagnostic("E0204", f"`{callee}` takes {expected} input tensor(s), {given} given",
                       Label(span, f"{given} tensor(s) flow in here"))
 
@@ -131,18 +137,13 @@ def wrong_output_count(span: Span, expected: int, given: int) -> Diagnostic:
                       Label(span, f"{given} output(s)"))
 
 
-def not_a_tensor(span: Span, name: str, kind: str) -> Diagnostic:
-    return Diagnostic("E0206", f"`{name}` is a {kind}, not a tensor", Label(span, "a tensor is expected here"),
+def not_a_tensor(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0206", f"`{name}` is a compile-time value, not a tensor", Label(span, "a tensor is expected here"),
                       help="tensors come from `input` declarations and chain bindings")
 
 
-def not_a_value(span: Span, name: str) -> Diagnostic:
-    return Diagnostic("E0206", f"`{name}` is a tensor, not a compile-time value", Label(span, "used as a value"),
-                      help="arguments in parentheses are compile-time values; tensors flow through `->`")
-
-
-def not_callable_layer(span: Span, name: str, kind: str) -> Diagnostic:
-    return Diagnostic("E0207", f"`{name}` is a {kind} and cannot be applied to a tensor", Label(span, "applied here"))
+def not_callable_layer(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0207", f"`{name}` is a tensor and cannot be applied to a tensor", Label(span, "applied here"))
 
 
 def missing_output(span: Span, name: str) -> Diagnostic:
@@ -160,23 +161,114 @@ def unknown_dtype(span: Span, dtype: str, known: list[str]) -> Diagnostic:
                       help=did_you_mean(dtype, known) or f"dtypes: {', '.join(known)}")
 
 
-def unbound_output(span: Span, name: str) -> Diagnostic:
-    return Diagnostic("E0208", f"output `{name}` is not bound to a tensor", Label(span, "never assigned"))
+def duplicate_label(span: Span, label: str, scope: str) -> Diagnostic:
+    return Diagnostic("E0211", f"label `{label}` names two layers in `{scope}`", Label(span, "used again here"),
+                      help="labels are layer names and must be unique in a block; inside a loop leave the "
+                           "stage unlabeled (it is numbered) or label a block that holds the loop")
+
+
+def missing_network_param(span: Span, network: str, name: str) -> Diagnostic:
+    return Diagnostic("E0212", f"network `{network}` is compiled without a value for `{name}`",
+                      Label(span, "no default"),
+                      help=f"give `{name}` a default in the network's parameter list")
+
+
+def unknown_decorator(span: Span, name: str, known: list[str]) -> Diagnostic:
+    return Diagnostic("E0213", f"unknown decorator `@{name}`", Label(span, "not a decorator"),
+                      help=did_you_mean(name, known) or f"decorators: {', '.join('@' + k for k in known)}")
+
+
+def shadows_op(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0214", f"`{name}` is the name of a built-in op", Label(span, "cannot be redefined"),
+                      help=f"rename it, e.g. `{name.capitalize()}Block`")
+
+
+def used_before_definition(span: Span, name: str, later: Span) -> Diagnostic:
+    return Diagnostic("E0215", f"`{name}` is used before it is defined", Label(span, "used here"),
+                      (Label(later, "defined later here"),),
+                      help="bindings run top to bottom; move the definition above its use")
+
+
+def not_a_value(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0216", f"`{name}` is a tensor, not a compile-time value", Label(span, "used as a value"),
+                      help="arguments in parentheses are compile-time values; tensors flow through `->`")
+
+
+def too_many_arguments(span: Span, callee: str, given: int, accepted: int) -> Diagnostic:
+    return Diagnostic("E0217", f"`{callee}` takes at most {accepted} positional argument(s), {given} given",
+                      Label(span, "extra argument"))
+
+
+def missing_argument(span: Span, callee: str, name: str) -> Diagnostic:
+    return Diagnostic("E0218", f"`{callee}` is missing required argument `{name}`",
+                      Label(span, f"`{name}` not given"))
+
+
+def duplicate_argument(span: Span, callee: str, name: str) -> Diagnostic:
+    return Diagnostic("E0219", f"argument `{name}` of `{callee}` is given twice", Label(span, "given again here"))
+
+
+def bad_argument(span: Span, callee: str, name: str, problem: str) -> Diagnostic:
+    """`problem`: the op parameter's own check (an `ArgError` from compiler/ops/)."""
+    return Diagnostic("E0220", f"invalid argument `{name}` for `{callee}`: {problem}", Label(span, problem))
+
+
+def positional_after_keyword(span: Span) -> Diagnostic:
+    return Diagnostic("E0221", "positional argument after a keyword argument", Label(span, "here"),
+                      help="write the positional arguments first, or name this one too")
+
+
+def layer_takes_no_args(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0222", f"`{name}` is an existing layer and takes no arguments",
+                      Label(span, "arguments given here"),
+                      help=f"apply it as `-> {name}`; to make a new layer, call its op or block instead")
+
+
+def not_a_layer(span: Span, name: str, what: str) -> Diagnostic:
+    """`what`: the value `name` holds, described (`describe` in passes/evaluate.py)."""
+    return Diagnostic("E0223", f"`{name}` is {what}, not a layer", Label(span, "applied here"))
+
+
+def init_without_scheme(span: Span, schemes: Iterable[str]) -> Diagnostic:
+    return Diagnostic("E0224", "`@init` needs a scheme name first", Label(span, "no scheme"),
+                      help=f"schemes: {', '.join(schemes)}, e.g. `@init(\"normal\", std=0.02)`")
+
+
+def unknown_init_scheme(span: Span, scheme: str, schemes: list[str]) -> Diagnostic:
+    return Diagnostic("E0225", f"unknown `@init` scheme \"{scheme}\"", Label(span, "not a scheme"),
+                      notes=(f"schemes: {', '.join(schemes)}",), help=did_you_mean(scheme, schemes))
+
+
+def unknown_init_option(span: Span, scheme: str, option: str, accepted: Sequence[str]) -> Diagnostic:
+    return Diagnostic("E0226", f"`@init(\"{scheme}\")` takes no option `{option}`", Label(span, "not an option"),
+                      notes=(f"\"{scheme}\" takes: {', '.join(accepted) or 'no options'}",),
+                      help=did_you_mean(option, accepted))
+
+
+def init_option_not_literal(span: Span, option: str) -> Diagnostic:
+    return Diagnostic("E0227", f"`@init` option `{option}` must be a literal value", Label(span, "not a literal"),
+                      help="write the number or string itself, e.g. `std=0.02`")
 
 
 # --- E03xx expansion ------------------------------------------------------------------
 
+def _chain(names: Sequence[str]) -> str:
+    return " -> ".join(f"`{n}`" if n != "..." else n for n in names)
+
+
 def recursion_without_end(span: Span, name: str, depth: int, trace: list[str]) -> Diagnostic:
+    """`trace`: the blocks from the network down to this instance; its ends are shown."""
+    shown = [*trace[:3], "...", *trace[-2:]] if len(trace) > 5 else trace
     return Diagnostic("E0301", f"recursion without end: `{name}` is nested {depth} levels deep",
                       Label(span, "instantiated here"),
-                      notes=(f"call chain: {' -> '.join(trace)}",),
+                      notes=(f"call chain: {_chain(shown)}",),
                       help="give the recursion a base case, e.g. `if depth > 0 { ... }`")
 
 
 def instantiation_cycle(span: Span, name: str, trace: list[str]) -> Diagnostic:
     return Diagnostic("E0302", f"cycle: `{name}` instantiates itself with the same arguments",
                       Label(span, "instantiated here"),
-                      notes=(f"cycle: {' -> '.join(trace)}",),
+                      notes=(f"cycle: {_chain(trace)}",),
                       help="a block or network may only use itself with arguments that move toward a base case")
 
 
@@ -187,9 +279,15 @@ def instance_note(name: str, span: Span) -> str:
 # --- E04xx shapes and weights ---------------------------------------------------------
 
 def shape_error(span: Span, op: str, problem: str, inputs: list[tuple[Span, str]], trace: list[str]) -> Diagnostic:
+    """`problem`: the op's shape rule's own text (a `ShapeError` from compiler/ops/)."""
     secondary = tuple(Label(s, text) for s, text in inputs)
     return Diagnostic("E0401", f"shape error in `{op}`: {problem}", Label(span, problem),
                       secondary, notes=tuple(trace))
+
+
+def input_shape(name: str | None, shape: str) -> str:
+    """The label under an op's input in a shape error: "`a` has shape (B, 64, 32, 32)"."""
+    return f"{f'`{name}`' if name else 'this'} has shape {shape}"
 
 
 def shared_shape_mismatch(span: Span, param: str, expected: str, got: str, first: Span, tied: bool) -> Diagnostic:
@@ -200,13 +298,34 @@ def shared_shape_mismatch(span: Span, param: str, expected: str, got: str, first
                       Label(span, f"needs {got}"), (Label(first, f"created with {expected}"),), help=hint)
 
 
-def unknown_layer(span: Span, name: str, candidates: Iterable[str]) -> Diagnostic:
-    return Diagnostic("E0404", f"`tie` names no layer `{name}`", Label(span, "not a layer"),
-                      help=did_you_mean(name, candidates))
+def tie_needs_layer(span: Span) -> Diagnostic:
+    return Diagnostic("E0404", "`tie` takes a layer that was applied earlier", Label(span, "not such a layer"),
+                      help="label the layer whose weight is shared and name it, e.g. `tie=wte`")
 
 
-def dtype_error(span: Span, op: str, problem: str) -> Diagnostic:
-    return Diagnostic("E0402", f"dtype error in `{op}`: {problem}", Label(span, problem))
+def checkpoint_mismatch(path: str, network: str, network_span: Span, missing: list[tuple[str, tuple[int, ...]]],
+                        wrong: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+                        extra: list[tuple[str, tuple[int, ...]]]) -> Diagnostic:
+    """`wrong`: (key, shape in the checkpoint, shape the spec needs)."""
+    notes = [*(f"missing key `{k}` (expected shape {_shape(s)})" for k, s in missing),
+             *(f"key `{k}` has shape {_shape(got)}, the spec needs {_shape(need)}" for k, got, need in wrong),
+             *(f"unexpected key `{k}` (shape {_shape(s)}): the spec has no such weight" for k, s in extra)]
+    return Diagnostic("E0405", f"checkpoint `{path}` does not fit `{network}`",
+                      Label(_file_span(path), f"{len(notes)} key(s) do not fit"),
+                      (Label(network_span, f"`{network}` is defined here"),), tuple(notes),
+                      help="its keys must be the network's weight names (the emitted module's `state_dict` "
+                           "keys; `dlc summary --json` lists them with their shapes)")
+
+
+def symbolic_weight(span: Span, op: str, weight: str, shape: str) -> Diagnostic:
+    return Diagnostic("E0406", f"weight `{weight}` of `{op}` would have symbolic shape {shape}",
+                      Label(span, "its input has a symbolic size where the weight needs a fixed one"),
+                      help="give that dimension of the input a fixed size")
+
+
+def no_weight_to_tie(span: Span, op: str) -> Diagnostic:
+    return Diagnostic("E0407", f"`{op}` has no weight to tie", Label(span, "`tie` given here"),
+                      help="`tie` belongs on an op with a `weight` (`linear`, `embedding`, a convolution)")
 
 
 # --- E05xx evaluation -----------------------------------------------------------------
@@ -215,49 +334,81 @@ def assertion_failed(span: Span, message: str | None) -> Diagnostic:
     return Diagnostic("E0501", f"assertion failed{': ' + message if message else ''}", Label(span, "is false"))
 
 
-def eval_error(span: Span, problem: str) -> Diagnostic:
+def builtin_error(span: Span, problem: str) -> Diagnostic:
+    """`problem`: the built-in function's own check (an `EvalError` from compiler/builtins.py)."""
     return Diagnostic("E0502", problem, Label(span, "here"))
 
 
-def shadows_op(span: Span, name: str) -> Diagnostic:
-    return Diagnostic("E0103", f"`{name}` is the name of a built-in op", Label(span, "cannot be redefined"),
-                      help=f"rename it, e.g. `{name.capitalize()}Block`")
+def cannot_index(span: Span, what: str, index: object) -> Diagnostic:
+    return Diagnostic("E0503", f"cannot index {what} with {index!r}", Label(span, "here"),
+                      help="only lists can be indexed, and only with an integer")
 
 
-def duplicate_label(span: Span, label: str, scope: str) -> Diagnostic:
-    return Diagnostic("E0211", f"label `{label}` names two layers in `{scope}`", Label(span, "used again here"),
-                      help="labels are layer names and must be unique in a block; inside a loop leave the "
-                           "stage unlabeled (it is numbered) or label a block that holds the loop")
+def index_out_of_range(span: Span, index: int, length: int) -> Diagnostic:
+    return Diagnostic("E0504", f"index {index} is out of range for a list of {length}", Label(span, "here"))
 
 
-def layer_takes_no_args(span: Span, name: str) -> Diagnostic:
-    return Diagnostic("E0207", f"`{name}` is an existing layer and takes no arguments",
-                      Label(span, "arguments given here"),
-                      help=f"apply it as `-> {name}`; to make a new layer, call its op or block instead")
+def not_an_attribute(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0505", f"`{name}` is not an attribute of this value", Label(span, "here"),
+                      help="only an import alias has attributes: `alias.Block` names a block of that file")
 
 
-def not_a_layer(span: Span, name: str, what: str) -> Diagnostic:
-    return Diagnostic("E0207", f"`{name}` is {what}, not a layer", Label(span, "applied here"))
+def builtin_takes_positional(span: Span) -> Diagnostic:
+    return Diagnostic("E0506", "built-in functions take positional arguments only", Label(span, "here"))
 
 
-def missing_network_param(span: Span, network: str, name: str) -> Diagnostic:
-    return Diagnostic("E0212", f"network `{network}` is compiled without a value for `{name}`",
-                      Label(span, "no default"),
-                      help=f"give `{name}` a default in the network's parameter list")
+def not_callable(span: Span, what: str) -> Diagnostic:
+    return Diagnostic("E0507", f"{what} cannot be called", Label(span, "here"),
+                      help="ops, blocks, networks and built-in functions can be called")
 
 
-def bad_tie(span: Span, problem: str) -> Diagnostic:
-    return Diagnostic("E0404", f"invalid `tie`: {problem}", Label(span, problem))
+def needs_numbers(span: Span, op: str, what: str) -> Diagnostic:
+    return Diagnostic("E0508", f"`{op}` needs numbers, got {what}", Label(span, "here"))
 
 
-def unknown_decorator(span: Span, name: str, known: list[str]) -> Diagnostic:
-    return Diagnostic("E0213", f"unknown decorator `@{name}`", Label(span, "not a decorator"),
-                      help=did_you_mean(name, known) or f"decorators: {', '.join('@' + k for k in known)}")
+def division_by_zero(span: Span) -> Diagnostic:
+    return Diagnostic("E0509", "division by zero", Label(span, "here"))
 
 
-def bad_decorator(span: Span, name: str, problem: str) -> Diagnostic:
-    return Diagnostic("E0213", f"invalid `@{name}`: {problem}", Label(span, problem))
+def let_cycle(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0510", f"`{name}` is defined in terms of itself", Label(span, "here"))
 
+
+def bad_dimension(span: Span, value: object) -> Diagnostic:
+    return Diagnostic("E0511", f"a dimension must be a positive integer, got {value!r}", Label(span, "here"))
+
+
+def bad_dimension_division(span: Span) -> Diagnostic:
+    return Diagnostic("E0512", "a dimension can only be divided by a positive integer", Label(span, "here"))
+
+
+def for_needs_list(span: Span, value: object) -> Diagnostic:
+    return Diagnostic("E0513", f"`for` needs a list, got {value!r}", Label(span, "here"))
+
+
+def cannot_unpack(span: Span, item: object, names: int) -> Diagnostic:
+    return Diagnostic("E0514", f"cannot unpack {item!r} into {names} names", Label(span, "here"))
+
+
+def bad_repeat(span: Span, value: object) -> Diagnostic:
+    return Diagnostic("E0515", f"a repeat count must be a whole number >= 0, got {value!r}", Label(span, "here"))
+
+
+def chain_carries_values(span: Span) -> Diagnostic:
+    return Diagnostic("E0516", "a chain can only carry tensors", Label(span, "here"),
+                      help="a name that is a tensor on one branch of an `if` must be a tensor on the other too")
+
+
+def builtin_arity(span: Span, name: str, given: int) -> Diagnostic:
+    return Diagnostic("E0517", f"built-in `{name}` does not take {given} argument(s)", Label(span, "here"))
+
+
+def builtin_failed(span: Span, name: str, problem: str) -> Diagnostic:
+    """`problem`: what Python's implementation of the built-in said (`math domain error`)."""
+    return Diagnostic("E0518", f"built-in `{name}` failed: {problem}", Label(span, "here"))
+
+
+# --- E06xx backend limits -------------------------------------------------------------
 
 def emit_unsupported(span: Span, what: str) -> Diagnostic:
     return Diagnostic("E0601", f"the PyTorch emitter cannot express {what}", Label(span, "here"),
@@ -272,3 +423,37 @@ def no_onnx_form(span: Span, op: str, why: str) -> Diagnostic:
 def no_tvm_form(span: Span, network: str, why: str) -> Diagnostic:
     return Diagnostic("E0603", f"`{network}` cannot be compiled with TVM: {why}", Label(span, "this network"),
                       help="its PyTorch and ONNX exports work; the README lists the ops TVM's importer lacks")
+
+
+# --- sizes of symbolic dims (SizeError texts: usage errors, no code) ------------------
+
+def unbound_dims(network: str, names: list[str]) -> str:
+    return f"symbolic dim(s) {', '.join(names)} of `{network}` have no size; pass e.g. --dim {names[0]}=128"
+
+
+def unknown_dims(network: str, names: list[str]) -> str:
+    return f"`{network}` has no input dim {', '.join(names)}"
+
+
+def unnamed_input_shape() -> str:
+    return "with several --input-shape flags, name each input: --input-shape x=1,3,224,224"
+
+
+def unknown_input(network: str, name: str, inputs: list[str]) -> str:
+    return f"`{network}` has no input `{name}`; inputs: {', '.join(inputs)}"
+
+
+def input_rank_mismatch(name: str, declared: str, rank: int, given: int) -> str:
+    return f"input `{name}` is declared {declared} ({rank} dims), got {given} sizes"
+
+
+def input_size_mismatch(name: str, declared: str, size: int, dim: str) -> str:
+    return f"input `{name}` is declared {declared}; size {size} does not match `{dim}`"
+
+
+def computed_dim(name: str, dim: str) -> str:
+    return f"cannot bind the computed dim `{dim}` of `{name}`; use --dim"
+
+
+def conflicting_sizes(dim: str, first: int, second: int) -> str:
+    return f"dim `{dim}` is bound to both {first} and {second}"

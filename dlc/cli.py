@@ -1,8 +1,15 @@
-"""The `dlc` command: argument parsing and printing; the work is the compiler's and the runtime's."""
+"""The `dlc` command: argument parsing and printing only.
+
+Compiling, binding sizes to symbolic dims (`compiler/sizes.py`), checking checkpoints and every
+diagnostic belong to the compiler (`dlc.compiler`), running artifacts to the runtime. Exit status:
+1 after the compiler's located diagnostics (a mistake in a spec or checkpoint), 2 for a usage
+error (a bad flag value, printed `error: ...`), 101 for an internal compiler error (a bug).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +20,7 @@ from dlc.compiler.diagnostics import CompileError, render_all
 from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file, default_graph
 from dlc.compiler.report import summary_json, summary_table
+from dlc.compiler.sizes import SizeError, bind_sizes, static_sizes
 
 
 DEFAULT_TRIALS = 2000  # README: what this buys for ResNet-18 and the digits CNN (35 and 16 min here)
@@ -35,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `dlc explain | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:  # a compiler bug, not a user mistake: say so plainly
         print("error: internal compiler error (this is a bug in dlc, please report it)\n", file=sys.stderr)
         traceback.print_exc()
@@ -63,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("backend", choices=["torch"])
     emit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     emit.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for <spec>.py files")
+    emit.add_argument("--standalone", action="store_true",
+                      help="copy the helper layers into each file instead of importing dlc.runtime.layers")
     emit.set_defaults(run=cmd_emit, command="emit")
 
     export = sub.add_parser("export", help="export a network: `dlc export onnx SPEC -o model.onnx`")
@@ -96,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(run=cmd_bench, command="bench", target="llvm", arch=None, target_json=None)
+
+    explain = sub.add_parser("explain", help="explain a diagnostic code, with an example: `dlc explain E0401`")
+    explain.add_argument("code", nargs="?", metavar="CODE", help="e.g. E0401 (alone: list every code)")
+    explain.set_defaults(run=cmd_explain, command="explain")
 
     run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
     run.add_argument("artifact", type=Path, metavar="ARTIFACT")
@@ -161,14 +178,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     compiled = _one_network(args.file, args.model)
     if compiled is None:
         return 1
-    result, graph = compiled
-    dims = _dims(args.dim)
-    dims.update(_bind_input_shapes(graph, args.input_shape))
+    _, graph = compiled
+    dims, shapes = _dims(args.dim), [_input_shape(item) for item in args.input_shape]
     try:
-        cost = count_costs(graph, dims)
-    except KeyError as err:
-        names = err.args[0]
-        raise UsageError(f"symbolic dim(s) {names} of `{graph.name}` have no size; pass e.g. --dim {names.split(',')[0]}=128") from None
+        cost = count_costs(graph, bind_sizes(graph, dims, shapes))
+    except SizeError as err:
+        raise UsageError(str(err)) from None
     if args.json:
         print(json.dumps(summary_json(graph, cost), indent=2))
     else:
@@ -190,7 +205,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             failed = True
             continue
         try:
-            sources[args.output / f"{path.stem}.py"] = emit_torch(result)
+            sources[args.output / f"{path.stem}.py"] = emit_torch(result, standalone=args.standalone)
         except EmitError as err:
             _report_one(err.diag, result)
             failed = True
@@ -224,10 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             weights = _weights(args, graph)
             target = args.output if single else args.output / f"{graph.name}.onnx"
             models[target] = emit_onnx(graph, weights)
-    except CheckpointError as err:
-        print(f"error[E0405]: {err}", file=sys.stderr)
-        return 1
-    except EmitError as err:
+    except (CheckpointError, EmitError) as err:
         _report_one(err.diag, result)
         return 1
     for target, model in models.items():
@@ -256,21 +268,15 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     except (ValueError, json.JSONDecodeError) as err:
         raise UsageError(str(err)) from None
     dims = _dims(args.dim)
-    unknown = sorted(set(dims) - {s for _, vid in graph.inputs for d in graph.values[vid].type.shape
-                                   for s in d.symbols()})
-    if unknown:
-        raise UsageError(f"`{graph.name}` has no input dim {', '.join(unknown)}")
-    tuning = None
-    if args.tune is not None:
-        tuning = _tuning(args, spec)
-    bind = {**dict(graph.dim_examples), **dims} if dims or tuning else None
+    tuning = _tuning(args, spec) if args.tune is not None else None
+    try:  # tuned schedules are for static shapes: --tune fixes every dim (--dim, else the spec's examples)
+        static = static_sizes(graph, dims) if dims or tuning else None
+    except SizeError as err:
+        raise UsageError(str(err)) from None
     try:
         weights = _weights(args, graph)
-        built = build(graph, weights, spec, result.content_hash(), result.path, tuning=tuning, dims=bind)
-    except CheckpointError as err:
-        print(f"error[E0405]: {err}", file=sys.stderr)
-        return False
-    except EmitError as err:
+        built = build(graph, weights, spec, result.content_hash(), result.path, tuning=tuning, dims=static)
+    except (CheckpointError, EmitError) as err:
         _report_one(err.diag, result)
         return False
     built.manifest["weights_from"] = {"checkpoint": str(args.weights.resolve())} if args.weights else {"seed": args.seed}
@@ -322,6 +328,24 @@ def _tuning(args: argparse.Namespace, spec):
                          "compile untuned (TVM's default schedules), or tune on the device itself")
     db = args.tune_db or default_db_dir() / target_key(spec.target)
     return Tuning(args.tune, db, progress=sys.stderr)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dlc.compiler import explain
+
+    if args.code is None:
+        for code in explain.codes():
+            print(f"{code}  {explain.title(code)}")
+        return 0
+    try:
+        print(explain.explanation(explain.normalize(args.code)), end="")
+    except KeyError:
+        if explain.retired(args.code):
+            raise UsageError(f"`{args.code}` is retired: {explain.retired(args.code)}") from None
+        near = explain.closest(args.code)
+        hint = f"; did you mean {', '.join(near)}?" if near else "; `dlc explain` lists every code"
+        raise UsageError(f"no explanation for `{args.code}`{hint}") from None
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -383,35 +407,16 @@ def _dims(items: list[str]) -> dict[str, int]:
     return out
 
 
-def _bind_input_shapes(graph, items: list[str]) -> dict[str, int]:
-    """Unify `--input-shape [name=]1,3,224,224` with the declared input types."""
-    bound: dict[str, int] = {}
-    for i, item in enumerate(items):
-        name, sep, dims_text = item.rpartition("=")
-        inputs = dict(graph.inputs)
-        if not sep:
-            if len(items) > 1 or not graph.inputs:
-                raise UsageError("with several --input-shape flags, name each input: --input-shape x=1,3,224,224")
-            name = graph.inputs[0][0]
-        if name not in inputs:
-            raise UsageError(f"`{graph.name}` has no input `{name}`; inputs: {', '.join(inputs)}")
-        try:
-            sizes = [int(s) for s in dims_text.split(",")]
-        except ValueError:
-            raise UsageError(f"--input-shape expects comma-separated integers, got `{dims_text}`") from None
-        declared = graph.values[inputs[name]].type
-        if len(sizes) != declared.rank:
-            raise UsageError(f"input `{name}` is declared {declared} ({declared.rank} dims), got {len(sizes)} sizes")
-        for d, size in zip(declared.shape, sizes):
-            if d.is_const and d.value != size:
-                raise UsageError(f"input `{name}` is declared {declared}; size {size} does not match `{d}`")
-            if not d.is_const:
-                (sym,) = d.symbols() if len(d.symbols()) == 1 and len(d.terms) == 1 else (None,)
-                if sym is None or d != type(d).sym(sym):
-                    raise UsageError(f"cannot bind the computed dim `{d}` of `{name}`; use --dim")
-                if bound.setdefault(sym, size) != size:
-                    raise UsageError(f"dim `{sym}` is bound to both {bound[sym]} and {size}")
-    return bound
+def _input_shape(item: str) -> tuple[str | None, tuple[int, ...]]:
+    """`--input-shape [NAME=]D0,D1,...` as (NAME or None, sizes); the compiler binds it to the graph."""
+    name, sep, sizes = item.rpartition("=")
+    try:
+        shape = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape expects comma-separated integers, got `{sizes}`") from None
+    if any(d < 1 for d in shape):
+        raise UsageError(f"--input-shape expects positive sizes, got `{sizes}`")
+    return (name if sep else None), shape
 
 
 if __name__ == "__main__":

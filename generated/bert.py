@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from dlc.runtime.layers import MultiheadAttention, PositionalEmbedding
 
 __all__ = [
     "AddNorm",
@@ -23,68 +23,9 @@ __all__ = [
 ]
 
 
-class MultiheadAttention(nn.Module):
-    """Batch-first multi-head attention with separate q/k/v/out projections.
-
-    forward(q, k=None, v=None): keys default to the queries and values to the keys, so
-    `attn(x)` is self-attention and `attn(q, memory)` cross-attention. With `causal`,
-    query i attends to keys 0..i only.
-    """
-
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, kdim=None, vdim=None):
-        super().__init__()
-        kdim = kdim or embed_dim
-        vdim = vdim or kdim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.causal = causal
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(kdim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(vdim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-
-    def forward(self, q, k=None, v=None):
-        k = q if k is None else k
-        v = k if v is None else v
-        b, t, e = q.shape
-        q, k, v = (
-            proj(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, T, E/heads)
-            for proj, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
-        )
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, e))
-
-
-class PositionalEmbedding(nn.Module):
-    """Adds a learned vector per position: x + weight[:T] for x of shape (B, T, D)."""
-
-    def __init__(self, max_len, dim):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(max_len, dim))
-        nn.init.normal_(self.weight, std=0.02)
-
-    def forward(self, x):
-        return x + self.weight[: x.shape[1]]
-
-
-class Select(nn.Module):
-    """x.select(dim, index): one index along dim, which is dropped."""
-
-    def __init__(self, dim, index):
-        super().__init__()
-        self.dim, self.index = dim, index
-
-    def forward(self, x):
-        return x.select(self.dim, self.index)
-
-    def extra_repr(self):
-        return f"dim={self.dim}, index={self.index}"
-
-
 def init_normal_std_0_02(module: nn.Module) -> None:
-    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), biases 0; batch and group norm
+    scales ~ N(1, 0.02); layer norms keep ones and zeros."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -97,7 +38,11 @@ def init_normal_std_0_02(module: nn.Module) -> None:
 
 
 class AddNorm(nn.Module):
-    """`block AddNorm(p, eps)` from spec/std/transformer.arch:83."""
+    """Dropout on the sub-layer output, residual add, LayerNorm (HF BertSelfOutput minus its
+    dense layer, which is mha's out_proj here).
+
+    `block AddNorm(p, eps)` from spec/std/transformer.arch:83.
+    """
 
     def __init__(self, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -112,7 +57,10 @@ class AddNorm(nn.Module):
 
 
 class BertAttention(nn.Module):
-    """`block BertAttention(heads, p, eps)` from spec/std/transformer.arch:90."""
+    """attention.self (q/k/v/out projections) + attention.output.LayerNorm.
+
+    `block BertAttention(heads, p, eps)` from spec/std/transformer.arch:90.
+    """
 
     def __init__(self, heads, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -139,7 +87,10 @@ class BertIntermediate(nn.Module):
 
 
 class BertOutput(nn.Module):
-    """`block BertOutput(d, p, eps)` from spec/std/transformer.arch:97."""
+    """HF BertOutput: dense (d_ff -> d), dropout, residual add, LayerNorm.
+
+    `block BertOutput(d, p, eps)` from spec/std/transformer.arch:97.
+    """
 
     def __init__(self, d, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -156,7 +107,10 @@ class BertOutput(nn.Module):
 
 
 class BertLayer(nn.Module):
-    """`block BertLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:104."""
+    """One BERT layer: attention, intermediate.dense (d -> d_ff) + GELU, output.
+
+    `block BertLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:104.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -174,7 +128,10 @@ class BertLayer(nn.Module):
 
 
 class BertEmbeddings(nn.Module):
-    """`block BertEmbeddings(vocab, d, max_pos, type_vocab, p, eps)` from spec/bert.arch:13."""
+    """Sum of token, learned position and token-type embeddings, then LayerNorm and dropout.
+
+    `block BertEmbeddings(vocab, d, max_pos, type_vocab, p, eps)` from spec/bert.arch:13.
+    """
 
     def __init__(self, vocab, d, max_pos, type_vocab, p=0.1, eps=1e-12) -> None:
         super().__init__()
@@ -207,7 +164,10 @@ class BertEncoder(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """`block BertPooler(d)` from spec/bert.arch:26."""
+    """The pooler reads the hidden state of the first ([CLS]) token: dense + tanh.
+
+    `block BertPooler(d)` from spec/bert.arch:26.
+    """
 
     def __init__(self, d) -> None:
         super().__init__()

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,24 +12,30 @@ __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetFeatures", "DenseN
 
 
 class DenseLayer(nn.Module):
-    """`block DenseLayer(growth, bn_size, p)` from spec/std/dense.arch:9."""
+    """BN-ReLU-Conv1x1 bottleneck to bn_size*growth channels, BN-ReLU-Conv3x3 to `growth` new feature maps,
+    concatenated to the input: (B, C, H, W) -> (B, C + growth, H, W).
+
+    `block DenseLayer(growth, bn_size, p)` from spec/std/dense.arch:9.
+    """
 
     def __init__(self, growth, bn_size=4, p=0.0, *, in_channels: int) -> None:
         super().__init__()
         self.p = p
         self.norm1 = nn.BatchNorm2d(in_channels)
+        self.relu1 = nn.ReLU()
         self.conv1 = nn.Conv2d(in_channels, bn_size * growth, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.relu2 = nn.ReLU()
         self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
         new_channels = growth
         self.out_channels = in_channels + new_channels
 
     def forward(self, x):
         new = self.norm1(x)  # (B, ?, ?, ?)
-        new = F.relu(new)  # (B, ?, ?, ?)
+        new = self.relu1(new)  # (B, ?, ?, ?)
         new = self.conv1(new)  # (B, 128, ?, ?)
         new = self.norm2(new)  # (B, 128, ?, ?)
-        new = F.relu(new)  # (B, 128, ?, ?)
+        new = self.relu2(new)  # (B, 128, ?, ?)
         new = self.conv2(new)  # (B, 32, ?, ?)
         if self.p > 0:
             new = F.dropout(new, self.p, training=self.training)
@@ -40,7 +44,10 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """`block DenseBlock(n, growth, bn_size, p)` from spec/std/dense.arch:20."""
+    """`n` dense layers; each sees the concatenation of the block input and all earlier layers' outputs.
+
+    `block DenseBlock(n, growth, bn_size, p)` from spec/std/dense.arch:20.
+    """
 
     def __init__(self, n, growth, bn_size=4, p=0.0, *, in_channels: int) -> None:
         super().__init__()
@@ -56,23 +63,32 @@ class DenseBlock(nn.Module):
 
 
 class Transition(nn.Module):
-    """`block Transition(cout)` from spec/std/dense.arch:26."""
+    """Between dense blocks: BN-ReLU-Conv1x1 to `cout` channels, then 2x2 average pooling halves H and W.
+
+    `block Transition(cout)` from spec/std/dense.arch:26.
+    """
 
     def __init__(self, cout, *, in_channels: int) -> None:
         super().__init__()
         self.norm = nn.BatchNorm2d(in_channels)
+        self.relu = nn.ReLU()
         self.conv = nn.Conv2d(in_channels, cout, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, stride=2)
 
     def forward(self, x):
         y = self.norm(x)  # (B, ?, ?, ?)
-        y = F.relu(y)  # (B, ?, ?, ?)
+        y = self.relu(y)  # (B, ?, ?, ?)
         y = self.conv(y)  # (B, cout, ?, ?)
-        y = F.avg_pool2d(y, 2, stride=2)  # (B, cout, ?, ?)
+        y = self.pool(y)  # (B, cout, ?, ?)
         return y
 
 
 class DenseNetFeatures(nn.Module):
-    """`block DenseNetFeatures(growth, blocks, init, bn_size, compression, p)` from spec/densenet121.arch:11."""
+    """Stem, four dense blocks with compressing transitions between them, final batch norm
+    (an nn.Sequential of named stages, torchvision's `features`).
+
+    `block DenseNetFeatures(growth, blocks, init, bn_size, compression, p)` from spec/densenet121.arch:11.
+    """
 
     def __init__(self, growth, blocks, init, bn_size=4, compression=0.5, p=0.0) -> None:
         super().__init__()
@@ -85,6 +101,8 @@ class DenseNetFeatures(nn.Module):
         t3 = int(c3 * compression)
         self.conv0 = nn.Conv2d(3, init, 7, stride=2, padding=3, bias=False)
         self.norm0 = nn.BatchNorm2d(init)
+        self.relu0 = nn.ReLU()
+        self.pool0 = nn.MaxPool2d(3, stride=2, padding=1)
         self.denseblock1 = DenseBlock(blocks[0], growth, bn_size, p, in_channels=init)
         self.transition1 = Transition(t1, in_channels=256)
         self.denseblock2 = DenseBlock(blocks[1], growth, bn_size, p, in_channels=t1)
@@ -97,8 +115,8 @@ class DenseNetFeatures(nn.Module):
     def forward(self, x):
         h = self.conv0(x)  # (B, 64, 112, 112)
         h = self.norm0(h)  # (B, 64, 112, 112)
-        h = F.relu(h)  # (B, 64, 112, 112)
-        h = F.max_pool2d(h, 3, stride=2, padding=1)  # (B, 64, 56, 56)
+        h = self.relu0(h)  # (B, 64, 112, 112)
+        h = self.pool0(h)  # (B, 64, 56, 56)
         h = self.denseblock1(h)  # (B, 256, 56, 56)
         h = self.transition1(h)  # (B, 128, 28, 28)
         h = self.denseblock2(h)  # (B, 512, 28, 28)

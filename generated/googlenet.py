@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,7 +12,10 @@ __all__ = ["BasicConv2d", "ReduceConv", "PoolProj", "Inception", "GoogLeNet"]
 
 
 class BasicConv2d(nn.Module):
-    """`block BasicConv2d(out, kernel, stride, padding)` from spec/std/inception.arch:5."""
+    """torchvision's BasicConv2d: convolution without bias, batch norm (eps 0.001), ReLU.
+
+    `block BasicConv2d(out, kernel, stride, padding)` from spec/std/inception.arch:5.
+    """
 
     def __init__(self, out, kernel, stride=1, padding=0, *, in_channels: int) -> None:
         super().__init__()
@@ -29,7 +30,10 @@ class BasicConv2d(nn.Module):
 
 
 class ReduceConv(nn.Sequential):
-    """`block ReduceConv(reduce, out, kernel)` from spec/std/inception.arch:12."""
+    """1x1 reduction followed by a spatial convolution (an nn.Sequential of two BasicConv2d: indices 0, 1).
+
+    `block ReduceConv(reduce, out, kernel)` from spec/std/inception.arch:12.
+    """
 
     def __init__(self, reduce, out, kernel=3, *, in_channels: int) -> None:
         super().__init__()
@@ -38,7 +42,10 @@ class ReduceConv(nn.Sequential):
 
 
 class PoolProj(nn.Sequential):
-    """`block PoolProj(out)` from spec/std/inception.arch:18."""
+    """3x3/1 max pooling followed by a 1x1 projection (indices 0, 1).
+
+    `block PoolProj(out)` from spec/std/inception.arch:18.
+    """
 
     def __init__(self, out, *, in_channels: int) -> None:
         super().__init__()
@@ -47,7 +54,11 @@ class PoolProj(nn.Sequential):
 
 
 class Inception(nn.Module):
-    """`block Inception(ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)` from spec/std/inception.arch:25."""
+    """Four parallel branches concatenated along channels: ch1x1 + ch3x3 + ch5x5 + pool_proj outputs.
+    The "5x5" branch really uses a 3x3 kernel in torchvision (a known quirk kept for weight compatibility).
+
+    `block Inception(ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)` from spec/std/inception.arch:25.
+    """
 
     def __init__(self, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, *, in_channels: int) -> None:
         super().__init__()
@@ -72,37 +83,42 @@ class GoogLeNet(nn.Module):
         super().__init__()
         self.dropout_p = dropout_p
         self.conv1 = BasicConv2d(64, 7, stride=2, padding=3, in_channels=3)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 1, in_channels=64)
         self.conv3 = BasicConv2d(192, 3, padding=1, in_channels=64)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.inception3a = Inception(64, 96, 128, 16, 32, 32, in_channels=192)
         self.inception3b = Inception(128, 128, 192, 32, 96, 64, in_channels=256)
+        self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.inception4a = Inception(192, 96, 208, 16, 48, 64, in_channels=480)
         self.inception4b = Inception(160, 112, 224, 24, 64, 64, in_channels=512)
         self.inception4c = Inception(128, 128, 256, 24, 64, 64, in_channels=512)
         self.inception4d = Inception(112, 144, 288, 32, 64, 64, in_channels=512)
         self.inception4e = Inception(256, 160, 320, 32, 128, 128, in_channels=528)
+        self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.inception5a = Inception(256, 160, 320, 32, 128, 128, in_channels=832)
         self.inception5b = Inception(384, 192, 384, 48, 128, 128, in_channels=832)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(1024, num_classes)
 
     def forward(self, x):
         h = self.conv1(x)  # (B, 64, 112, 112)
-        h = F.max_pool2d(h, 3, stride=2, ceil_mode=True)  # (B, 64, 56, 56)
+        h = self.maxpool1(h)  # (B, 64, 56, 56)
         h = self.conv2(h)  # (B, 64, 56, 56)
         h = self.conv3(h)  # (B, 192, 56, 56)
-        h = F.max_pool2d(h, 3, stride=2, ceil_mode=True)  # (B, 192, 28, 28)
+        h = self.maxpool2(h)  # (B, 192, 28, 28)
         h = self.inception3a(h)  # (B, 256, 28, 28)
         h = self.inception3b(h)  # (B, 480, 28, 28)
-        h = F.max_pool2d(h, 3, stride=2, ceil_mode=True)  # (B, 480, 14, 14)
+        h = self.maxpool3(h)  # (B, 480, 14, 14)
         h = self.inception4a(h)  # (B, 512, 14, 14)
         h = self.inception4b(h)  # (B, 512, 14, 14)
         h = self.inception4c(h)  # (B, 512, 14, 14)
         h = self.inception4d(h)  # (B, 528, 14, 14)
         h = self.inception4e(h)  # (B, 832, 14, 14)
-        h = F.max_pool2d(h, 2, stride=2, ceil_mode=True)  # (B, 832, 7, 7)
+        h = self.maxpool4(h)  # (B, 832, 7, 7)
         h = self.inception5a(h)  # (B, 832, 7, 7)
         h = self.inception5b(h)  # (B, 1024, 7, 7)
-        logits = F.adaptive_avg_pool2d(h, 1)  # (B, 1024, 1, 1)
+        logits = self.avgpool(h)  # (B, 1024, 1, 1)
         logits = logits.flatten(1)  # (B, 1024)
         logits = F.dropout(logits, self.dropout_p, training=self.training)  # (B, 1024)
         logits = self.fc(logits)  # (B, 1000)

@@ -4,63 +4,17 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
+
+from dlc.runtime.layers import MultiheadAttention, PositionalEmbedding
 
 __all__ = ["GPT2MLP", "GPT2Block", "GPT2"]
 
 
-class MultiheadAttention(nn.Module):
-    """Batch-first multi-head attention with separate q/k/v/out projections.
-
-    forward(q, k=None, v=None): keys default to the queries and values to the keys, so
-    `attn(x)` is self-attention and `attn(q, memory)` cross-attention. With `causal`,
-    query i attends to keys 0..i only.
-    """
-
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, kdim=None, vdim=None):
-        super().__init__()
-        kdim = kdim or embed_dim
-        vdim = vdim or kdim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.causal = causal
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(kdim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(vdim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-
-    def forward(self, q, k=None, v=None):
-        k = q if k is None else k
-        v = k if v is None else v
-        b, t, e = q.shape
-        q, k, v = (
-            proj(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, T, E/heads)
-            for proj, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
-        )
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, e))
-
-
-class PositionalEmbedding(nn.Module):
-    """Adds a learned vector per position: x + weight[:T] for x of shape (B, T, D)."""
-
-    def __init__(self, max_len, dim):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(max_len, dim))
-        nn.init.normal_(self.weight, std=0.02)
-
-    def forward(self, x):
-        return x + self.weight[: x.shape[1]]
-
-
 def init_normal_std_0_02(module: nn.Module) -> None:
-    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    """@init("normal", std=0.02): weights ~ N(0.0, 0.02), biases 0; batch and group norm
+    scales ~ N(1, 0.02); layer norms keep ones and zeros."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -73,7 +27,11 @@ def init_normal_std_0_02(module: nn.Module) -> None:
 
 
 class GPT2MLP(nn.Module):
-    """`block GPT2MLP(d, d_ff, p)` from spec/std/transformer.arch:64."""
+    """GPT-2's MLP: c_fc (d -> 4d), GELU (tanh approximation, "gelu_new"), c_proj (4d -> d).
+    Hugging Face stores c_fc/c_proj as Conv1D with transposed (in, out) weights.
+
+    `block GPT2MLP(d, d_ff, p)` from spec/std/transformer.arch:64.
+    """
 
     def __init__(self, d, d_ff=None, p=0.1) -> None:
         super().__init__()
@@ -91,7 +49,10 @@ class GPT2MLP(nn.Module):
 
 
 class GPT2Block(nn.Module):
-    """`block GPT2Block(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:70."""
+    """attn.out_proj plays the role of attn.c_proj; the final dropout is resid_pdrop.
+
+    `block GPT2Block(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:70.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()
@@ -119,9 +80,9 @@ class GPT2(nn.Module):
 
     def __init__(self, vocab=50257, n_ctx=1024, d=768, layers=12, heads=12, p=0.1, eps=1e-05) -> None:
         super().__init__()
-        self.p = p
         self.wte = nn.Embedding(vocab, d)
         self.wpe = PositionalEmbedding(n_ctx, d)
+        self.drop = nn.Dropout(p)
         self.h = nn.Sequential(*(GPT2Block(d, heads, 4 * d, p, eps) for _ in range(layers)))
         self.ln_f = nn.LayerNorm(d, eps=eps)
         self.lm_head = nn.Linear(d, vocab, bias=False)
@@ -131,7 +92,7 @@ class GPT2(nn.Module):
     def forward(self, idx):
         x = self.wte(idx)  # (B, T, 768)
         x = self.wpe(x)  # (B, T, 768)
-        x = F.dropout(x, self.p, training=self.training)  # (B, T, 768)
+        x = self.drop(x)  # (B, T, 768)
         x = self.h(x)  # (B, T, 768)
         x = self.ln_f(x)  # (B, T, 768)
         logits = self.lm_head(x)  # (B, T, 50257)

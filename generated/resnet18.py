@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -23,17 +20,18 @@ class Projection(nn.Sequential):
 
 
 class BasicBlock(nn.Module):
-    """`block BasicBlock(cin, cout, stride)` from spec/std/resnet.arch:5."""
+    """Two 3x3 convolutions; a 1x1 projection shortcut only when the stride or width changes.
+
+    `block BasicBlock(cin, cout, stride)` from spec/std/resnet.arch:5.
+    """
 
     def __init__(self, cin, cout, stride=1) -> None:
         super().__init__()
-        self.cin = cin
-        self.cout = cout
-        self.stride = stride
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
         if stride != 1 or cin != cout:
             self.downsample = Projection(cout, stride, in_channels=cin)
 
@@ -43,7 +41,7 @@ class BasicBlock(nn.Module):
         y = F.relu(y)  # (B, cout, ?, ?)
         y = self.conv2(y)  # (B, cout, ?, ?)
         y = self.bn2(y)  # (B, cout, ?, ?)
-        if self.stride != 1 or self.cin != self.cout:
+        if self.downsample is not None:
             shortcut = self.downsample(x)  # (B, cout, ?, ?)
         else:
             shortcut = x
@@ -53,12 +51,15 @@ class BasicBlock(nn.Module):
 
 
 class BasicStage(nn.Sequential):
-    """`block BasicStage(cin, cout, n, stride)` from spec/std/resnet.arch:37."""
+    """A stage of `n` basic blocks; the first one changes stride and width.
+
+    `block BasicStage(cin, cout, n, stride)` from spec/std/resnet.arch:37.
+    """
 
     def __init__(self, cin, cout, n, stride) -> None:
         super().__init__()
         self.append(BasicBlock(cin, cout, stride))  # (B, cout, ?, ?)
-        for i in range(1, n):
+        for _ in range(1, n):
             self.append(BasicBlock(cout, cout))  # (B, cout, ?, ?)
 
 

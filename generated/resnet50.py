@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -23,20 +20,20 @@ class Projection(nn.Sequential):
 
 
 class Bottleneck(nn.Module):
-    """`block Bottleneck(cin, width, stride, expansion)` from spec/std/resnet.arch:18."""
+    """1x1 reduce, 3x3, 1x1 expand (x4), as in ResNet-50/101/152 (stride on the 3x3, "v1.5").
+
+    `block Bottleneck(cin, width, stride, expansion)` from spec/std/resnet.arch:18.
+    """
 
     def __init__(self, cin, width, stride=1, expansion=4) -> None:
         super().__init__()
-        self.cin = cin
-        self.expansion = expansion
-        self.stride = stride
-        self.width = width
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, width * expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(width * expansion)
+        self.downsample = None
         if stride != 1 or cin != width * expansion:
             self.downsample = Projection(width * expansion, stride, in_channels=cin)
 
@@ -49,7 +46,7 @@ class Bottleneck(nn.Module):
         y = F.relu(y)  # (B, width, ?, ?)
         y = self.conv3(y)  # (B, width * expansion, ?, ?)
         y = self.bn3(y)  # (B, width * expansion, ?, ?)
-        if self.stride != 1 or self.cin != self.width * self.expansion:
+        if self.downsample is not None:
             shortcut = self.downsample(x)  # (B, width * expansion, ?, ?)
         else:
             shortcut = x
@@ -64,7 +61,7 @@ class BottleneckStage(nn.Sequential):
     def __init__(self, cin, width, n, stride) -> None:
         super().__init__()
         self.append(Bottleneck(cin, width, stride))  # (B, width * 4, ?, ?)
-        for i in range(1, n):
+        for _ in range(1, n):
             self.append(Bottleneck(width * 4, width))  # (B, width * 4, ?, ?)
 
 

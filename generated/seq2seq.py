@@ -4,86 +4,43 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import AdditiveAttention, LSTM
+
 __all__ = ["Seq2Seq"]
 
 
-class AdditiveAttention(nn.Module):
-    """Bahdanau attention: context_t = sum_i softmax_i(score(tanh(query(q_t) + key(m_i)))) m_i.
-
-    forward(q, memory): (B, Tq, Dq), (B, Tk, Dk) -> (B, Tq, Dk).
-    """
-
-    def __init__(self, query_dim, key_dim, units):
-        super().__init__()
-        self.query = nn.Linear(query_dim, units, bias=False)
-        self.key = nn.Linear(key_dim, units, bias=False)
-        self.score = nn.Linear(units, 1, bias=False)
-
-    def forward(self, q, memory):
-        scores = self.score(torch.tanh(self.query(q).unsqueeze(2) + self.key(memory).unsqueeze(1))).squeeze(
-            -1
-        )
-        return torch.softmax(scores, dim=-1) @ memory
-
-
-class LSTM(nn.LSTM):
-    """A batch-first nn.LSTM: forward(x, h0=None, c0=None) returns out, or (out, h_n, c_n) with return_state."""
-
-    def __init__(
-        self, input_size, hidden_size, num_layers=1, dropout=0.0, bidirectional=False, return_state=False
-    ):
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            dropout=dropout,
-            bidirectional=bidirectional,
-        )
-        self.return_state = return_state
-
-    def forward(self, x, h0=None, c0=None):
-        state = None if h0 is None else (h0, torch.zeros_like(h0) if c0 is None else c0)
-        out, (h, c) = super().forward(x, state)
-        return (out, h, c) if self.return_state else out
-
-
-class Select(nn.Module):
-    """x.select(dim, index): one index along dim, which is dropped."""
-
-    def __init__(self, dim, index):
-        super().__init__()
-        self.dim, self.index = dim, index
-
-    def forward(self, x):
-        return x.select(self.dim, self.index)
-
-    def extra_repr(self):
-        return f"dim={self.dim}, index={self.index}"
-
-
-class Unsqueeze(nn.Module):
-    """x.unsqueeze(dim)."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x):
-        return x.unsqueeze(self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
-
-
 class Seq2Seq(nn.Module):
-    """`network Seq2Seq(src_vocab, tgt_vocab, emb, hidden, units, score, p)` from spec/seq2seq.arch:25."""
+    """Sequence-to-sequence LSTM with soft attention for neural machine translation
+    (Sutskever et al. 2014; Bahdanau et al. 2015; Luong et al. 2015), the NMT-with-attention
+    model of the course notes. With the defaults (20k source and target vocabularies,
+    256-d embeddings, 512-unit LSTMs, additive attention): 27,853,856 parameters
+    (27,591,200 with score="general").
+
+    Design, as trained with teacher forcing:
+    - Encoder: embedding + one bidirectional LSTM layer; its outputs (B, S, 2H) are the
+      annotations h_1..h_S attended over.
+    - Bridge: the decoder's initial (h0, c0) are tanh(W [forward final; backward final])
+      of the encoder's final states (Bahdanau initialize s_0 from the encoder likewise).
+    - Decoder: embedding + LSTM run over the whole target prefix `tgt` (the gold tokens
+      <s> y_1 .. y_{T-1}) in one call. This is exact for teacher forcing because attention
+      is computed *after* the recurrent step, Luong-style: the LSTM state h_t depends only on
+      earlier target tokens, and the context c_t = sum_s a_ts h_s is then computed for all t
+      at once. (Bahdanau's variant feeds c_t into the recurrence and Luong's "input feeding"
+      feeds h~_{t-1} back in; both need a step-by-step loop, which the language does not
+      express, so they are not modeled.)
+    - Attention score: "additive" (Bahdanau/Luong "concat": v^T tanh(W h_t + U h_s)) or
+      "general" (Luong: h_t^T W_a h_s, a linear map of the annotations then unscaled dot
+      attention). "dot" needs equal decoder and annotation sizes, which a bi-LSTM encoder
+      of the same width does not give.
+    - Output: attentional state h~_t = tanh(W_c [h_t; c_t]) (Luong eq. 5), then a linear map
+      to target-vocabulary logits (softmax in the loss).
+
+    `network Seq2Seq(src_vocab, tgt_vocab, emb, hidden, units, score, p)` from spec/seq2seq.arch:25.
+    """
 
     def __init__(
         self, src_vocab=20000, tgt_vocab=20000, emb=256, hidden=512, units=512, score="additive", p=0.2

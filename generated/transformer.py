@@ -6,85 +6,12 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlc.runtime.layers import MultiheadAttention, add_sinusoidal_encoding
+
 __all__ = ["EncoderLayer", "DecoderLayer", "DecoderLayers", "Encoder", "Decoder", "Transformer"]
-
-
-class MultiheadAttention(nn.Module):
-    """Batch-first multi-head attention with separate q/k/v/out projections.
-
-    forward(q, k=None, v=None): keys default to the queries and values to the keys, so
-    `attn(x)` is self-attention and `attn(q, memory)` cross-attention. With `causal`,
-    query i attends to keys 0..i only.
-    """
-
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, kdim=None, vdim=None):
-        super().__init__()
-        kdim = kdim or embed_dim
-        vdim = vdim or kdim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.causal = causal
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(kdim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(vdim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-
-    def forward(self, q, k=None, v=None):
-        k = q if k is None else k
-        v = k if v is None else v
-        b, t, e = q.shape
-        q, k, v = (
-            proj(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # (B, heads, T, E/heads)
-            for proj, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
-        )
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, e))
-
-
-class Scale(nn.Module):
-    """x * factor."""
-
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
-
-    def extra_repr(self):
-        return f"factor={self.factor}"
-
-
-class SinusoidalPositionalEncoding(nn.Module):
-    """Adds fixed sinusoidal position encodings (kept in a buffer, not in the state dict)."""
-
-    def __init__(self, dim, max_len=5000):
-        super().__init__()
-        self.register_buffer("table", sinusoidal_table(max_len, dim), persistent=False)
-
-    def forward(self, x):
-        return x + self.table[: x.shape[1]].to(x.dtype)
-
-
-def add_sinusoidal_encoding(x):
-    """x + the sinusoidal encodings of positions 0..T-1, for x of shape (B, T, D)."""
-    return x + sinusoidal_table(x.shape[1], x.shape[2]).to(x)
-
-
-def sinusoidal_table(length, dim):
-    """The (length, dim) encodings of Attention Is All You Need: sin on even, cos on odd features."""
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq)
-    return table
 
 
 def init_xavier_uniform(module: nn.Module) -> None:
@@ -107,7 +34,11 @@ def init_xavier_uniform(module: nn.Module) -> None:
 
 
 class EncoderLayer(nn.Module):
-    """`block EncoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:15."""
+    """Encoder layer: self-attention, then a position-wise FFN (d -> d_ff -> d, ReLU).
+    nn.TransformerEncoderLayer names: self_attn, linear1, linear2, norm1, norm2.
+
+    `block EncoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:15.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()
@@ -136,7 +67,12 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """`block DecoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:27."""
+    """Decoder layer: masked (causal) self-attention, cross-attention whose queries come from
+    the decoder and keys/values from the encoder output `memory`, then the FFN.
+    nn.TransformerDecoderLayer names: self_attn, multihead_attn, linear1/2, norm1/2/3.
+
+    `block DecoderLayer(d, heads, d_ff, p, eps)` from spec/std/transformer.arch:27.
+    """
 
     def __init__(self, d, heads, d_ff=None, p=0.1, eps=1e-05) -> None:
         super().__init__()
@@ -170,24 +106,31 @@ class DecoderLayer(nn.Module):
         return y
 
 
-class DecoderLayers(nn.Module):
-    """`block DecoderLayers(n, d, heads, d_ff, p)` from spec/std/transformer.arch:47."""
+class DecoderLayers(nn.ModuleList):
+    """n decoder layers, each also reading `memory`. A two-input block cannot be repeated with
+    `* n` (each copy returns one tensor), so the stack is a loop inside its own block,
+    labeled `layers` by Decoder: keys are decoder.layers.0 ... decoder.layers.{n-1}.
+
+    `block DecoderLayers(n, d, heads, d_ff, p)` from spec/std/transformer.arch:47.
+    """
 
     def __init__(self, n, d, heads, d_ff=None, p=0.1) -> None:
         super().__init__()
-        self.n = n
         d_ff = 4 * d if d_ff is None else d_ff
-        for i in range(n):
-            self.add_module(str(i), DecoderLayer(d, heads, d_ff, p))
+        for _ in range(n):
+            self.append(DecoderLayer(d, heads, d_ff, p))
 
     def forward(self, x, memory):
-        for i in range(self.n):
-            x = getattr(self, str(i))(x, memory)  # (B, T, 512)
+        for layer in self:
+            x = layer(x, memory)  # (B, T, 512)
         return x
 
 
 class Encoder(nn.Module):
-    """`block Encoder(n, d, heads, d_ff, p)` from spec/std/transformer.arch:39."""
+    """n encoder layers: layers.0 ... layers.{n-1} (no final norm in the post-LN original).
+
+    `block Encoder(n, d, heads, d_ff, p)` from spec/std/transformer.arch:39.
+    """
 
     def __init__(self, n, d, heads, d_ff=None, p=0.1) -> None:
         super().__init__()

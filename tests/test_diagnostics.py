@@ -28,7 +28,7 @@ def test_rendered_diagnostics_match_golden(spec: Path):
 
 def test_several_independent_errors_in_one_run():
     result = compile_file("tests/diagnostics/several_errors.arch")
-    assert [d.code for d in result.diagnostics] == ["E0201", "E0401", "E0203"]
+    assert [d.code for d in result.diagnostics] == ["E0201", "E0401", "E0220"]
 
 
 def test_cli_exit_status_and_no_traceback():

@@ -184,4 +184,4 @@ network N {
 }
 """
     r = compile_text(text, tmp_path)
-    assert error_codes(r) == ["E0202", "E0206"]
+    assert error_codes(r) == ["E0215", "E0216"]  # used before definition; a tensor as a value

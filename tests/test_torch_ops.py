@@ -1,4 +1,4 @@
-"""The ops' PyTorch forms (`OpDef.torch`, compiler/ops/) and helper layers (templates/torch/layers.py).
+"""The ops' PyTorch forms (`OpDef.torch`, compiler/ops/) and helper layers (runtime/layers.py (dlc.runtime.layers)).
 
 For a sample configuration of every op, the emitted module and call sources are evaluated with
 only the helpers the entry names, run on random input, and checked against the compiler: output
@@ -26,7 +26,7 @@ from dlc.compiler.ops import OPS
 from dlc.compiler.ops.table import REQUIRED
 from dlc.compiler.pipeline import compile_file
 
-LAYERS = ROOT / "templates" / "torch" / "layers.py"
+LAYERS = ROOT / "runtime" / "layers.py"
 IMPORTS = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 

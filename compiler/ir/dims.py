@@ -10,6 +10,15 @@ kept in a canonical form so that two dims are equal exactly when their forms are
 
 `(k*a + r) // k` rewrites to `a + r // k` for integer-valued `a`, which makes the conv
 output-size rule collapse to the input size for "same"-style padding even when symbolic.
+
+Symbols of the IR are sizes of the input that vary from call to call (`B`, `T`, `H`). A backend
+that writes code for many instances at once (the PyTorch emitter: one class per block) also
+uses *static* symbols, sizes fixed when a module is built but not known to the rule that sees
+them: names starting with `=` (a constructor parameter: `=cout`) or `?` (a size nobody tracks).
+Shape rules may compute with them like with constants; only runtime symbols make a size
+"symbolic" for checks that need a fixed size (`Dim.is_static`), and two dims that differ only
+through static symbols may still be equal when the module is built (`undecided`). A division by
+a static symbol (`// stride`) stays an atom.
 """
 from __future__ import annotations
 
@@ -27,13 +36,19 @@ def _atom_key(atom: Atom) -> str:
 @dataclass(frozen=True, slots=True)
 class FloorDiv:
     num: "Dim"
-    den: int
+    den: "int | Dim"  # a Dim only when it is not a constant (a static symbol: `// stride`)
 
     def __str__(self) -> str:
         inner = str(self.num)
         if len(self.num.terms) > 1 or self.num.terms[0][1] != 1:
             inner = f"({inner})"
-        return f"{inner}//{self.den}"
+        den = str(self.den)
+        if isinstance(self.den, Dim) and (len(self.den.terms) > 1 or self.den.terms[0][1] != 1):
+            den = f"({den})"
+        return f"{inner}//{den}"
+
+    def divisor(self, env: Mapping[str, int]) -> int:
+        return self.den if isinstance(self.den, int) else self.den.evaluate(env)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +91,23 @@ class Dim:
         out: set[str] = set()
         for mono, _ in self.terms:
             for atom in mono:
-                out |= {atom} if isinstance(atom, str) else atom.num.symbols()
+                if isinstance(atom, str):
+                    out.add(atom)
+                else:
+                    out |= atom.num.symbols() | (atom.den.symbols() if isinstance(atom.den, Dim) else set())
         return out
+
+    @property
+    def is_static(self) -> bool:
+        """True when no runtime symbol (`B`, `T`) occurs: a size fixed once a module is built."""
+        return all(is_static_symbol(s) for s in self.symbols())
 
     def evaluate(self, env: Mapping[str, int]) -> int:
         total = 0
         for mono, coeff in self.terms:
             prod = coeff
             for atom in mono:
-                prod *= env[atom] if isinstance(atom, str) else atom.num.evaluate(env) // atom.den
+                prod *= env[atom] if isinstance(atom, str) else atom.num.evaluate(env) // atom.divisor(env)
             total += prod
         return total
 
@@ -96,7 +119,8 @@ class Dim:
                 if isinstance(atom, str):
                     prod = prod * env.get(atom, Dim.sym(atom))
                 else:
-                    prod = prod * (atom.num.substitute(env) // atom.den)
+                    den = atom.den.substitute(env) if isinstance(atom.den, Dim) else atom.den
+                    prod = prod * (atom.num.substitute(env) // den)
             total = total + prod
         return total
 
@@ -130,6 +154,8 @@ class Dim:
 
     def __floordiv__(self, k: int | Dim) -> Dim:
         k = Dim.of(k)
+        if not k.is_const and k.is_static:  # `(h + 2)//stride`: kept as written
+            return self if not self.terms else Dim((((FloorDiv(self, k),), 1),))
         if not k.is_const or k.value <= 0:
             raise ValueError(f"cannot divide {self} by {k}")
         den = k.value
@@ -188,6 +214,16 @@ class Dim:
 
 
 Shape = tuple[Dim, ...]
+
+
+def is_static_symbol(name: str) -> bool:
+    """`=cout`, `?3`: a size fixed when the module is built; `B`, `H`: a size of the input."""
+    return name[:1] in ("=", "?")
+
+
+def undecided(a: Dim, b: Dim) -> bool:
+    """Two dims whose equality only building the module decides (a static symbol in either)."""
+    return not all(not is_static_symbol(s) for s in a.symbols() | b.symbols())
 
 
 def shape_str(shape: Shape) -> str:

@@ -4,7 +4,8 @@ Assumes: a graph with types and weights.
 Guarantees: one `LayerCost` per node with a typed output, in graph order, and totals.
 Parameters are counted where they are created (a shared or tied weight counts once).
 FLOPs = 2 x MACs for multiply-accumulate ops plus the op's per-element work; dims are
-evaluated with the graph's example sizes (B=1 unless the spec or caller says otherwise).
+evaluated with the graph's example sizes (B=1 unless the spec or caller says otherwise);
+a dim that has neither raises `SizeError` naming it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..ir.dims import Dim, shape_str
 from ..ir.graph import Graph
 from ..ir.types import DTYPE_BYTES
 from ..ops import OPS
+from ..sizes import unbound
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ class CostReport:
 
 
 def count_costs(graph: Graph, dims: Mapping[str, int] | None = None) -> CostReport:
+    """Costs at the sizes `dims` gives, else the spec's examples; SizeError for a dim without either."""
     env = {**dict(graph.dim_examples), **(dims or {})}
+    missing = {s for v in graph.values if v.type is not None for d in v.type.shape for s in d.symbols()} - set(env)
+    if missing:
+        raise unbound(graph, missing)
     owned: dict[int, list] = {}
     for w in graph.weights:
         owned.setdefault(w.owner, []).append(w)
@@ -75,7 +81,4 @@ def count_costs(graph: Graph, dims: Mapping[str, int] | None = None) -> CostRepo
 
 
 def _eval(d: Dim, env: Mapping[str, int]) -> int:
-    missing = d.symbols() - set(env)
-    if missing:
-        raise KeyError(", ".join(sorted(missing)))
-    return d.evaluate(env)
+    return d.evaluate(env)  # every symbol of every shape has a size (checked above)

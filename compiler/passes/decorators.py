@@ -39,19 +39,17 @@ def check_decorators(d: ast.Def, diags: Diagnostics) -> None:
 def _check_init(dec: ast.Decorator, diags: Diagnostics) -> None:
     positional = [a for a in dec.args if a.name is None]
     if len(positional) != 1 or not _literal(positional[0].value, str):
-        diags.add(messages.bad_decorator(dec.span, "init", f"expects a scheme name first: {', '.join(INIT_SCHEMES)}"))
+        diags.add(messages.init_without_scheme(dec.span, INIT_SCHEMES))
         return
     scheme = positional[0].value.value
     if scheme not in INIT_SCHEMES:
-        diags.add(messages.bad_decorator(positional[0].span, "init",
-                                         f"unknown scheme \"{scheme}\"; schemes: {', '.join(INIT_SCHEMES)}"))
+        diags.add(messages.unknown_init_scheme(positional[0].span, scheme, list(INIT_SCHEMES)))
         return
     for a in dec.args:
         if a.name is not None and a.name not in INIT_SCHEMES[scheme]:
-            allowed = ", ".join(INIT_SCHEMES[scheme]) or "no options"
-            diags.add(messages.bad_decorator(a.span, "init", f"\"{scheme}\" takes {allowed}, not `{a.name}`"))
+            diags.add(messages.unknown_init_option(a.span, scheme, a.name, INIT_SCHEMES[scheme]))
         elif a.name is not None and not _literal(a.value, (int, float, str)):
-            diags.add(messages.bad_decorator(a.value.span, "init", f"`{a.name}` must be a literal value"))
+            diags.add(messages.init_option_not_literal(a.value.span, a.name))
 
 
 def init_scheme(d: ast.Def) -> InitScheme:

@@ -6,12 +6,15 @@ A mixin of the expander: it reads the expander's resolved program, diagnostics s
 """
 from __future__ import annotations
 
+import inspect
 import operator
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import messages
 from ..builtins import BUILTINS, EvalError
+from ..diagnostics import Diagnostic
 from ..ops import OPS, OpDef
+from ..source import Span
 from ..syntax import ast
 from .resolve import DefRef
 from .values import POISON, Fail, Layer, Scope, Tensor
@@ -20,14 +23,15 @@ from .values import POISON, Fail, Layer, Scope, Tensor
 class Evaluator:
     # --- expressions -----------------------------------------------------------------------
     def eval(self, e: ast.Expr, scope: Scope) -> Any:
-        try:
-            value = self._eval(e, scope)
-        except EvalError as err:
-            self.diags.add(messages.eval_error(e.span, str(err)))
-            raise Fail from None
+        value = self._eval(e, scope)
         if value is POISON:
             raise Fail
         return value
+
+    def error(self, diag: Diagnostic) -> NoReturn:
+        """Report `diag` and unwind the expression (or stage) being evaluated."""
+        self.diags.add(diag)
+        raise Fail
 
     def _eval(self, e: ast.Expr, scope: Scope) -> Any:
         if isinstance(e, ast.Literal):
@@ -40,26 +44,29 @@ class Evaluator:
             v = self.eval(e.operand, scope)
             if e.op == "not":
                 return not v
-            _need_number(v, "-")
+            self.need_number(v, "-", e.span)
             return -v
         if isinstance(e, ast.BinOp):
             return self.binop(e, scope)
         if isinstance(e, ast.Call):
             return self.call(e, scope)
         if isinstance(e, ast.Index):
-            obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
-            if not isinstance(obj, tuple) or not is_int(idx):
-                raise EvalError(f"cannot index {describe(obj)} with {idx!r}")
-            if not -len(obj) <= idx < len(obj):
-                raise EvalError(f"index {idx} is out of range for a list of {len(obj)}")
-            return obj[idx]
+            return self.index(e, scope)
         if isinstance(e, ast.Attr):
             if isinstance(e.obj, ast.Name) and e.obj.id in self.r.scopes[scope.module].aliases:
                 ref = self.r.lookup_def(scope.module, (e.obj.id, e.name))
                 if ref is not None:
                     return ref
-            raise EvalError(f"`{e.name}` is not an attribute of this value")
-        raise EvalError("unsupported expression")
+            self.error(messages.not_an_attribute(e.span, e.name))
+        raise TypeError(f"no evaluation rule for {type(e).__name__}")  # ast.Expr has no other kind
+
+    def index(self, e: ast.Index, scope: Scope) -> Any:
+        obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
+        if not isinstance(obj, tuple) or not is_int(idx):
+            self.error(messages.cannot_index(e.span, describe(obj), idx))
+        if not -len(obj) <= idx < len(obj):
+            self.error(messages.index_out_of_range(e.span, idx, len(obj)))
+        return obj[idx]
 
     def lookup(self, e: ast.Name, scope: Scope) -> Any:
         if e.id in scope.env:
@@ -83,8 +90,7 @@ class Evaluator:
         key = (let.module, name)
         if key not in self.let_cache:
             if key in self.let_active:
-                self.diags.add(messages.eval_error(let.node.span, f"`{name}` is defined in terms of itself"))
-                raise Fail
+                self.error(messages.let_cycle(let.node.span, name))
             self.let_active.add(key)
             try:
                 self.let_cache[key] = self.eval(let.node.value, Scope("", "", let.module, {}, ()))
@@ -96,11 +102,25 @@ class Evaluator:
         fn = self.eval(e.func, scope)
         if isinstance(fn, (OpDef, DefRef)):
             return self.make_layer(fn, e.args, e.span, scope)
-        if callable(fn) and fn in BUILTINS.values():
-            if any(a.name for a in e.args):
-                raise EvalError("built-in functions take positional arguments only")
-            return fn(*(self.eval(a.value, scope) for a in e.args))
-        raise EvalError(f"{describe(fn)} cannot be called")
+        if callable(fn) and fn in _BUILTIN_NAMES:
+            return self.call_builtin(_BUILTIN_NAMES[fn], e, scope)
+        self.error(messages.not_callable(e.span, describe(fn)))
+
+    def call_builtin(self, name: str, e: ast.Call, scope: Scope) -> Any:
+        if any(a.name for a in e.args):
+            self.error(messages.builtin_takes_positional(e.span))
+        fn = BUILTINS[name]
+        args = [self.eval(a.value, scope) for a in e.args]
+        try:
+            inspect.signature(fn).bind(*args)
+        except TypeError:
+            self.error(messages.builtin_arity(e.span, name, len(args)))
+        try:
+            return fn(*args)
+        except EvalError as err:
+            self.error(messages.builtin_error(e.span, str(err)))
+        except (ValueError, OverflowError) as err:  # math.sqrt(-1), int(inf): Python's own checks
+            self.error(messages.builtin_failed(e.span, name, str(err)))
 
     def binop(self, e: ast.BinOp, scope: Scope) -> Any:
         if e.op == "and":
@@ -115,13 +135,15 @@ class Evaluator:
             return left + right
         if e.op == "*" and isinstance(left, tuple) and is_int(right):
             return left * right
-        _need_number(left, e.op)
-        _need_number(right, e.op)
+        self.need_number(left, e.op, e.span)
+        self.need_number(right, e.op, e.span)
         if e.op in ("/", "//", "%") and right == 0:
-            raise EvalError("division by zero")
+            self.error(messages.division_by_zero(e.span))
         return fn(left, right)
 
-
+    def need_number(self, v: Any, op: str, span: Span) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.error(messages.needs_numbers(span, op, describe(v)))
 
 
 _BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -129,13 +151,11 @@ _BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operato
            "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
+_BUILTIN_NAMES = {fn: name for name, fn in BUILTINS.items()}
+
+
 def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _need_number(v: Any, op: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise EvalError(f"`{op}` needs numbers, got {describe(v)}")
 
 
 def describe(v: Any) -> str:

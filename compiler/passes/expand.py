@@ -27,6 +27,7 @@ from ..ops import OPS, ArgError, OpDef
 from ..ops.table import REQUIRED, _no_weights
 from ..source import Span
 from ..syntax import ast
+from ..syntax.visitor import StmtVisitor, StmtWalker
 from .evaluate import Evaluator, describe, is_int
 from .resolve import DefRef, Resolved
 from .values import POISON, Abort, Fail, Layer, Scope, Tensor, join
@@ -110,7 +111,7 @@ class _Expander(Evaluator):
                     and len(value.terms[0][0]) == 1 and isinstance(value.terms[0][0][0], str):
                 value = value.terms[0][0][0]  # a plain symbol
             if is_int(value) and value < 1:
-                self.diags.add(messages.eval_error(dim.span, f"a dimension must be a positive integer, got {value!r}"))
+                self.diags.add(messages.bad_dimension(dim.span, value))
                 raise Fail
             dims.append(value)
         return dtype, tuple(dims)
@@ -123,65 +124,59 @@ class _Expander(Evaluator):
             left, right = self.dim_expr(e.left, scope), self.dim_expr(e.right, scope)
             if isinstance(left, Dim) or isinstance(right, Dim):
                 if e.op == "//" and (isinstance(right, Dim) or right <= 0):
-                    self.diags.add(messages.eval_error(e.span, "a dimension can only be divided by a positive integer"))
+                    self.diags.add(messages.bad_dimension_division(e.span))
                     raise Fail
                 return {"+": left + right, "-": left - right, "*": left * right}.get(e.op) if e.op != "//" \
                     else Dim.of(left) // right
         value = self.eval(e, scope)
         if not is_int(value):
-            self.diags.add(messages.eval_error(e.span, f"a dimension must be a positive integer, got {value!r}"))
+            self.diags.add(messages.bad_dimension(e.span, value))
             raise Fail
         return value
 
     # --- statements ------------------------------------------------------------------------
     def stmts(self, body: tuple[ast.Stmt, ...], scope: Scope) -> None:
+        """Run `body` in `scope`; a failed statement poisons the names it would have bound."""
+        runner = _Statements(self, scope)
         for s in body:
             try:
-                self.stmt(s, scope)
+                runner.visit(s)
             except Abort:
                 raise
             except Fail:
-                for name in _bound_names(s):
+                for name in s.accept(_BOUND_NAMES):
                     scope.env[name] = POISON
 
-    def stmt(self, s: ast.Stmt, scope: Scope) -> None:
-        if isinstance(s, ast.Input):
-            scope.env[s.name] = self.block_input(s, scope) if scope.inputs is not None else self.graph_input(s, scope)
-        elif isinstance(s, ast.Output):
-            outs = self.chain(s.chain, scope) if s.chain else [scope.env.get(s.name, POISON)]
-            if len(outs) != 1:
-                self.diags.add(messages.wrong_output_count(s.chain.span, 1, len(outs)))
-                raise Fail
-            value = outs[0]
+    def output(self, s: ast.Output, scope: Scope) -> None:
+        outs = self.chain(s.chain, scope) if s.chain else [scope.env.get(s.name, POISON)]
+        if len(outs) != 1:
+            self.diags.add(messages.wrong_output_count(s.chain.span, 1, len(outs)))
+            raise Fail
+        value = outs[0]
+        if isinstance(value, Tensor):
+            self.name_value(value, s.name)
+        scope.env[s.name] = value
+        scope.outputs.append((s.name, value))
+
+    def bind(self, s: ast.Bind, scope: Scope) -> None:
+        outs = self.chain(s.chain, scope)
+        if len(outs) != len(s.names) and POISON not in outs:
+            self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
+            raise Fail
+        for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
             if isinstance(value, Tensor):
-                self.name_value(value, s.name)
-            scope.env[s.name] = value
-            scope.outputs.append((s.name, value))
-        elif isinstance(s, ast.Let):
-            scope.env[s.name] = self.eval(s.value, scope)
-        elif isinstance(s, ast.Bind):
-            outs = self.chain(s.chain, scope)
-            if len(outs) != len(s.names) and POISON not in outs:
-                self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
-                raise Fail
-            for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
-                if isinstance(value, Tensor):
-                    self.name_value(value, name)
-                scope.env[name] = value
-        elif isinstance(s, ast.For):
-            self.for_loop(s, scope)
-        elif isinstance(s, ast.If):
-            cond = self.eval(s.cond, scope)
-            self.stmts(s.then if cond else s.orelse, scope)
-        elif isinstance(s, ast.Assert):
-            if not self.eval(s.cond, scope):
-                self.diags.add(messages.assertion_failed(s.cond.span, s.message))
-                raise Abort
+                self.name_value(value, name)
+            scope.env[name] = value
+
+    def check_assert(self, s: ast.Assert, scope: Scope) -> None:
+        if not self.eval(s.cond, scope):
+            self.diags.add(messages.assertion_failed(s.cond.span, s.message))
+            raise Abort
 
     def for_loop(self, s: ast.For, scope: Scope) -> None:
         items = self.eval(s.iterable, scope)
         if not isinstance(items, tuple):
-            self.diags.add(messages.eval_error(s.iterable.span, f"`for` needs a list, got {items!r}"))
+            self.diags.add(messages.for_needs_list(s.iterable.span, items))
             raise Fail
         for item in items:
             if len(s.names) == 1:
@@ -189,7 +184,7 @@ class _Expander(Evaluator):
             elif isinstance(item, tuple) and len(item) == len(s.names):
                 scope.env.update(zip(s.names, item))
             else:
-                self.diags.add(messages.eval_error(s.span, f"cannot unpack {item!r} into {len(s.names)} names"))
+                self.diags.add(messages.cannot_unpack(s.span, item, len(s.names)))
                 raise Fail
             self.stmts(s.body, scope)
 
@@ -222,7 +217,7 @@ class _Expander(Evaluator):
             raise Fail
         repeat = 1 if stage.repeat is None else self.eval(stage.repeat, scope)
         if not is_int(repeat) or repeat < 0:
-            self.diags.add(messages.eval_error(stage.repeat.span, f"a repeat count must be a whole number >= 0, got {repeat!r}"))
+            self.diags.add(messages.bad_repeat(stage.repeat.span, repeat))
             raise Fail
         shared = self.shared_layer(stage, scope)
         outs = inputs
@@ -278,7 +273,7 @@ class _Expander(Evaluator):
             value = self.eval(a.value, scope)
             if a.name is None:
                 if keyword:
-                    self.diags.add(messages.eval_error(a.span, "positional argument after a keyword argument"))
+                    self.diags.add(messages.positional_after_keyword(a.span))
                     raise Fail
                 positional.append((a, value))
             elif a.name == "tie" and isinstance(target, OpDef):
@@ -296,10 +291,10 @@ class _Expander(Evaluator):
 
     def tie_target(self, a: ast.Arg, value: Any, target: OpDef) -> Layer:
         if target.weights is _no_weights:
-            self.diags.add(messages.bad_tie(a.span, f"`{target.name}` has no weight to tie"))
+            self.diags.add(messages.no_weight_to_tie(a.span, target.name))
             raise Fail
         if not isinstance(value, Layer) or value.uid not in self.layer_paths:
-            self.diags.add(messages.bad_tie(a.value.span, "`tie` takes a layer that was applied earlier, e.g. `tie=wte`"))
+            self.diags.add(messages.tie_needs_layer(a.value.span))
             raise Fail
         return value
 
@@ -378,8 +373,7 @@ class _Expander(Evaluator):
         op = layer.target
         lo, hi = op.inputs
         if not (lo <= len(inputs) and (hi == -1 or len(inputs) <= hi)):
-            expected = f"{lo}" if lo == hi else f"{lo} or more" if hi == -1 else f"{lo} to {hi}"
-            self.diags.add(messages.wrong_input_count(stage.callee_span, op.name, expected, len(inputs)))
+            self.diags.add(messages.wrong_input_count(stage.callee_span, op.name, lo, hi, len(inputs)))
             raise Fail
         ties = ()
         if layer.tie is not None:
@@ -390,18 +384,17 @@ class _Expander(Evaluator):
         d = layer.target.node
         n_inputs = sum(1 for s in d.body if isinstance(s, ast.Input))
         if n_inputs != len(inputs):
-            self.diags.add(messages.wrong_input_count(stage.callee_span, d.name, str(n_inputs), len(inputs)))
+            self.diags.add(messages.wrong_input_count(stage.callee_span, d.name, n_inputs, n_inputs, len(inputs)))
             raise Fail
         if id(d) in self.r.broken or any(v is POISON for _, v in layer.bound):
             raise Fail
         key = (id(d), _freeze(layer.bound))
-        trace = [f"`{f.block}`" for f in scope.trace] + [f"`{d.name}`"]
+        trace = [f.block for f in scope.trace] + [d.name]
         if key in self.stack:
             self.diags.add(messages.instantiation_cycle(stage.span, d.name, trace))
             raise Fail
         if len(self.stack) >= MAX_DEPTH:
-            shown = trace[:3] + ["..."] + trace[-2:]
-            self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), shown))
+            self.diags.add(messages.recursion_without_end(stage.span, d.name, len(self.stack), trace))
             raise Fail
         frame = Frame(d.name, layer.target.module, path, stage.span)
         inner = Scope(path, weights, layer.target.module, dict(layer.bound), scope.trace + (frame,), inputs=list(inputs))
@@ -432,7 +425,7 @@ class _Expander(Evaluator):
     def add_node(self, op: OpDef, attrs, inputs, path, weights, ties, span: Span, scope: Scope) -> list[Any]:
         if any(not isinstance(x, Tensor) for x in inputs):
             if any(x is not POISON for x in inputs if not isinstance(x, Tensor)):
-                self.diags.add(messages.eval_error(span, "a chain can only carry tensors"))
+                self.diags.add(messages.chain_carries_values(span))
             raise Fail
         nid = len(self.nodes)
         n_out = op.outputs(dict(attrs), len(inputs))
@@ -441,24 +434,81 @@ class _Expander(Evaluator):
                                weights, ties, span, scope.trace))
         return [Tensor(v) for v in outs]
 
+
 def _freeze(bound: tuple[tuple[str, Any], ...]) -> tuple:
     return tuple((k, v.uid if isinstance(v, Layer) else v) for k, v in bound)
 
 
+class _Statements(StmtVisitor[None]):
+    """Runs the statements of one scope (a network, or one block instance) on the expander."""
+
+    def __init__(self, expander: _Expander, scope: Scope) -> None:
+        self.x = expander
+        self.scope = scope
+
+    def visit_input(self, s: ast.Input) -> None:
+        x, scope = self.x, self.scope
+        scope.env[s.name] = x.block_input(s, scope) if scope.inputs is not None else x.graph_input(s, scope)
+
+    def visit_output(self, s: ast.Output) -> None:
+        self.x.output(s, self.scope)
+
+    def visit_let(self, s: ast.Let) -> None:
+        self.scope.env[s.name] = self.x.eval(s.value, self.scope)
+
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.x.bind(s, self.scope)
+
+    def visit_for(self, s: ast.For) -> None:
+        self.x.for_loop(s, self.scope)
+
+    def visit_if(self, s: ast.If) -> None:
+        cond = self.x.eval(s.cond, self.scope)
+        self.x.stmts(s.then if cond else s.orelse, self.scope)
+
+    def visit_assert(self, s: ast.Assert) -> None:
+        self.x.check_assert(s, self.scope)
+
+
+class _BoundNames(StmtVisitor[tuple[str, ...]]):
+    """The names one statement binds in its own scope (not inside loop or branch bodies)."""
+
+    def visit_input(self, s: ast.Input) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_output(self, s: ast.Output) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_let(self, s: ast.Let) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_bind(self, s: ast.Bind) -> tuple[str, ...]:
+        return s.names
+
+    def visit_for(self, s: ast.For) -> tuple[str, ...]:
+        return ()
+
+    def visit_if(self, s: ast.If) -> tuple[str, ...]:
+        return ()
+
+    def visit_assert(self, s: ast.Assert) -> tuple[str, ...]:
+        return ()
+
+
+_BOUND_NAMES = _BoundNames()
+
+
+class _OutputFinder(StmtWalker):
+    """Whether a body declares an `output` anywhere (in a loop or branch too)."""
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_output(self, s: ast.Output) -> None:
+        self.found = True
+
+
 def _declares_output(body: tuple[ast.Stmt, ...]) -> bool:
-    for s in body:
-        if isinstance(s, ast.Output):
-            return True
-        if isinstance(s, ast.If) and (_declares_output(s.then) or _declares_output(s.orelse)):
-            return True
-        if isinstance(s, ast.For) and _declares_output(s.body):
-            return True
-    return False
-
-
-def _bound_names(s: ast.Stmt) -> list[str]:
-    if isinstance(s, ast.Bind):
-        return list(s.names)
-    if isinstance(s, (ast.Input, ast.Output, ast.Let)):
-        return [s.name]
-    return []
+    finder = _OutputFinder()
+    finder.visit_body(body)
+    return finder.found

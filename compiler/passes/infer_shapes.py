@@ -44,7 +44,6 @@ def _shape_diag(graph: Graph, node: Node, values, err: ShapeError):
     labels = []
     for vid in dict.fromkeys(shown):
         v = values[vid]
-        what = f"`{v.name}`" if v.name else "this"
-        labels.append((v.span, f"{what} has shape {shape_str(v.type.shape)}"))
+        labels.append((v.span, messages.input_shape(v.name, shape_str(v.type.shape))))
     trace = [messages.instance_note(f.block, f.span) for f in reversed(node.trace)]
     return messages.shape_error(node.span, node.op, err.problem, labels, trace)

@@ -3,7 +3,9 @@
 Assumes: a shape-inferred graph.
 Guarantees: `Graph.weights` lists each weight once, in creation order, named
 `<weight scope>.<local name>` exactly as a PyTorch `state_dict` key; a shared layer's
-later applications and `tie=` reuse the first tensor, whose shape must match (E0403).
+later applications and `tie=` reuse the first tensor, whose shape must match (E0403);
+a weight shape must be fixed (E0406). Nodes whose types shape inference could not compute
+(it reported why) create no weights.
 """
 from __future__ import annotations
 
@@ -21,14 +23,13 @@ def collect_weights(graph: Graph, diags: Diagnostics) -> Graph:
     first_span = {}
     for node in graph.nodes:
         ins = [graph.values[v].type for v in node.inputs]
-        if any(t is None for t in ins):
-            continue
+        if any(graph.values[v].type is None for v in (*node.inputs, *node.outputs)):
+            continue  # shape inference failed here or upstream, and said so
         ties = dict(node.ties)
         for local, shape, trainable in OPS[node.op].weights(node.attr, ins):
             name = ties.get(local, f"{node.weight_scope}.{local}")
             if any(not d.is_const for d in shape):
-                diags.add(messages.shape_error(node.span, node.op, f"weight `{local}` would have symbolic shape "
-                                               f"{shape_str(shape)}", [], []))
+                diags.add(messages.symbolic_weight(node.span, node.op, local, shape_str(shape)))
                 continue
             dims = tuple(d.value for d in shape)
             if name in weights:

@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostics
 from ..ops import OPS
 from ..syntax import ast
 from ..syntax.load import Program
+from ..syntax.visitor import StmtVisitor, bound_tensors
 from .decorators import check_decorators
 from ..builtins import BUILTINS
 
@@ -133,62 +134,74 @@ def _exported(scope: ModuleScope) -> dict[str, DefRef]:
     return {name: ref for name, ref in scope.defs.items() if ref.module == scope.path}
 
 
-class _BodyChecker:
-    """Walks one def's statements in order, tracking what each local name holds."""
+class _BodyChecker(StmtVisitor[None]):
+    """Walks one def's statements in order, tracking what each local name holds in `env`
+    ("tensor" or "value"); a loop or branch body is checked in its own copy of it."""
 
     def __init__(self, scope: ModuleScope, scopes: dict[str, ModuleScope], diags: Diagnostics) -> None:
         self.scope = scope
         self.scopes = scopes
         self.diags = diags
         self.later: dict[str, ast.Stmt] = {}
+        self.env: dict[str, str] = {}
 
     def check_def(self, d: ast.Def) -> None:
-        env: dict[str, str] = {}
+        self.env = {}
         for p in d.params:
             if p.default is not None:
-                self.expr(p.default, env)
-            env[p.name] = "value"
-        self.later = {}
-        _collect_binders(d.body, self.later)
-        self.block(d.body, env)
+                self.expr(p.default, self.env)
+            self.env[p.name] = "value"
+        self.later = bound_tensors(d.body)
+        self.visit_body(d.body)
 
-    def block(self, stmts: tuple[ast.Stmt, ...], env: dict[str, str]) -> None:
-        for s in stmts:
-            self.stmt(s, env)
+    def _body_in(self, body: tuple[ast.Stmt, ...], env: dict[str, str]) -> None:
+        """Check `body` with `env` as its names; the caller's env is restored afterwards."""
+        outer, self.env = self.env, env
+        try:
+            self.visit_body(body)
+        finally:
+            self.env = outer
 
-    def stmt(self, s: ast.Stmt, env: dict[str, str]) -> None:
-        if isinstance(s, ast.Input):
-            if s.type is not None:
-                for dim in s.type.dims:
-                    if not isinstance(dim, ast.DimExample):
-                        self.expr(dim, env, dims=True)
-            env[s.name] = "tensor"
-        elif isinstance(s, ast.Output):
-            if s.chain is not None:
-                self.chain(s.chain, env)
-                env[s.name] = "tensor"
-            elif env.get(s.name) != "tensor":
-                self.tensor_name(ast.Name(s.name, s.span), env)
-        elif isinstance(s, ast.Let):
-            self.expr(s.value, env)
-            env[s.name] = "value"
-        elif isinstance(s, ast.Bind):
-            self.chain(s.chain, env)
-            env.update({n: "tensor" for n in s.names})
-        elif isinstance(s, ast.For):
-            self.expr(s.iterable, env)
-            inner = {**env, **{n: "value" for n in s.names}}
-            self.block(s.body, inner)
-            env.update({k: v for k, v in inner.items() if k not in s.names or k in env})
-        elif isinstance(s, ast.If):
-            self.expr(s.cond, env)
-            then, orelse = dict(env), dict(env)
-            self.block(s.then, then)
-            self.block(s.orelse, orelse)
-            env.update(then)
-            env.update(orelse)
-        elif isinstance(s, ast.Assert):
-            self.expr(s.cond, env)
+    def visit_input(self, s: ast.Input) -> None:
+        if s.type is not None:
+            for dim in s.type.dims:
+                if not isinstance(dim, ast.DimExample):
+                    self.expr(dim, self.env, dims=True)
+        self.env[s.name] = "tensor"
+
+    def visit_output(self, s: ast.Output) -> None:
+        if s.chain is not None:
+            self.chain(s.chain, self.env)
+            self.env[s.name] = "tensor"
+        elif self.env.get(s.name) != "tensor":
+            self.tensor_name(ast.Name(s.name, s.span), self.env)
+
+    def visit_let(self, s: ast.Let) -> None:
+        self.expr(s.value, self.env)
+        self.env[s.name] = "value"
+
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.chain(s.chain, self.env)
+        self.env.update({n: "tensor" for n in s.names})
+
+    def visit_for(self, s: ast.For) -> None:
+        env = self.env
+        self.expr(s.iterable, env)
+        inner = {**env, **{n: "value" for n in s.names}}
+        self._body_in(s.body, inner)
+        env.update({k: v for k, v in inner.items() if k not in s.names or k in env})
+
+    def visit_if(self, s: ast.If) -> None:
+        env = self.env
+        self.expr(s.cond, env)
+        then, orelse = dict(env), dict(env)
+        self._body_in(s.then, then)
+        self._body_in(s.orelse, orelse)
+        env.update(then)
+        env.update(orelse)
+
+    def visit_assert(self, s: ast.Assert) -> None:
+        self.expr(s.cond, self.env)
 
     def chain(self, c: ast.Chain, env: dict[str, str]) -> None:
         for src in c.sources:
@@ -207,7 +220,7 @@ class _BodyChecker:
         if kind == "tensor":
             return
         if kind is not None or name.id in self.scope.value_names():
-            self.diags.add(messages.not_a_tensor(name.span, name.id, "compile-time value"))
+            self.diags.add(messages.not_a_tensor(name.span, name.id))
         elif name.id in self.later:
             self.diags.add(messages.used_before_definition(name.span, name.id, self.later[name.id].span))
         else:
@@ -220,7 +233,7 @@ class _BodyChecker:
         if len(qual) == 1:
             kind = env.get(head)
             if kind == "tensor":
-                self.diags.add(messages.not_callable_layer(stage.callee_span, head, "tensor"))
+                self.diags.add(messages.not_callable_layer(stage.callee_span, head))
             elif kind is None and head not in OPS and head not in self.scope.defs and head not in self.scope.lets:
                 candidates = [*OPS, *self.scope.defs, *(k for k, v in env.items() if v == "value")]
                 self.diags.add(messages.unknown_callee(stage.callee_span, head, candidates))
@@ -261,17 +274,3 @@ class _BodyChecker:
     def _known_value(self, name: str) -> bool:
         return name in self.scope.value_names() or name in BUILTINS or name in OPS
 
-
-def _collect_binders(stmts: tuple[ast.Stmt, ...], out: dict[str, ast.Stmt]) -> None:
-    """Every tensor name bound anywhere in a body, with its first binding statement."""
-    for s in stmts:
-        if isinstance(s, ast.Bind):
-            for n in s.names:
-                out.setdefault(n, s)
-        elif isinstance(s, (ast.Input, ast.Output)):
-            out.setdefault(s.name, s)
-        elif isinstance(s, ast.For):
-            _collect_binders(s.body, out)
-        elif isinstance(s, ast.If):
-            _collect_binders(s.then, out)
-            _collect_binders(s.orelse, out)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,9 +45,8 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str):
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = Span(path, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
-    diag = messages.unexpected_token(span, str(tok), _expected(err.accepts or err.expected))
-    keyword = _misspelled_keyword(text, tok)
-    return replace(diag, help=f"did you mean `{keyword}`?") if keyword else diag
+    return messages.unexpected_token(span, str(tok), _expected(err.accepts or err.expected),
+                                     _misspelled_keyword(text, tok))
 
 
 _KEYWORDS = ("input", "output", "let", "for", "if", "else", "assert", "import", "block", "network")

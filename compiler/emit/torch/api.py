@@ -10,9 +10,10 @@ from ...pipeline import compile_file, default_graph
 from .file import emit_torch
 
 
-def torch_source(spec: str | Path) -> str:
-    """The generated PyTorch source for every network of `spec` (raises CompileError)."""
-    return emit_torch(compile_file(spec))
+def torch_source(spec: str | Path, standalone: bool = False) -> str:
+    """The generated PyTorch source for every network of `spec` (raises CompileError); with
+    `standalone`, the helper layers are copied in instead of imported from dlc.runtime.layers."""
+    return emit_torch(compile_file(spec), standalone)
 
 
 def torch_namespace(spec: str | Path) -> types.ModuleType:

@@ -1,6 +1,6 @@
 """One PyTorch class from one block or network definition, generalized over its instances.
 
-See `torch.py` for what the emitted code guarantees. The writer walks the def's AST once,
+See `file.py` for what the emitted code guarantees. The writer walks the def's AST once,
 writing `__init__` and `forward` side by side, and tracks for every tensor the Python source
 of its sizes in `__init__` (`self.shapes`): parameters (`cout`), literals where all uses agree,
 keyword-only size arguments (`in_channels`) or running size variables inside loops.
@@ -16,17 +16,20 @@ from ...ops.table import REQUIRED, _no_weights
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
 from ...syntax import ast
+from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .pysource import py_expr, py_value, simplify
+from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_names, names_read,
+                   prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
-from .text import (INIT_FUNCTIONS, Lines, PyClass, callee_name, dim_word, drop_unused, emit_error,
-                         exposed_attr, is_sequential, prune, attr_ref, rebound, substitute, tracked_dim)
+from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
+                   emit_error, exposed_attr, is_sequential, rebound, substitute, tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
 
 
-class ClassWriter:
+class ClassWriter(StmtVisitor[None]):
     """Writes one class from a def's AST, generalizing over the def's instances."""
 
     def __init__(self, fw: FileWriter, key: DefKey, ref: DefRef) -> None:
@@ -35,8 +38,8 @@ class ClassWriter:
         self.ref = ref
         self.d = ref.node
         self.insts = fw.index.instances[key]
-        self.init = Lines(level=0)
-        self.fwd = Lines(level=0)
+        self.init = Lines()
+        self.fwd = Lines()
         self.shapes: dict[str, list[str | None]] = {}
         self.params = {p.name for p in self.d.params}
         self.fwd_params: set[str] = set()
@@ -45,7 +48,7 @@ class ClassWriter:
         self.size_args: list[tuple[str, int, int]] = []  # constructor size arguments actually used
         self.size_arg_inputs: dict[str, tuple[int, int]] = {}  # candidate name -> (input, dim)
         self.helpers: set[str] = set()
-        self.sequential = self.d.kind == "block" and is_sequential(self.d)
+        self.sequential = is_sequential(self.d)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.loop_depth = 0
@@ -53,6 +56,8 @@ class ClassWriter:
         self.loops: list[tuple[tuple[str, ...], ast.Expr]] = []
         self.fwd_lets: set[str] = set()
         self.placeholders: set[str] = set()
+        self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
+        self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -74,23 +79,29 @@ class ClassWriter:
         for p in self.d.params:
             if p.default is not None and self._dependent_default(p):
                 self.init.add(f"{p.name} = {py_expr(p.default, self.init_name)} if {p.name} is None else {p.name}")
-        self.stmts(self.d.body)
+        self.visit_body(self.d.body)
         self._tie_and_init()
         params = [self._param(p) for p in self.d.params]
         size_params = ["*", *(f"{name}: int" for name, _, _ in self.size_args)] if self.size_args else []
         self.fw.size_params[self.key] = list(self.size_args)
         self.fw.out_exprs[self.key] = [self.shapes.get(o) for o in self.outputs]
-        self.fwd.lines = drop_unused(self.fwd.lines, self.fwd_lets)
-        forward_text = "\n".join(self.fwd.lines)
-        used = {p for p in self.params if re.search(rf"\bself\.{p}\b", forward_text)} | self.fwd_params
-        stored = [f"self.{n} = {n}" for n in sorted(used)]
-        init_lines = self.init.lines[:1] + stored + self.init.lines[1:]
+        forward = drop_dead_stores(self.fwd.tree(), self.fwd_lets)
+        init = self.init.tree()
+        base = "nn.Sequential" if self.sequential else "nn.Module"
+        var = self.numbered_from_zero
+        if var is not None and self.assigned == [(f"=str({var})", 1)]:
+            as_module_list(init, forward, var)
+            base = "nn.ModuleList"
+        used = (self_attributes_read(forward) & self.params) | self.fwd_params
+        init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
-            init_lines.append(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}")
-        init_lines = drop_unused(init_lines, self.placeholders)
+            init.append(Stmt(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}"))
+        init = prune_empty_branches(drop_dead_stores(init, self.placeholders))
+        unread_loop_variables(init)
+        unread_loop_variables(forward)
         returns = ", ".join(self.outputs)
-        return PyClass(self.fw.names[self.key], "nn.Sequential" if self.sequential else "nn.Module", self._doc(),
-                       ["self", *params, *size_params], prune(init_lines), ["self", *self.inputs], self.fwd.lines,
+        return PyClass(self.fw.names[self.key], base, self._doc(),
+                       ["self", *params, *size_params], render(init), ["self", *self.inputs], render(forward),
                        returns, self.helpers)
 
     def _param(self, p: ast.Param) -> str:
@@ -102,39 +113,32 @@ class ClassWriter:
 
     def _dependent_default(self, p: ast.Param) -> bool:
         """A default computed from earlier parameters (`d_ff=4*d`) is filled in the body."""
-        text = py_expr(p.default, self.init_name)
-        return any(re.search(rf"\b{q.name}\b", text) for q in self.d.params if q is not p)
+        names = expression_names(py_expr(p.default, self.init_name))
+        return any(q.name in names for q in self.d.params if q is not p)
 
     def _doc(self) -> str:
+        """The spec's comment above the def, then where the def is."""
         where = f"{self.ref.module}:{self.d.span.line}"
         params = ", ".join(p.name for p in self.d.params)
-        return f"`{self.d.kind} {self.d.name}({params})` from {where}."
+        origin = f"`{self.d.kind} {self.d.name}({params})` from {where}."
+        source = self.fw.result.sources.get(self.d.span.file)
+        comment = comment_block_above(source.text, self.d.span.line) if source is not None else []
+        return docstring([*comment, "", origin] if comment else [origin], "    ")
 
     # --- statements ----------------------------------------------------------------------
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def visit_output(self, s: ast.Output) -> None:
+        if s.chain is not None:
+            self.chain(s.chain, (s.name,))
+        self.outputs.append(s.name)
 
-    def stmt(self, s: ast.Stmt) -> None:
-        if isinstance(s, ast.Input):
-            self.input(s)
-        elif isinstance(s, ast.Output):
-            if s.chain is not None:
-                self.chain(s.chain, (s.name,))
-            self.outputs.append(s.name)
-        elif isinstance(s, ast.Let):
-            self.let(s)
-        elif isinstance(s, ast.Bind):
-            self.chain(s.chain, s.names)
-        elif isinstance(s, ast.For):
-            self.for_loop(s)
-        elif isinstance(s, ast.If):
-            self.if_stmt(s)
-        elif isinstance(s, ast.Assert):
-            msg = f", {py_value(s.message)}" if s.message else ""
-            self.init.add(f"assert {py_expr(s.cond, self.init_name)}{msg}")
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.chain(s.chain, s.names)
 
-    def input(self, s: ast.Input) -> None:
+    def visit_assert(self, s: ast.Assert) -> None:
+        msg = f", {py_value(s.message)}" if s.message else ""
+        self.init.add(f"assert {py_expr(s.cond, self.init_name)}{msg}")
+
+    def visit_input(self, s: ast.Input) -> None:
         index = len(self.inputs)
         self.inputs.append(s.name)
         dims = [inst.input_dims()[index] for inst in self.insts]
@@ -175,10 +179,10 @@ class ClassWriter:
 
     def _use_size_args(self, text: str) -> None:
         for name, (i, d) in self.size_arg_inputs.items():
-            if re.search(rf"\b{name}\b", text) and all(a[0] != name for a in self.size_args):
+            if name in expression_names(text) and all(a[0] != name for a in self.size_args):
                 self.size_args.append((name, i, d))
 
-    def let(self, s: ast.Let) -> None:
+    def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
@@ -188,7 +192,7 @@ class ClassWriter:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
             self.fwd_lets.add(s.name)
 
-    def for_loop(self, s: ast.For) -> None:
+    def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
         self._materialize(carried)
@@ -196,30 +200,55 @@ class ClassWriter:
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
         self.loops.append((s.names, s.iterable))
-        self._indented(lambda: (self.stmts(s.body), self._reassign(carried)))
+        body_at = len(self.init.entries)
+        self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
         self.loops.pop()
+        read = names_read([Stmt(text) for _, text in self.init.entries[body_at:]])
+        for var, d in sorted(self._lost[-1]):
+            if f"{var}_{dim_word(d, len(self.shapes[var]))}" in read:
+                # the next iteration would read the size this one could not update
+                raise emit_error(s.span, f"a loop in which the size of dim {d} of `{var}` changes in a way "
+                                         "that follows from no parameter")
         self._restore(carried)
 
-    def if_stmt(self, s: ast.If) -> None:
+    def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
         self._materialize(carried)
+        init_at, fwd_at, level = len(self.init.entries), len(self.fwd.entries), self.init.level
         self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
         materialized = {v: list(self.shapes[v]) for v in carried}
-        self._indented(lambda: (self.stmts(s.then), self._reassign(carried), self._pass()))
+        first = len(self.assigned)
+        self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
+        then_attrs, else_attrs = self.assigned[first:], []
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
             self.init.add("else:")
             if not self.sequential:
                 self.fwd.add("else:")
-            self._indented(lambda: (self.stmts(s.orelse), self._reassign(carried), self._pass()))
+            first = len(self.assigned)
+            self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
+            else_attrs = self.assigned[first:]
         self._restore(carried)
+        if not self.sequential and not self.loop_depth:
+            self._branch_on_submodule(then_attrs, else_attrs, level, init_at, fwd_at)
 
-    def _pass(self) -> None:
-        for lines in (self.init, self.fwd):
-            if lines.lines and lines.lines[-1].rstrip().endswith(":"):
-                lines.add("pass")
+    def _branch_on_submodule(self, then_attrs: list[tuple[str, int]], else_attrs: list[tuple[str, int]],
+                             level: int, init_at: int, fwd_at: int) -> None:
+        """`if self.downsample is not None:` in forward, as torchvision writes it, when one side of
+        the branch builds submodules (directly in its body) and the other builds none: the
+        submodule is None exactly when that side was not taken, and forward need not keep the
+        condition's inputs."""
+        if bool(then_attrs) == bool(else_attrs):
+            return
+        built = then_attrs or else_attrs
+        direct = [a for a, lv in built if lv == level + 1]
+        if len(direct) != len(built) or not all(a.isidentifier() for a in direct):
+            return
+        test = "is not None" if then_attrs else "is None"
+        self.fwd.entries[fwd_at] = (self.fwd.entries[fwd_at][0], f"if self.{direct[0]} {test}:")
+        self.init.entries[init_at:init_at] = [(level, f"self.{a} = None") for a in direct]
 
     def _indented(self, fn) -> None:
         self.init.level += 1
@@ -236,6 +265,8 @@ class ClassWriter:
     def _materialize(self, carried: set[str]) -> None:
         self._saved = getattr(self, "_saved", [])
         self._saved.append({v: list(self.shapes[v]) for v in carried})
+        self._lost = getattr(self, "_lost", [])
+        self._lost.append(set())  # (var, dim) whose new size the loop or branch could not express
         for var in sorted(carried):
             shape = self.shapes[var]
             for d, expr in enumerate(shape):
@@ -254,15 +285,21 @@ class ClassWriter:
             for d, expr in enumerate(self.shapes.get(var, [])):
                 before = saved[var][d] if d < len(saved[var]) else None
                 name = f"{var}_{dim_word(d, len(self.shapes[var]))}"
-                if before is not None and tracked_dim(d, len(self.shapes[var])) and expr != name and expr is not None:
+                if before is None or not tracked_dim(d, len(self.shapes[var])) or expr == name:
+                    continue
+                if expr is None:
+                    self._lost[-1].add((var, d))
+                else:
                     self.init.add(f"{name} = {expr}")
 
     def _restore(self, carried: set[str]) -> None:
-        saved = self._saved.pop()
+        """After a loop or branch: each carried size is its running variable, or unknown where the
+        loop or branch changed it without an expression (the variable would hold a stale value)."""
+        saved, lost = self._saved.pop(), self._lost.pop()
         for var in sorted(carried):
             shape = list(saved[var])
             for d, expr in enumerate(shape):
-                if not tracked_dim(d, len(shape)):
+                if not tracked_dim(d, len(shape)) or (var, d) in lost:
                     shape[d] = None
                 elif expr is not None:
                     shape[d] = f"{var}_{dim_word(d, len(shape))}"
@@ -313,7 +350,7 @@ class ClassWriter:
             self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
             return out_shapes
         repeat = self._repeat(stage)
-        if weighted or (stage.label and entry.module is not None and repeat):
+        if weighted or (stage.label and entry.module is not None):
             attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
             module = self._module(entry, src_init, stage)
             if repeat:
@@ -418,9 +455,12 @@ class ClassWriter:
         if len(offsets) != 1 or any(nums != list(range(nums[0], nums[0] + len(nums))) for nums in per_instance.values()):
             return None
         offset = offsets.pop()
+        if start == 0 and offset == 0 and self.init.level == 1:
+            self.numbered_from_zero = names[0]
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
     def _assign(self, attr: str, value: str) -> None:
+        self.assigned.append((attr, self.init.level))
         if attr.startswith("="):
             self.init.add(f"self.add_module({attr[1:]}, {value})")
         elif attr.isidentifier():
@@ -606,7 +646,7 @@ class ClassWriter:
 
     def _readable(self, expr: str | None) -> str:
         """A varying dim in a comment: the spec's expression when it uses only parameters."""
-        if expr is None or "self." in expr or any(re.search(rf"\b{p}\b", expr) for p in self.placeholders):
+        if expr is None or "self" in expression_names(expr) or expression_names(expr) & self.placeholders:
             return "?"
         return expr
 

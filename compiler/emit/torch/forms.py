@@ -10,7 +10,7 @@ application, given as Python source (`OpSource`), into
   - `shape`: the output dims as Python source where they can be written (`"64"`, `"c + 32"`),
     None elsewhere, so that the emitter can size later layers (`nn.Linear(16 * 5 * 5, 120)`).
 Keywords are printed only when the spec gave them or when they differ from PyTorch's default.
-Helper classes and functions named in `helpers` live in templates/torch/layers.py.
+Helper classes and functions named in `helpers` live in runtime/layers.py (dlc.runtime.layers).
 
 `module` raises MissingSize when it needs an input size that is unknown (None in `in_shapes`).
 `shape` writes None for sizes it cannot express, and raises ValueError only when the number or

@@ -1,8 +1,8 @@
-"""Text-level pieces of the PyTorch emitter: the class record, line buffers, name and size
-helpers, structural tests on defs, clean-ups of generated lines, and weight-init functions."""
+"""Pieces of the PyTorch emitter that are not the class writer: the class record, names of
+submodules and exposed sizes, structural tests on defs (visitors), and weight-init functions."""
 from __future__ import annotations
 
-import re
+import ast as py
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ from ... import messages
 from ...errors import EmitError
 from ...ops import OPS
 from ...syntax import ast
+from ...syntax.visitor import StmtVisitor, StmtWalker
 from .pysource import py_value, simplify
 
 
@@ -26,93 +27,35 @@ class PyClass:
     helpers: set[str] = field(default_factory=set)
 
 
-@dataclass
-class Lines:
-    lines: list[str] = field(default_factory=list)
-    level: int = 0
-
-    def add(self, text: str) -> None:
-        self.lines.append("    " * self.level + text)
-
-
 def emit_error(span, text: str) -> EmitError:
     return EmitError(messages.emit_unsupported(span, text))
 
 
 
 
+_BUILTINS = {"math", "int", "min", "max", "len", "sum", "abs"}
+
+
 def substitute(expr: str | None, binding: dict[str, str]) -> str | None:
-    """`expr` with every name replaced by its binding; None if a name has none."""
+    """`expr` with every name replaced by its binding's expression; None if a name has none or
+    the expression reads an attribute of `self` (which means nothing in the caller)."""
     if expr is None:
         return None
-    missing = False
+    tree = py.parse(expr, mode="eval")
+    names = {n.id for n in py.walk(tree) if isinstance(n, py.Name)}
+    if "self" in names or names - set(binding) - _BUILTINS:
+        return None
 
-    def repl(m: re.Match) -> str:
-        nonlocal missing
-        name = m.group(0)
-        if name in binding:
-            value = binding[name]
-            whole = m.start() == 0 and m.end() == len(expr)
-            return value if whole or re.fullmatch(r"[\w.]+", value) else f"({value})"
-        if name not in ("math", "int", "min", "max", "len", "sum", "abs"):
-            missing = True
-        return name
+    class Bind(py.NodeTransformer):
+        def visit_Name(self, node: py.Name) -> py.expr:
+            return py.parse(binding[node.id], mode="eval").body if node.id in binding else node
 
-    out = re.sub(r"(?<![.\w])[A-Za-z_]\w*", repl, expr)
-    return None if missing or "self." in expr else simplify(out)
+    return simplify(py.unparse(Bind().visit(tree)))
 
 
 def tracked_dim(d: int, rank: int) -> bool:
     """The dims ops read sizes from: channels (1) and, for (B, F) and (B, T, F), features (last)."""
     return d == 1 or (d == rank - 1 and rank in (2, 3))
-
-
-def drop_unused(lines: list[str], names: set[str]) -> list[str]:
-    """Remove `name = ...` lines whose name no other line reads (repeats until nothing changes)."""
-    while True:
-        keep = []
-        for i, line in enumerate(lines):
-            m = re.match(r"\s*(\w+) = ", line)
-            if m and m.group(1) in names:
-                rest = lines[:i] + lines[i + 1:]
-                reads = [ln for ln in rest if re.search(rf"\b{m.group(1)}\b", ln.split(" = ", 1)[-1] if re.match(rf"\s*{m.group(1)} = ", ln) else ln)]
-                if not reads:
-                    continue
-            keep.append(line)
-        if len(keep) == len(lines):
-            return keep
-        lines = keep
-
-
-def prune(lines: list[str]) -> list[str]:
-    """Drop `else:` branches that hold only `pass` (the branch had work in `forward` only)."""
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        empty = i + 1 < len(lines) and lines[i + 1].strip() == "pass" and (
-            i + 2 >= len(lines) or indent(lines[i + 2]) <= indent(line))
-        if line.strip() == "else:" and empty:
-            i += 2
-            continue
-        if line.strip().startswith("if ") and empty and i + 2 < len(lines) and lines[i + 2].strip() == "else:" \
-                and indent(lines[i + 2]) == indent(line):
-            cond = line.strip()[3:-1]
-            out.append(" " * indent(line) + f"if not ({cond}):")
-            i += 3
-            continue
-        if line.strip().startswith("if ") and empty and not (
-                i + 2 < len(lines) and lines[i + 2].strip().startswith(("else", "elif"))
-                and indent(lines[i + 2]) == indent(line)):
-            i += 2
-            continue
-        out.append(line)
-        i += 1
-    return out
-
-
-def indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
 
 
 def attr_ref(attr: str) -> str:
@@ -138,18 +81,72 @@ def callee_name(e: ast.Expr) -> str | None:
     return None
 
 
+class _Rebound(StmtWalker):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_bind(self, s: ast.Bind) -> None:
+        self.names |= set(s.names)
+
+    def visit_output(self, s: ast.Output) -> None:
+        if s.chain is not None:
+            self.names.add(s.name)
+
+
 def rebound(body: tuple[ast.Stmt, ...]) -> set[str]:
-    out: set[str] = set()
-    for s in body:
-        if isinstance(s, ast.Bind):
-            out |= set(s.names)
-        elif isinstance(s, ast.Output) and s.chain is not None:
-            out.add(s.name)
-        elif isinstance(s, ast.For):
-            out |= rebound(s.body)
-        elif isinstance(s, ast.If):
-            out |= rebound(s.then) | rebound(s.orelse)
-    return out
+    """Tensor names a body (re)binds with a chain, loops and branches included."""
+    walker = _Rebound()
+    walker.visit_body(body)
+    return walker.names
+
+
+class _SequentialCheck(StmtVisitor[bool]):
+    """Whether every statement keeps the def one unlabeled single-input chain (see is_sequential)."""
+
+    def __init__(self, first_input: str) -> None:
+        self.tensors = {first_input}
+        self.outputs: list[str] = []
+
+    def all(self, body: tuple[ast.Stmt, ...]) -> bool:
+        return all(self.visit(s) for s in body)
+
+    def visit_input(self, s: ast.Input) -> bool:
+        return True
+
+    def visit_assert(self, s: ast.Assert) -> bool:
+        return True
+
+    def visit_let(self, s: ast.Let) -> bool:
+        return not isinstance(s.value, ast.Call)  # a let-bound layer is applied by name
+
+    def visit_for(self, s: ast.For) -> bool:
+        return self.all(s.body)
+
+    def visit_if(self, s: ast.If) -> bool:
+        return self.all(s.then) and self.all(s.orelse)
+
+    def visit_bind(self, s: ast.Bind) -> bool:
+        return len(s.names) == 1 and self._chain(s.chain, s.names[0])
+
+    def visit_output(self, s: ast.Output) -> bool:
+        if s.chain is None:
+            ok = s.name in self.tensors
+        else:
+            ok = self._chain(s.chain, s.name)
+        self.outputs.append(s.name)
+        return ok
+
+    def _chain(self, chain: ast.Chain, target: str) -> bool:
+        if len(chain.sources) != 1 or chain.sources[0].id not in self.tensors:
+            return False
+        for st in chain.stages:
+            if st.label or (st.callee[0] not in OPS and len(st.callee) == 1 and st.args is None
+                            and not is_def_name(st)):
+                return False  # a labelled stage or an existing layer applied by name
+            if st.callee[0] in OPS and OPS[st.callee[0]].inputs[0] > 1:
+                return False
+        self.tensors.add(target)
+        return True
 
 
 def is_sequential(d: ast.Def) -> bool:
@@ -157,42 +154,8 @@ def is_sequential(d: ast.Def) -> bool:
     inputs = [s for s in d.body if isinstance(s, ast.Input)]
     if len(inputs) != 1:
         return False
-    var = {inputs[0].name}
-    outputs: list[str] = []
-
-    def ok(body) -> bool:
-        for s in body:
-            if isinstance(s, (ast.Input, ast.Let, ast.Assert)):
-                if isinstance(s, ast.Let) and isinstance(s.value, ast.Call):
-                    return False
-                continue
-            if isinstance(s, ast.For):
-                if not ok(s.body):
-                    return False
-            elif isinstance(s, ast.If):
-                if not (ok(s.then) and ok(s.orelse)):
-                    return False
-            elif isinstance(s, (ast.Bind, ast.Output)):
-                chain = s.chain
-                names = s.names if isinstance(s, ast.Bind) else (s.name,)
-                if chain is None:
-                    if s.name not in var:
-                        return False
-                    outputs.append(s.name)
-                    continue
-                if len(names) != 1 or len(chain.sources) != 1 or chain.sources[0].id not in var:
-                    return False
-                if any(st.label or (st.callee[0] not in OPS and len(st.callee) == 1 and st.args is None
-                                    and not is_def_name(st)) for st in chain.stages):
-                    return False
-                if any(st.callee[0] in OPS and OPS[st.callee[0]].inputs[0] > 1 for st in chain.stages):
-                    return False
-                var.add(names[0])
-                if isinstance(s, ast.Output):
-                    outputs.append(s.name)
-        return True
-
-    return ok(d.body) and len(outputs) == 1
+    check = _SequentialCheck(inputs[0].name)
+    return check.all(d.body) and len(check.outputs) == 1
 
 
 def is_def_name(stage: ast.Stage) -> bool:
@@ -203,7 +166,8 @@ def init_normal(name: str, options: dict[str, Any]) -> list[str]:
     mean, std = options.get("mean", 0.0), options.get("std", 0.02)
     return [
         f"def {name}(module: nn.Module) -> None:",
-        f'    """@init("normal", std={std}): weights ~ N({mean}, {std}), norm scales ~ N(1, {std}), biases 0."""',
+        f'    """@init("normal", std={std}): weights ~ N({mean}, {std}), biases 0; batch and group norm',
+        f'    scales ~ N(1, {std}); layer norms keep ones and zeros."""',
         "    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):",
         f"        nn.init.normal_(module.weight, 1.0, {std})",
         "        nn.init.zeros_(module.bias)",
@@ -239,3 +203,43 @@ INIT_FUNCTIONS = {
     "kaiming_uniform": init_named("kaiming_uniform_", "nonlinearity"),
     "kaiming_normal": init_named("kaiming_normal_", "nonlinearity"),
 }
+
+
+# --- the spec's comments as docstrings ----------------------------------------------------------
+
+def comment_block_above(text: str, line: int) -> list[str]:
+    """The full-line `#` comments directly above `line` (1-based; no blank line between), without `# `."""
+    lines = text.splitlines()
+    out: list[str] = []
+    k = line - 2
+    while k >= 0 and lines[k].lstrip().startswith("#"):
+        out.append(_uncomment(lines[k]))
+        k -= 1
+    return out[::-1]
+
+
+def header_comment(text: str) -> list[str]:
+    """The comment block that opens a file, when it is not the comment of the definition below it."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for line in lines:
+        if not line.lstrip().startswith("#"):
+            break
+        out.append(_uncomment(line))
+    attached = len(out) < len(lines) and lines[len(out)].strip() != ""
+    return [] if attached else out
+
+
+def _uncomment(line: str) -> str:
+    body = line.lstrip()[1:]
+    return body[1:] if body.startswith(" ") else body
+
+
+def docstring(lines: list[str], indent: str) -> str:
+    """Text lines as the inside of a triple-quoted docstring at `indent` (quotes and backslashes escaped)."""
+    safe = [ln.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').rstrip() for ln in lines]
+    while safe and not safe[-1]:
+        safe.pop()
+    if len(safe) == 1:
+        return safe[0]
+    return "\n".join([safe[0], *(f"{indent}{ln}" if ln else "" for ln in safe[1:]), indent])

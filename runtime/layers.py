@@ -1,9 +1,10 @@
-"""Helper layers for generated PyTorch models.
+"""The layers generated PyTorch modules use beyond torch.nn (`from dlc.runtime.layers import ...`).
 
-Each class and function is a self-contained top-level definition (apart from the imports
-below, and `sinusoidal_table`, which the two sinusoidal helpers call): the emitter copies
-the ones a model uses, by name, into the generated file. State dict names match the
-compiler's weight names (`q_proj.weight`, `weight_ih_l0`, ...).
+`dlc emit torch` files import them from here; with `--standalone` the emitter copies the ones a
+model uses into the file instead, by name, so each class and function is a self-contained
+top-level definition (apart from the imports below, and `sinusoidal_table`, which the two
+sinusoidal helpers call). State dict names match the compiler's weight names (`q_proj.weight`,
+`weight_ih_l0`, ...). This module imports torch; `dlc.runtime` itself does not import it.
 """
 import math
 
