@@ -71,6 +71,7 @@ def onnx_vs_torch(spec: Path, model: str | None = None, batches=(2, 3), dims: di
     module = getattr(torch_namespace(spec), graph.name)().eval()
     weights = torch_weights(module)
     onnx_model = emit_onnx(graph, {w.name: weights[w.name] for w in graph.weights})
+    assert [o.name for o in onnx_model.graph.output] == [n for n, _ in graph.outputs]
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
     for batch in batches:
         env = {**dict(graph.dim_examples), **(dims or {}), "B": batch}
@@ -79,6 +80,6 @@ def onnx_vs_torch(spec: Path, model: str | None = None, batches=(2, 3), dims: di
             expected = module(*(torch.from_numpy(feeds[n]) for n, _ in graph.inputs))
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run([n for n, _ in graph.outputs], feeds)
-        for (name, _), e, g in zip(graph.outputs, expected, got):
+        for (name, _), e, g in zip(graph.outputs, expected, got, strict=True):
             np.testing.assert_allclose(g, e.numpy(), atol=atol, rtol=rtol, err_msg=f"{graph.name}.{name}, B={batch}")
     return onnx_model

@@ -56,7 +56,8 @@ network N {
     assert r.ok, r.diagnostics
     w = _weights(r, "N")
     # the first stage keeps its width (no projection); the next two project
-    assert "0.1.weight" not in w and w["1.1.weight"] == (16, 8, 1, 1) and w["2.1.weight"] == (32, 16, 1, 1)
+    assert [k for k in w if k.startswith("0.")] == ["0.0.weight", "0.0.bias"]
+    assert w["1.1.weight"] == (16, 8, 1, 1) and w["2.1.weight"] == (32, 16, 1, 1)
     out = r.graphs["N"].values[r.graphs["N"].outputs[0][1]].type
     assert [str(d) for d in out.shape] == ["B", "32", "H", "W"]
 

@@ -1,10 +1,12 @@
 """The PyTorch emitter, cross-checked against the compiler for every zoo model: the generated
-module's state_dict equals the compiler's weights (names, shapes, parameter count), a forward
-pass on random inputs gives the IR's output shapes, every named submodule's output has its
-IR shape (forward hooks), and `torch.export` accepts the inference graph."""
+module's state_dict equals the compiler's weights (names, shapes, parameter count; a tied layer's
+own key aliases the weight it ties to), a forward pass on random inputs gives the IR's output
+shapes, every named submodule's output has its IR shape (forward hooks), and the program
+`torch.export` makes of the inference graph computes what the eager module does."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,14 +46,26 @@ def _module(namespaces, spec, name):
     return getattr(namespaces[spec], name)()
 
 
+def _tie_aliases(graph) -> dict[str, str]:
+    """The state_dict keys a module may hold beside the IR's weights: a tied layer's own name for
+    the weight it reuses (`head.weight` -> `wte.weight`). A shared layer applied again keeps its
+    `weight_scope`, so its reuse names the same keys and adds none."""
+    return {f"{node.weight_scope}.{local}" if node.weight_scope else local: full
+            for node in graph.nodes for local, full in node.ties}
+
+
 @pytest.mark.parametrize(("spec", "name"), CASES, ids=[f"{s}:{n}" for s, n in CASES])
 def test_generated_module_matches_the_compiler(namespaces, spec, name):
     graph = compile_file(SPEC / spec).graphs[name]
     module = _module(namespaces, spec, name).eval()
     state = module.state_dict()
     expected = {w.name: w.shape for w in graph.weights}
-    tied = {k for k in state if k not in expected}
-    assert {k: tuple(v.shape) for k, v in state.items() if k not in tied} == expected
+    aliases = _tie_aliases(graph)
+    assert state.keys() - expected.keys() == aliases.keys()
+    assert {k: tuple(v.shape) for k, v in state.items() if k not in aliases} == expected
+    for alias, tied_to in aliases.items():  # the same tensor under both names, not a copy
+        assert tied_to in expected and state[alias].shape == state[tied_to].shape, (alias, tied_to)
+        assert state[alias].data_ptr() == state[tied_to].data_ptr(), f"`{alias}` does not alias `{tied_to}`"
     assert sum(p.numel() for p in module.parameters()) == sum(math.prod(w.shape) for w in graph.weights if w.trainable)
 
     inputs, env = _inputs(graph, batch=3)
@@ -68,26 +82,37 @@ def test_generated_module_matches_the_compiler(namespaces, spec, name):
         outs = module(*inputs)
     for h in hooks:
         h.remove()
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    for (_, vid), out in zip(graph.outputs, outs):
+    for (_, vid), out in zip(graph.outputs, _as_tuple(outs), strict=True):
         assert tuple(out.shape) == tuple(d.evaluate(env) for d in graph.values[vid].type.shape)
     by_path = {n.path: n for n in graph.nodes}
-    checked = 0
+    checked = set()
     for path, shape in seen.items():
         node = by_path.get(path)
         if node is not None and len(node.outputs) == 1:
             assert shape == tuple(d.evaluate(env) for d in graph.values[node.outputs[0]].type.shape), path
-            checked += 1
-    assert checked > 0 or not graph.weights
+            checked.add(path)
+    # every single-output layer that owns weights is a submodule under its IR path, and ran
+    by_id = {n.id: n for n in graph.nodes}
+    owners = {by_id[w.owner].path for w in graph.weights if len(by_id[w.owner].outputs) == 1}
+    assert owners <= checked, sorted(owners - checked)
+    assert checked or not graph.weights
 
 
 @pytest.mark.parametrize(("spec", "name"), CASES, ids=[f"{s}:{n}" for s, n in CASES])
-def test_torch_export_accepts_the_inference_graph(namespaces, spec, name):
+def test_exported_program_computes_what_eager_does(namespaces, spec, name):
     graph = compile_file(SPEC / spec).graphs[name]
     module = _module(namespaces, spec, name).eval()
     inputs, _ = _inputs(graph, batch=2)
-    exported = torch.export.export(module, tuple(inputs))
-    assert exported.graph_module is not None
+    exported = torch.export.export(module, tuple(inputs)).module()
+    fresh, _ = _inputs(graph, batch=2, seed=1)  # not the tracing inputs: nothing may be baked in
+    with torch.no_grad():
+        expected, got = _as_tuple(module(*fresh)), _as_tuple(exported(*fresh))
+    for (out, _), e, g in zip(graph.outputs, expected, got, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-6, rtol=1e-6, msg=lambda m, out=out: f"{name}.{out}: {m}")
+
+
+def _as_tuple(outs) -> tuple:
+    return outs if isinstance(outs, tuple) else (outs,)
 
 
 def test_generated_directory_is_current(tmp_path):
@@ -98,7 +123,7 @@ def test_generated_directory_is_current(tmp_path):
     assert main(["emit", "torch", *specs, "-o", str(tmp_path)]) == 0
     fresh = {p.name: p.read_text() for p in tmp_path.glob("*.py")}
     committed = {p.name: p.read_text() for p in (ROOT / "generated").glob("*.py")}
-    assert fresh.keys() == committed.keys()
+    assert fresh.keys() == committed.keys() == {f"{Path(s).stem}.py" for s in specs}
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"regenerate with `dlc emit torch spec/*.arch -o generated/`: {stale}"
 

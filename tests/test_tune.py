@@ -158,11 +158,15 @@ def test_batchnorm_folds_into_the_conv():
     graph = compile_file(SPEC / "resnet18.arch").graphs["ResNet18"]
     rng = np.random.default_rng(1)
     weights = random_weights(graph, 0)
+    stats = 0
     for name, w in weights.items():  # non-trivial statistics, so that folding has work to do
         if name.endswith("running_var"):
             weights[name] = rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
+            stats += 1
         elif name.endswith("running_mean"):
             weights[name] = rng.normal(0.0, 0.3, w.shape).astype(np.float32)
+            stats += 1
+    assert stats == 2 * 20  # every batch norm's mean and variance
     model = emit_onnx(graph, weights)
     folded = fold_batchnorm(model)
     assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 20

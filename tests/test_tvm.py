@@ -50,10 +50,11 @@ def test_tvm_matches_pytorch(spec, name, tmp_path):
     model = load(tmp_path / name)
     feeds = random_inputs(graph, {**dict(graph.dim_examples), **SHORT, "B": 1})
     got = model(**feeds)
+    assert list(got) == [n for n, _ in graph.outputs]
     with torch.no_grad():
         expected = module(*(torch.from_numpy(feeds[n]) for n, _ in graph.inputs))
     expected = expected if isinstance(expected, tuple) else (expected,)
-    for (out, _), e in zip(graph.outputs, expected):
+    for (out, _), e in zip(graph.outputs, expected, strict=True):
         np.testing.assert_allclose(got[out], e.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"{name}.{out}")
 
 
