@@ -14,7 +14,8 @@ output-size rule collapse to the input size for "same"-style padding even when s
 Symbols of the IR are sizes of the input that vary from call to call (`B`, `T`, `H`). A backend
 that writes code for many instances at once (the PyTorch emitter: one class per block) also
 uses *static* symbols, sizes fixed when a module is built but not known to the rule that sees
-them: names starting with `=` (a constructor parameter: `=cout`) or `?` (a size nobody tracks).
+them: names starting with `=` (a constructor parameter: `=cout`), `~` (a size all uses happen to
+share: `~128`) or `?` (a size nobody tracks).
 Shape rules may compute with them like with constants; only runtime symbols make a size
 "symbolic" for checks that need a fixed size (`Dim.is_static`), and two dims that differ only
 through static symbols may still be equal when the module is built (`undecided`). A division by
@@ -23,7 +24,7 @@ a static symbol (`// stride`) stays an atom.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 Atom = Union[str, "FloorDiv"]
 Monomial = tuple  # tuple[Atom, ...], sorted by _atom_key
@@ -39,10 +40,13 @@ class FloorDiv:
     den: "int | Dim"  # a Dim only when it is not a constant (a static symbol: `// stride`)
 
     def __str__(self) -> str:
-        inner = str(self.num)
+        return self.render(str)
+
+    def render(self, name: Callable[[str], str]) -> str:
+        inner = self.num.render(name)
         if len(self.num.terms) > 1 or self.num.terms[0][1] != 1:
             inner = f"({inner})"
-        den = str(self.den)
+        den = self.den.render(name) if isinstance(self.den, Dim) else str(self.den)
         if isinstance(self.den, Dim) and (len(self.den.terms) > 1 or self.den.terms[0][1] != 1):
             den = f"({den})"
         return f"{inner}//{den}"
@@ -195,13 +199,17 @@ class Dim:
 
     # printing -------------------------------------------------------------------------
     def __str__(self) -> str:
+        return self.render(str)
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The polynomial as text, each symbol written as `name(symbol)`."""
         if not self.terms:
             return "0"
         parts = []
         for i, (mono, coeff) in enumerate(self.terms):
             sign = "-" if coeff < 0 else "+"
             mag = abs(coeff)
-            body = "*".join(str(a) for a in mono)
+            body = "*".join(name(a) if isinstance(a, str) else a.render(name) for a in mono)
             text = body if mono and mag == 1 else (f"{mag}*{body}" if mono else str(mag))
             if i == 0:
                 parts.append(("-" if coeff < 0 else "") + text)
@@ -217,8 +225,8 @@ Shape = tuple[Dim, ...]
 
 
 def is_static_symbol(name: str) -> bool:
-    """`=cout`, `?3`: a size fixed when the module is built; `B`, `H`: a size of the input."""
-    return name[:1] in ("=", "?")
+    """`=cout`, `~128`, `?3`: a size fixed when the module is built; `B`, `H`: a size of the input."""
+    return name[:1] in ("=", "~", "?")
 
 
 def undecided(a: Dim, b: Dim) -> bool:
