@@ -30,7 +30,7 @@ class Project(nn.Sequential):
 
     def __init__(self, out_features) -> None:
         super().__init__()
-        self.append(nn.Linear(100, out_features))  # (B, 8192)
+        self.append(nn.Linear(100, out_features))  # (B, out_features)
 
 
 class GeneratorConvs(nn.Sequential):
@@ -42,17 +42,17 @@ class GeneratorConvs(nn.Sequential):
 
     def __init__(self, channels) -> None:
         super().__init__()
-        self.append(nn.BatchNorm2d(128))  # (B, 128, 8, 8)
-        self.append(nn.Upsample(scale_factor=2))  # (B, 128, 16, 16)
-        self.append(nn.Conv2d(128, 128, 3, padding=1))  # (B, 128, 16, 16)
-        self.append(nn.BatchNorm2d(128, eps=0.8))  # (B, 128, 16, 16)
-        self.append(nn.LeakyReLU(0.2))  # (B, 128, 16, 16)
-        self.append(nn.Upsample(scale_factor=2))  # (B, 128, 32, 32)
-        self.append(nn.Conv2d(128, 64, 3, padding=1))  # (B, 64, 32, 32)
-        self.append(nn.BatchNorm2d(64, eps=0.8))  # (B, 64, 32, 32)
-        self.append(nn.LeakyReLU(0.2))  # (B, 64, 32, 32)
-        self.append(nn.Conv2d(64, channels, 3, padding=1))  # (B, 1, 32, 32)
-        self.append(nn.Tanh())  # (B, 1, 32, 32)
+        self.append(nn.BatchNorm2d(128))  # (B, ?, ?, ?)
+        self.append(nn.Upsample(scale_factor=2))  # (B, ?, ?, ?)
+        self.append(nn.Conv2d(128, 128, 3, padding=1))  # (B, 128, ?, ?)
+        self.append(nn.BatchNorm2d(128, eps=0.8))  # (B, 128, ?, ?)
+        self.append(nn.LeakyReLU(0.2))  # (B, 128, ?, ?)
+        self.append(nn.Upsample(scale_factor=2))  # (B, 128, ?, ?)
+        self.append(nn.Conv2d(128, 64, 3, padding=1))  # (B, 64, ?, ?)
+        self.append(nn.BatchNorm2d(64, eps=0.8))  # (B, 64, ?, ?)
+        self.append(nn.LeakyReLU(0.2))  # (B, 64, ?, ?)
+        self.append(nn.Conv2d(64, channels, 3, padding=1))  # (B, channels, ?, ?)
+        self.append(nn.Tanh())  # (B, channels, ?, ?)
 
 
 class Generator(nn.Module):
@@ -69,11 +69,11 @@ class Generator(nn.Module):
 
     def forward(self, z, labels):
         init_size = self.img_size // 4
-        e = self.label_emb(labels)  # (B, 100)
-        h = e * z  # (B, 100)
-        h = self.l1(h)  # (B, 8192)
-        h = h.reshape(-1, 128, init_size, init_size)  # (B, 128, 8, 8)
-        img = self.conv_blocks(h)  # (B, 1, 32, 32)
+        e = self.label_emb(labels)  # (B, latent_dim)
+        h = e * z  # (B, latent_dim)
+        h = self.l1(h)  # (B, 128*init_size*init_size)
+        h = h.reshape(-1, 128, init_size, init_size)  # (B, ?, ?, ?)
+        img = self.conv_blocks(h)  # (B, channels, ?, ?)
         return img
 
 
@@ -114,7 +114,7 @@ class AuxiliaryHead(nn.Sequential):
 
     def __init__(self, n_classes) -> None:
         super().__init__()
-        self.append(nn.Linear(512, n_classes))  # (B, 10)
+        self.append(nn.Linear(512, n_classes))  # (B, n_classes)
 
 
 class Discriminator(nn.Module):
@@ -128,8 +128,8 @@ class Discriminator(nn.Module):
         self.aux_layer = AuxiliaryHead(n_classes)
 
     def forward(self, img):
-        h = self.conv_blocks(img)  # (B, 128, 2, 2)
-        h = h.flatten(1)  # (B, 512)
+        h = self.conv_blocks(img)  # (B, ?, ?, ?)
+        h = h.flatten(1)  # (B, ?)
         validity = self.adv_layer(h)  # (B, 1)
-        class_logits = self.aux_layer(h)  # (B, 10)
+        class_logits = self.aux_layer(h)  # (B, n_classes)
         return validity, class_logits

@@ -22,19 +22,19 @@ class AlexNetFeatures(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__()
-        self.append(nn.Conv2d(3, 64, 11, stride=4, padding=2))  # (B, 64, 55, 55)
-        self.append(nn.ReLU())  # (B, 64, 55, 55)
-        self.append(nn.MaxPool2d(3, stride=2))  # (B, 64, 27, 27)
-        self.append(nn.Conv2d(64, 192, 5, padding=2))  # (B, 192, 27, 27)
-        self.append(nn.ReLU())  # (B, 192, 27, 27)
-        self.append(nn.MaxPool2d(3, stride=2))  # (B, 192, 13, 13)
-        self.append(nn.Conv2d(192, 384, 3, padding=1))  # (B, 384, 13, 13)
-        self.append(nn.ReLU())  # (B, 384, 13, 13)
-        self.append(nn.Conv2d(384, 256, 3, padding=1))  # (B, 256, 13, 13)
-        self.append(nn.ReLU())  # (B, 256, 13, 13)
-        self.append(nn.Conv2d(256, 256, 3, padding=1))  # (B, 256, 13, 13)
-        self.append(nn.ReLU())  # (B, 256, 13, 13)
-        self.append(nn.MaxPool2d(3, stride=2))  # (B, 256, 6, 6)
+        self.append(nn.Conv2d(3, 64, 11, stride=4, padding=2))  # (B, 64, ?, ?)
+        self.append(nn.ReLU())  # (B, 64, ?, ?)
+        self.append(nn.MaxPool2d(3, stride=2))  # (B, 64, ?, ?)
+        self.append(nn.Conv2d(64, 192, 5, padding=2))  # (B, 192, ?, ?)
+        self.append(nn.ReLU())  # (B, 192, ?, ?)
+        self.append(nn.MaxPool2d(3, stride=2))  # (B, 192, ?, ?)
+        self.append(nn.Conv2d(192, 384, 3, padding=1))  # (B, 384, ?, ?)
+        self.append(nn.ReLU())  # (B, 384, ?, ?)
+        self.append(nn.Conv2d(384, 256, 3, padding=1))  # (B, 256, ?, ?)
+        self.append(nn.ReLU())  # (B, 256, ?, ?)
+        self.append(nn.Conv2d(256, 256, 3, padding=1))  # (B, 256, ?, ?)
+        self.append(nn.ReLU())  # (B, 256, ?, ?)
+        self.append(nn.MaxPool2d(3, stride=2))  # (B, 256, ?, ?)
 
 
 class AlexNetClassifier(nn.Sequential):
@@ -45,13 +45,13 @@ class AlexNetClassifier(nn.Sequential):
 
     def __init__(self, num_classes, hidden=4096, p=0.5) -> None:
         super().__init__()
-        self.append(nn.Dropout(p))  # (B, 9216)
-        self.append(nn.Linear(9216, hidden))  # (B, 4096)
-        self.append(nn.ReLU())  # (B, 4096)
-        self.append(nn.Dropout(p))  # (B, 4096)
-        self.append(nn.Linear(hidden, hidden))  # (B, 4096)
-        self.append(nn.ReLU())  # (B, 4096)
-        self.append(nn.Linear(hidden, num_classes))  # (B, 1000)
+        self.append(nn.Dropout(p))  # (B, ?)
+        self.append(nn.Linear(9216, hidden))  # (B, hidden)
+        self.append(nn.ReLU())  # (B, hidden)
+        self.append(nn.Dropout(p))  # (B, hidden)
+        self.append(nn.Linear(hidden, hidden))  # (B, hidden)
+        self.append(nn.ReLU())  # (B, hidden)
+        self.append(nn.Linear(hidden, num_classes))  # (B, num_classes)
 
 
 class AlexNet(nn.Module):
@@ -67,5 +67,5 @@ class AlexNet(nn.Module):
         h = self.features(x)  # (B, 256, 6, 6)
         h = self.avgpool(h)  # (B, 256, 6, 6)
         h = h.flatten(1)  # (B, 9216)
-        logits = self.classifier(h)  # (B, 1000)
+        logits = self.classifier(h)  # (B, num_classes)
         return logits

@@ -50,9 +50,9 @@ class AddNorm(nn.Module):
         self.LayerNorm = nn.LayerNorm(768, eps=eps)
 
     def forward(self, h, x):
-        h = F.dropout(h, self.p, training=self.training)  # (B, T, 768)
-        y = h + x  # (B, T, 768)
-        y = self.LayerNorm(y)  # (B, T, 768)
+        h = F.dropout(h, self.p, training=self.training)  # (B, T, ?)
+        y = h + x  # (B, T, ?)
+        y = self.LayerNorm(y)  # (B, T, ?)
         return y
 
 
@@ -68,8 +68,8 @@ class BertAttention(nn.Module):
         self.output = AddNorm(p, eps)
 
     def forward(self, x):
-        a = self.self(x)  # (B, T, 768)
-        y = self.output(a, x)  # (B, T, 768)
+        a = self.self(x)  # (B, T, ?)
+        y = self.output(a, x)  # (B, T, ?)
         return y
 
 
@@ -81,8 +81,8 @@ class BertIntermediate(nn.Module):
         self.dense = nn.Linear(768, d_ff)
 
     def forward(self, x):
-        y = self.dense(x)  # (B, T, 3072)
-        y = F.gelu(y)  # (B, T, 3072)
+        y = self.dense(x)  # (B, T, d_ff)
+        y = F.gelu(y)  # (B, T, d_ff)
         return y
 
 
@@ -99,10 +99,10 @@ class BertOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(d, eps=eps)
 
     def forward(self, h, x):
-        h = self.dense(h)  # (B, T, 768)
-        h = F.dropout(h, self.p, training=self.training)  # (B, T, 768)
-        y = h + x  # (B, T, 768)
-        y = self.LayerNorm(y)  # (B, T, 768)
+        h = self.dense(h)  # (B, T, d)
+        h = F.dropout(h, self.p, training=self.training)  # (B, T, d)
+        y = h + x  # (B, T, d)
+        y = self.LayerNorm(y)  # (B, T, d)
         return y
 
 
@@ -121,9 +121,9 @@ class BertLayer(nn.Module):
         self.output = BertOutput(d, p, eps)
 
     def forward(self, x):
-        x = self.attention(x)  # (B, T, 768)
-        h = self.intermediate(x)  # (B, T, 3072)
-        y = self.output(h, x)  # (B, T, 768)
+        x = self.attention(x)  # (B, T, d)
+        h = self.intermediate(x)  # (B, T, d_ff)
+        y = self.output(h, x)  # (B, T, d)
         return y
 
 
@@ -142,12 +142,12 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(d, eps=eps)
 
     def forward(self, input_ids, token_type_ids):
-        e = self.word_embeddings(input_ids)  # (B, T, 768)
-        e = self.position_embeddings(e)  # (B, T, 768)
-        t = self.token_type_embeddings(token_type_ids)  # (B, T, 768)
-        y = e + t  # (B, T, 768)
-        y = self.LayerNorm(y)  # (B, T, 768)
-        y = F.dropout(y, self.p, training=self.training)  # (B, T, 768)
+        e = self.word_embeddings(input_ids)  # (B, T, d)
+        e = self.position_embeddings(e)  # (B, T, d)
+        t = self.token_type_embeddings(token_type_ids)  # (B, T, d)
+        y = e + t  # (B, T, d)
+        y = self.LayerNorm(y)  # (B, T, d)
+        y = F.dropout(y, self.p, training=self.training)  # (B, T, d)
         return y
 
 
@@ -159,7 +159,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.Sequential(*(BertLayer(d, heads, d_ff, p, eps) for _ in range(n)))
 
     def forward(self, x):
-        y = self.layer(x)  # (B, T, 768)
+        y = self.layer(x)  # (B, T, d)
         return y
 
 
@@ -174,9 +174,9 @@ class BertPooler(nn.Module):
         self.dense = nn.Linear(d, d)
 
     def forward(self, x):
-        y = x[:, 0]  # (B, 768)
-        y = self.dense(y)  # (B, 768)
-        y = torch.tanh(y)  # (B, 768)
+        y = x[:, 0]  # (B, d)
+        y = self.dense(y)  # (B, d)
+        y = torch.tanh(y)  # (B, d)
         return y
 
 
@@ -193,7 +193,7 @@ class Bert(nn.Module):
         self.apply(init_normal_std_0_02)
 
     def forward(self, input_ids, token_type_ids):
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, 768)
-        last_hidden_state = self.encoder(x)  # (B, T, 768)
-        pooler_output = self.pooler(last_hidden_state)  # (B, 768)
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, d)
+        last_hidden_state = self.encoder(x)  # (B, T, d)
+        pooler_output = self.pooler(last_hidden_state)  # (B, d)
         return last_hidden_state, pooler_output

@@ -33,8 +33,8 @@ class GeneratorMLP(nn.Sequential):
             self.append(nn.BatchNorm1d(width, eps=0.8))  # (B, width)
             self.append(nn.LeakyReLU(0.2))  # (B, width)
             h_features = width
-        self.append(nn.Linear(h_features, out_features))  # (B, 784)
-        self.append(nn.Tanh())  # (B, 784)
+        self.append(nn.Linear(h_features, out_features))  # (B, out_features)
+        self.append(nn.Tanh())  # (B, out_features)
 
 
 class Generator(nn.Module):
@@ -48,10 +48,10 @@ class Generator(nn.Module):
         self.model = GeneratorMLP(channels * img_size * img_size)
 
     def forward(self, z, labels):
-        c = self.label_emb(labels)  # (B, 10)
-        h = torch.cat([c, z], dim=1)  # (B, 110)
-        img = self.model(h)  # (B, 784)
-        img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, 1, 28, 28)
+        c = self.label_emb(labels)  # (B, n_classes)
+        h = torch.cat([c, z], dim=1)  # (B, n_classes + 100)
+        img = self.model(h)  # (B, channels*img_size*img_size)
+        img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, ?, ?, ?)
         return img
 
 
@@ -84,8 +84,8 @@ class Discriminator(nn.Module):
         self.model = DiscriminatorMLP()
 
     def forward(self, img, labels):
-        c = self.label_embedding(labels)  # (B, 10)
+        c = self.label_embedding(labels)  # (B, n_classes)
         x = img.flatten(1)  # (B, 784)
-        validity = torch.cat([x, c], dim=1)  # (B, 794)
+        validity = torch.cat([x, c], dim=1)  # (B, n_classes + 784)
         validity = self.model(validity)  # (B, 1)
         return validity

@@ -24,7 +24,7 @@ class Encoder(nn.Sequential):
         self.append(nn.ReLU())  # (B, 16, 14, 14)
         self.append(nn.Conv2d(16, 32, 3, stride=2, padding=1))  # (B, 32, 7, 7)
         self.append(nn.ReLU())  # (B, 32, 7, 7)
-        self.append(nn.Conv2d(32, code, 7))  # (B, 64, 1, 1)
+        self.append(nn.Conv2d(32, code, 7))  # (B, code, 1, 1)
 
 
 class Decoder(nn.Sequential):
@@ -49,6 +49,6 @@ class ConvAutoEncoder(nn.Module):
         self.decoder = Decoder(code)
 
     def forward(self, x):
-        z = self.encoder(x)  # (B, 64, 1, 1)
+        z = self.encoder(x)  # (B, code, 1, 1)
         x_hat = self.decoder(z)  # (B, 1, 28, 28)
         return x_hat, z

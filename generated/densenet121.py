@@ -33,10 +33,10 @@ class DenseLayer(nn.Module):
     def forward(self, x):
         new = self.norm1(x)  # (B, ?, ?, ?)
         new = self.relu1(new)  # (B, ?, ?, ?)
-        new = self.conv1(new)  # (B, 128, ?, ?)
-        new = self.norm2(new)  # (B, 128, ?, ?)
-        new = self.relu2(new)  # (B, 128, ?, ?)
-        new = self.conv2(new)  # (B, 32, ?, ?)
+        new = self.conv1(new)  # (B, bn_size*growth, ?, ?)
+        new = self.norm2(new)  # (B, bn_size*growth, ?, ?)
+        new = self.relu2(new)  # (B, bn_size*growth, ?, ?)
+        new = self.conv2(new)  # (B, growth, ?, ?)
         if self.p > 0:
             new = F.dropout(new, self.p, training=self.training)
         y = torch.cat([x, new], dim=1)  # (B, ?, ?, ?)
@@ -113,18 +113,18 @@ class DenseNetFeatures(nn.Module):
         self.norm5 = nn.BatchNorm2d(1024)
 
     def forward(self, x):
-        h = self.conv0(x)  # (B, 64, 112, 112)
-        h = self.norm0(h)  # (B, 64, 112, 112)
-        h = self.relu0(h)  # (B, 64, 112, 112)
-        h = self.pool0(h)  # (B, 64, 56, 56)
-        h = self.denseblock1(h)  # (B, 256, 56, 56)
-        h = self.transition1(h)  # (B, 128, 28, 28)
-        h = self.denseblock2(h)  # (B, 512, 28, 28)
-        h = self.transition2(h)  # (B, 256, 14, 14)
-        h = self.denseblock3(h)  # (B, 1024, 14, 14)
-        h = self.transition3(h)  # (B, 512, 7, 7)
-        h = self.denseblock4(h)  # (B, 1024, 7, 7)
-        h = self.norm5(h)  # (B, 1024, 7, 7)
+        h = self.conv0(x)  # (B, init, ?, ?)
+        h = self.norm0(h)  # (B, init, ?, ?)
+        h = self.relu0(h)  # (B, init, ?, ?)
+        h = self.pool0(h)  # (B, init, ?, ?)
+        h = self.denseblock1(h)  # (B, ?, ?, ?)
+        h = self.transition1(h)  # (B, t1, ?, ?)
+        h = self.denseblock2(h)  # (B, ?, ?, ?)
+        h = self.transition2(h)  # (B, t2, ?, ?)
+        h = self.denseblock3(h)  # (B, ?, ?, ?)
+        h = self.transition3(h)  # (B, t3, ?, ?)
+        h = self.denseblock4(h)  # (B, ?, ?, ?)
+        h = self.norm5(h)  # (B, ?, ?, ?)
         return h
 
 
@@ -139,9 +139,9 @@ class DenseNet121(nn.Module):
         self.classifier = nn.Linear(1024, num_classes)
 
     def forward(self, x):
-        h = self.features(x)  # (B, 1024, 7, 7)
-        logits = F.relu(h)  # (B, 1024, 7, 7)
-        logits = F.adaptive_avg_pool2d(logits, 1)  # (B, 1024, 1, 1)
-        logits = logits.flatten(1)  # (B, 1024)
-        logits = self.classifier(logits)  # (B, 1000)
+        h = self.features(x)  # (B, ?, 7, 7)
+        logits = F.relu(h)  # (B, ?, 7, 7)
+        logits = F.adaptive_avg_pool2d(logits, 1)  # (B, ?, 1, 1)
+        logits = logits.flatten(1)  # (B, ?)
+        logits = self.classifier(logits)  # (B, num_classes)
         return logits

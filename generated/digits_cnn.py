@@ -31,7 +31,7 @@ class DigitsFeatures(nn.Sequential):
             self.append(nn.ReLU())  # (B, w, ?, ?)
             h_channels = w
             if i == pool_after:
-                self.append(nn.MaxPool2d(2))  # (B, 64, H//2, W//2)
+                self.append(nn.MaxPool2d(2))  # (B, ?, H//2, W//2)
 
 
 class DigitsCNN(nn.Module):
@@ -44,9 +44,9 @@ class DigitsCNN(nn.Module):
         self.classifier = nn.Linear(64, num_classes)
 
     def forward(self, x):
-        h = self.features(x)  # (B, 64, H//2, W//2)
-        logits = F.adaptive_avg_pool2d(h, 1)  # (B, 64, 1, 1)
-        logits = logits.flatten(1)  # (B, 64)
-        logits = F.dropout(logits, self.dropout_p, training=self.training)  # (B, 64)
-        logits = self.classifier(logits)  # (B, 10)
+        h = self.features(x)  # (B, ?, H//2, W//2)
+        logits = F.adaptive_avg_pool2d(h, 1)  # (B, ?, 1, 1)
+        logits = logits.flatten(1)  # (B, ?)
+        logits = F.dropout(logits, self.dropout_p, training=self.training)  # (B, ?)
+        logits = self.classifier(logits)  # (B, num_classes)
         return logits

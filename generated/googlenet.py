@@ -121,5 +121,5 @@ class GoogLeNet(nn.Module):
         logits = self.avgpool(h)  # (B, 1024, 1, 1)
         logits = logits.flatten(1)  # (B, 1024)
         logits = F.dropout(logits, self.dropout_p, training=self.training)  # (B, 1024)
-        logits = self.fc(logits)  # (B, 1000)
+        logits = self.fc(logits)  # (B, num_classes)
         return logits

@@ -41,10 +41,10 @@ class GPT2MLP(nn.Module):
         self.c_proj = nn.Linear(d_ff, d)
 
     def forward(self, x):
-        y = self.c_fc(x)  # (B, T, 3072)
-        y = F.gelu(y, approximate="tanh")  # (B, T, 3072)
-        y = self.c_proj(y)  # (B, T, 768)
-        y = F.dropout(y, self.p, training=self.training)  # (B, T, 768)
+        y = self.c_fc(x)  # (B, T, d_ff)
+        y = F.gelu(y, approximate="tanh")  # (B, T, d_ff)
+        y = self.c_proj(y)  # (B, T, d)
+        y = F.dropout(y, self.p, training=self.training)  # (B, T, d)
         return y
 
 
@@ -65,13 +65,13 @@ class GPT2Block(nn.Module):
         self.mlp = GPT2MLP(d, d_ff, p)
 
     def forward(self, x):
-        a = self.ln_1(x)  # (B, T, 768)
-        a = self.attn(a)  # (B, T, 768)
-        a = F.dropout(a, self.p, training=self.training)  # (B, T, 768)
-        x = x + a  # (B, T, 768)
-        m = self.ln_2(x)  # (B, T, 768)
-        m = self.mlp(m)  # (B, T, 768)
-        y = x + m  # (B, T, 768)
+        a = self.ln_1(x)  # (B, T, d)
+        a = self.attn(a)  # (B, T, d)
+        a = F.dropout(a, self.p, training=self.training)  # (B, T, d)
+        x = x + a  # (B, T, d)
+        m = self.ln_2(x)  # (B, T, d)
+        m = self.mlp(m)  # (B, T, d)
+        y = x + m  # (B, T, d)
         return y
 
 
@@ -90,10 +90,10 @@ class GPT2(nn.Module):
         self.apply(init_normal_std_0_02)
 
     def forward(self, idx):
-        x = self.wte(idx)  # (B, T, 768)
-        x = self.wpe(x)  # (B, T, 768)
-        x = self.drop(x)  # (B, T, 768)
-        x = self.h(x)  # (B, T, 768)
-        x = self.ln_f(x)  # (B, T, 768)
-        logits = self.lm_head(x)  # (B, T, 50257)
+        x = self.wte(idx)  # (B, T, d)
+        x = self.wpe(x)  # (B, T, d)
+        x = self.drop(x)  # (B, T, d)
+        x = self.h(x)  # (B, T, d)
+        x = self.ln_f(x)  # (B, T, d)
+        logits = self.lm_head(x)  # (B, T, vocab)
         return logits

@@ -39,5 +39,5 @@ class LeNet5(nn.Module):
         logits = torch.tanh(logits)  # (B, 120)
         logits = self.fc2(logits)  # (B, 84)
         logits = torch.tanh(logits)  # (B, 84)
-        logits = self.fc3(logits)  # (B, 10)
+        logits = self.fc3(logits)  # (B, num_classes)
         return logits

@@ -27,9 +27,9 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         z = x.flatten(1)  # (B, 784)
-        z = self.fc1(z)  # (B, 256)
-        z = F.relu(z)  # (B, 256)
-        z = self.fc2(z)  # (B, 32)
+        z = self.fc1(z)  # (B, hidden)
+        z = F.relu(z)  # (B, hidden)
+        z = self.fc2(z)  # (B, code)
         return z
 
 
@@ -42,8 +42,8 @@ class Decoder(nn.Module):
         self.fc2 = nn.Linear(hidden, 784)
 
     def forward(self, z):
-        x_hat = self.fc1(z)  # (B, 256)
-        x_hat = F.relu(x_hat)  # (B, 256)
+        x_hat = self.fc1(z)  # (B, hidden)
+        x_hat = F.relu(x_hat)  # (B, hidden)
         x_hat = self.fc2(x_hat)  # (B, 784)
         x_hat = torch.sigmoid(x_hat)  # (B, 784)
         x_hat = x_hat.reshape(-1, 1, 28, 28)  # (B, 1, 28, 28)
@@ -59,6 +59,6 @@ class AutoEncoder(nn.Module):
         self.decoder = Decoder(hidden, code)
 
     def forward(self, x):
-        z = self.encoder(x)  # (B, 32)
+        z = self.encoder(x)  # (B, code)
         x_hat = self.decoder(z)  # (B, 1, 28, 28)
         return x_hat, z

@@ -35,13 +35,13 @@ class ResidualBlock(nn.Module):
         self.add_module("5", nn.Conv2d(h, 2 * h, 1))
 
     def forward(self, x):
-        y = F.relu(x)  # (B, 128, 28, 28)
-        y = getattr(self, "1")(y)  # (B, 64, 28, 28)
-        y = F.relu(y)  # (B, 64, 28, 28)
-        y = getattr(self, "3")(y)  # (B, 64, 28, 28)
-        y = F.relu(y)  # (B, 64, 28, 28)
-        y = getattr(self, "5")(y)  # (B, 128, 28, 28)
-        out = x + y  # (B, 128, 28, 28)
+        y = F.relu(x)  # (B, ?, ?, ?)
+        y = getattr(self, "1")(y)  # (B, h, ?, ?)
+        y = F.relu(y)  # (B, h, ?, ?)
+        y = getattr(self, "3")(y)  # (B, h, ?, ?)
+        y = F.relu(y)  # (B, h, ?, ?)
+        y = getattr(self, "5")(y)  # (B, 2*h, ?, ?)
+        out = x + y  # (B, ?, ?, ?)
         return out
 
 
@@ -52,14 +52,14 @@ class PixelCNN(nn.Module):
         super().__init__()
         self.input_conv = MaskedConv2d(1, 2 * h, 7, mask="A")
         self.blocks = nn.Sequential(*(ResidualBlock(h) for _ in range(n_blocks)))
-        self.out1 = nn.Conv2d(128, 2 * h, 1)
+        self.out1 = nn.Conv2d(2 * h, 2 * h, 1)
         self.out2 = nn.Conv2d(2 * h, levels, 1)
 
     def forward(self, x):
-        f = self.input_conv(x)  # (B, 128, 28, 28)
-        f = self.blocks(f)  # (B, 128, 28, 28)
-        logits = F.relu(f)  # (B, 128, 28, 28)
-        logits = self.out1(logits)  # (B, 128, 28, 28)
-        logits = F.relu(logits)  # (B, 128, 28, 28)
-        logits = self.out2(logits)  # (B, 256, 28, 28)
+        f = self.input_conv(x)  # (B, 2*h, 28, 28)
+        f = self.blocks(f)  # (B, 2*h, 28, 28)
+        logits = F.relu(f)  # (B, 2*h, 28, 28)
+        logits = self.out1(logits)  # (B, 2*h, 28, 28)
+        logits = F.relu(logits)  # (B, 2*h, 28, 28)
+        logits = self.out2(logits)  # (B, levels, 28, 28)
         return logits

@@ -38,20 +38,20 @@ class KochTower(nn.Module):
         self.fc = nn.Linear(9216, features)
 
     def forward(self, x):
-        h = self.conv1(x)  # (B, 64, 96, 96)
-        h = F.relu(h)  # (B, 64, 96, 96)
-        h = F.max_pool2d(h, 2)  # (B, 64, 48, 48)
-        h = self.conv2(h)  # (B, 128, 42, 42)
-        h = F.relu(h)  # (B, 128, 42, 42)
-        h = F.max_pool2d(h, 2)  # (B, 128, 21, 21)
-        h = self.conv3(h)  # (B, 128, 18, 18)
-        h = F.relu(h)  # (B, 128, 18, 18)
-        h = F.max_pool2d(h, 2)  # (B, 128, 9, 9)
-        h = self.conv4(h)  # (B, 256, 6, 6)
-        h = F.relu(h)  # (B, 256, 6, 6)
-        y = h.flatten(1)  # (B, 9216)
-        y = self.fc(y)  # (B, 4096)
-        y = torch.sigmoid(y)  # (B, 4096)
+        h = self.conv1(x)  # (B, 64, ?, ?)
+        h = F.relu(h)  # (B, 64, ?, ?)
+        h = F.max_pool2d(h, 2)  # (B, 64, ?, ?)
+        h = self.conv2(h)  # (B, 128, ?, ?)
+        h = F.relu(h)  # (B, 128, ?, ?)
+        h = F.max_pool2d(h, 2)  # (B, 128, ?, ?)
+        h = self.conv3(h)  # (B, 128, ?, ?)
+        h = F.relu(h)  # (B, 128, ?, ?)
+        h = F.max_pool2d(h, 2)  # (B, 128, ?, ?)
+        h = self.conv4(h)  # (B, 256, ?, ?)
+        h = F.relu(h)  # (B, 256, ?, ?)
+        y = h.flatten(1)  # (B, ?)
+        y = self.fc(y)  # (B, features)
+        y = torch.sigmoid(y)  # (B, features)
         return y
 
 
@@ -64,10 +64,10 @@ class SiameseKoch(nn.Module):
         self.head = nn.Linear(features, 1)
 
     def forward(self, x1, x2):
-        a = self.tower(x1)  # (B, 4096)
+        a = self.tower(x1)  # (B, features)
         b = self.tower(x2)
-        p_same = a - b  # (B, 4096)
-        p_same = torch.abs(p_same)  # (B, 4096)
+        p_same = a - b  # (B, features)
+        p_same = torch.abs(p_same)  # (B, features)
         p_same = self.head(p_same)  # (B, 1)
         p_same = torch.sigmoid(p_same)  # (B, 1)
         return p_same
@@ -87,16 +87,16 @@ class SmallTower(nn.Module):
         self.fc2 = nn.Linear(512, dim)
 
     def forward(self, x):
-        h = self.conv1(x)  # (B, 32, 28, 28)
-        h = F.relu(h)  # (B, 32, 28, 28)
-        h = F.max_pool2d(h, 2)  # (B, 32, 14, 14)
-        h = self.conv2(h)  # (B, 64, 14, 14)
-        h = F.relu(h)  # (B, 64, 14, 14)
-        h = F.max_pool2d(h, 2)  # (B, 64, 7, 7)
-        y = h.flatten(1)  # (B, 3136)
+        h = self.conv1(x)  # (B, 32, ?, ?)
+        h = F.relu(h)  # (B, 32, ?, ?)
+        h = F.max_pool2d(h, 2)  # (B, 32, ?, ?)
+        h = self.conv2(h)  # (B, 64, ?, ?)
+        h = F.relu(h)  # (B, 64, ?, ?)
+        h = F.max_pool2d(h, 2)  # (B, 64, ?, ?)
+        y = h.flatten(1)  # (B, ?)
         y = self.fc1(y)  # (B, 512)
         y = F.relu(y)  # (B, 512)
-        y = self.fc2(y)  # (B, 128)
+        y = self.fc2(y)  # (B, dim)
         return y
 
 
@@ -108,7 +108,7 @@ class SiameseCosine(nn.Module):
         self.tower = SmallTower(dim)
 
     def forward(self, x1, x2):
-        a = self.tower(x1)  # (B, 128)
+        a = self.tower(x1)  # (B, dim)
         b = self.tower(x2)
         similarity = F.cosine_similarity(a, b, dim=1)  # (B,)
         return similarity

@@ -52,17 +52,17 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x):
-        a = self.self_attn(x)  # (B, S, 512)
-        a = F.dropout(a, self.p, training=self.training)  # (B, S, 512)
-        x = x + a  # (B, S, 512)
-        x = self.norm1(x)  # (B, S, 512)
-        f = self.linear1(x)  # (B, S, 2048)
-        f = F.relu(f)  # (B, S, 2048)
-        f = F.dropout(f, self.p, training=self.training)  # (B, S, 2048)
-        f = self.linear2(f)  # (B, S, 512)
-        f = F.dropout(f, self.p, training=self.training)  # (B, S, 512)
-        y = x + f  # (B, S, 512)
-        y = self.norm2(y)  # (B, S, 512)
+        a = self.self_attn(x)  # (B, S, d)
+        a = F.dropout(a, self.p, training=self.training)  # (B, S, d)
+        x = x + a  # (B, S, d)
+        x = self.norm1(x)  # (B, S, d)
+        f = self.linear1(x)  # (B, S, d_ff)
+        f = F.relu(f)  # (B, S, d_ff)
+        f = F.dropout(f, self.p, training=self.training)  # (B, S, d_ff)
+        f = self.linear2(f)  # (B, S, d)
+        f = F.dropout(f, self.p, training=self.training)  # (B, S, d)
+        y = x + f  # (B, S, d)
+        y = self.norm2(y)  # (B, S, d)
         return y
 
 
@@ -88,21 +88,21 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x, memory):
-        a = self.self_attn(x)  # (B, T, 512)
-        a = F.dropout(a, self.p, training=self.training)  # (B, T, 512)
-        x = x + a  # (B, T, 512)
-        x = self.norm1(x)  # (B, T, 512)
-        c = self.multihead_attn(x, memory)  # (B, T, 512)
-        c = F.dropout(c, self.p, training=self.training)  # (B, T, 512)
-        x = x + c  # (B, T, 512)
-        x = self.norm2(x)  # (B, T, 512)
-        f = self.linear1(x)  # (B, T, 2048)
-        f = F.relu(f)  # (B, T, 2048)
-        f = F.dropout(f, self.p, training=self.training)  # (B, T, 2048)
-        f = self.linear2(f)  # (B, T, 512)
-        f = F.dropout(f, self.p, training=self.training)  # (B, T, 512)
-        y = x + f  # (B, T, 512)
-        y = self.norm3(y)  # (B, T, 512)
+        a = self.self_attn(x)  # (B, T, d)
+        a = F.dropout(a, self.p, training=self.training)  # (B, T, d)
+        x = x + a  # (B, T, d)
+        x = self.norm1(x)  # (B, T, d)
+        c = self.multihead_attn(x, memory)  # (B, T, d)
+        c = F.dropout(c, self.p, training=self.training)  # (B, T, d)
+        x = x + c  # (B, T, d)
+        x = self.norm2(x)  # (B, T, d)
+        f = self.linear1(x)  # (B, T, d_ff)
+        f = F.relu(f)  # (B, T, d_ff)
+        f = F.dropout(f, self.p, training=self.training)  # (B, T, d_ff)
+        f = self.linear2(f)  # (B, T, d)
+        f = F.dropout(f, self.p, training=self.training)  # (B, T, d)
+        y = x + f  # (B, T, d)
+        y = self.norm3(y)  # (B, T, d)
         return y
 
 
@@ -122,7 +122,7 @@ class DecoderLayers(nn.ModuleList):
 
     def forward(self, x, memory):
         for layer in self:
-            x = layer(x, memory)  # (B, T, 512)
+            x = layer(x, memory)  # (B, T, d)
         return x
 
 
@@ -138,7 +138,7 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(*(EncoderLayer(d, heads, d_ff, p) for _ in range(n)))
 
     def forward(self, x):
-        y = self.layers(x)  # (B, S, 512)
+        y = self.layers(x)  # (B, S, d)
         return y
 
 
@@ -151,7 +151,7 @@ class Decoder(nn.Module):
         self.layers = DecoderLayers(n, d, heads, d_ff, p)
 
     def forward(self, x, memory):
-        y = self.layers(x, memory)  # (B, T, 512)
+        y = self.layers(x, memory)  # (B, T, ?)
         return y
 
 
@@ -172,15 +172,15 @@ class Transformer(nn.Module):
 
     def forward(self, src, tgt):
         emb_scale = math.sqrt(self.d)
-        memory = self.embed(src)  # (B, S, 512)
-        memory = memory * emb_scale  # (B, S, 512)
-        memory = add_sinusoidal_encoding(memory)  # (B, S, 512)
-        memory = F.dropout(memory, self.p, training=self.training)  # (B, S, 512)
-        memory = self.encoder(memory)  # (B, S, 512)
+        memory = self.embed(src)  # (B, S, d)
+        memory = memory * emb_scale  # (B, S, d)
+        memory = add_sinusoidal_encoding(memory)  # (B, S, d)
+        memory = F.dropout(memory, self.p, training=self.training)  # (B, S, d)
+        memory = self.encoder(memory)  # (B, S, d)
         y = self.embed(tgt)
-        y = y * emb_scale  # (B, T)
-        y = add_sinusoidal_encoding(y)  # (B, T)
-        y = F.dropout(y, self.p, training=self.training)  # (B, T)
-        y = self.decoder(y, memory)  # (B, T, 512)
-        logits = self.generator(y)  # (B, T, 37000)
+        y = y * emb_scale  # (B, T, ?)
+        y = add_sinusoidal_encoding(y)  # (B, T, ?)
+        y = F.dropout(y, self.p, training=self.training)  # (B, T, ?)
+        y = self.decoder(y, memory)  # (B, T, ?)
+        logits = self.generator(y)  # (B, T, vocab)
         return logits

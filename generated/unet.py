@@ -47,8 +47,8 @@ class Level(nn.Module):
         self.dec = None
         if depth != 0:
             self.down = Level(ch * 2, depth - 1, in_channels=ch)
-            self.up = nn.ConvTranspose2d(ch * 2, ch, 2, stride=2)
-            self.dec = DoubleConv(ch, in_channels=ch + ch)
+            self.up = nn.ConvTranspose2d(2 * ch, ch, 2, stride=2)
+            self.dec = DoubleConv(ch, in_channels=2 * ch)
         self.out_channels = ch
 
     def forward(self, x):
@@ -57,9 +57,9 @@ class Level(nn.Module):
             out = skip
         else:
             inner = F.max_pool2d(skip, 2)  # (B, ch, ?, ?)
-            inner = self.down(inner)  # (B, ch * 2, ?, ?)
+            inner = self.down(inner)  # (B, 2*ch, ?, ?)
             inner = self.up(inner)  # (B, ch, ?, ?)
-            out = torch.cat([skip, inner], dim=1)  # (B, ch + ch, ?, ?)
+            out = torch.cat([skip, inner], dim=1)  # (B, 2*ch, ?, ?)
             out = self.dec(out)  # (B, ch, ?, ?)
         return out
 
@@ -73,6 +73,6 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(base, n_classes, 1)
 
     def forward(self, x):
-        h = self.unet(x)  # (B, 64, 256, 256)
-        logits = self.head(h)  # (B, 2, 256, 256)
+        h = self.unet(x)  # (B, base, 256, 256)
+        logits = self.head(h)  # (B, n_classes, 256, 256)
         return logits

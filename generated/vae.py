@@ -32,10 +32,10 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         h = x.flatten(1)  # (B, 784)
-        h = self.fc1(h)  # (B, 400)
-        h = F.relu(h)  # (B, 400)
-        mu = self.fc_mu(h)  # (B, 20)
-        logvar = self.fc_logvar(h)  # (B, 20)
+        h = self.fc1(h)  # (B, hidden)
+        h = F.relu(h)  # (B, hidden)
+        mu = self.fc_mu(h)  # (B, latent)
+        logvar = self.fc_logvar(h)  # (B, latent)
         return mu, logvar
 
 
@@ -48,8 +48,8 @@ class Decoder(nn.Module):
         self.fc2 = nn.Linear(hidden, 784)
 
     def forward(self, z):
-        x_hat = self.fc1(z)  # (B, 400)
-        x_hat = F.relu(x_hat)  # (B, 400)
+        x_hat = self.fc1(z)  # (B, hidden)
+        x_hat = F.relu(x_hat)  # (B, hidden)
         x_hat = self.fc2(x_hat)  # (B, 784)
         x_hat = torch.sigmoid(x_hat)  # (B, 784)
         x_hat = x_hat.reshape(-1, 1, 28, 28)  # (B, 1, 28, 28)
@@ -65,7 +65,7 @@ class VAE(nn.Module):
         self.decoder = Decoder(hidden, latent)
 
     def forward(self, x):
-        mu, logvar = self.encoder(x)  # (B, 20), (B, 20)
-        z = reparameterize(mu, logvar, self.training)  # (B, 20)
+        mu, logvar = self.encoder(x)  # (B, latent), (B, latent)
+        z = reparameterize(mu, logvar, self.training)  # (B, latent)
         x_hat = self.decoder(z)  # (B, 1, 28, 28)
         return x_hat, mu, logvar

@@ -44,13 +44,13 @@ class VGGClassifier(nn.Sequential):
 
     def __init__(self, num_classes, hidden=4096, p=0.5) -> None:
         super().__init__()
-        self.append(nn.Linear(25088, hidden))  # (B, 4096)
-        self.append(nn.ReLU())  # (B, 4096)
-        self.append(nn.Dropout(p))  # (B, 4096)
-        self.append(nn.Linear(hidden, hidden))  # (B, 4096)
-        self.append(nn.ReLU())  # (B, 4096)
-        self.append(nn.Dropout(p))  # (B, 4096)
-        self.append(nn.Linear(hidden, num_classes))  # (B, 1000)
+        self.append(nn.Linear(25088, hidden))  # (B, hidden)
+        self.append(nn.ReLU())  # (B, hidden)
+        self.append(nn.Dropout(p))  # (B, hidden)
+        self.append(nn.Linear(hidden, hidden))  # (B, hidden)
+        self.append(nn.ReLU())  # (B, hidden)
+        self.append(nn.Dropout(p))  # (B, hidden)
+        self.append(nn.Linear(hidden, num_classes))  # (B, num_classes)
 
 
 class VGG16(nn.Module):
@@ -64,8 +64,8 @@ class VGG16(nn.Module):
         self.classifier = VGGClassifier(num_classes, p=dropout_p)
 
     def forward(self, x):
-        h = self.features(x)  # (B, 512, 7, 7)
-        h = self.avgpool(h)  # (B, 512, 7, 7)
-        h = h.flatten(1)  # (B, 25088)
-        logits = self.classifier(h)  # (B, 1000)
+        h = self.features(x)  # (B, ?, ?, ?)
+        h = self.avgpool(h)  # (B, ?, 7, 7)
+        h = h.flatten(1)  # (B, ?)
+        logits = self.classifier(h)  # (B, num_classes)
         return logits

@@ -30,8 +30,8 @@ class GeneratorMLP(nn.Sequential):
             self.append(nn.BatchNorm1d(width))  # (B, width)
             self.append(nn.LeakyReLU(0.2))  # (B, width)
             h_features = width
-        self.append(nn.Linear(h_features, out_features))  # (B, 784)
-        self.append(nn.Tanh())  # (B, 784)
+        self.append(nn.Linear(h_features, out_features))  # (B, out_features)
+        self.append(nn.Tanh())  # (B, out_features)
 
 
 class Generator(nn.Module):
@@ -44,8 +44,8 @@ class Generator(nn.Module):
         self.model = GeneratorMLP(channels * img_size * img_size)
 
     def forward(self, z):
-        img = self.model(z)  # (B, 784)
-        img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, 1, 28, 28)
+        img = self.model(z)  # (B, channels*img_size*img_size)
+        img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, ?, ?, ?)
         return img
 
 

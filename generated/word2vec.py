@@ -34,9 +34,9 @@ class SkipGram(nn.Module):
         self.out_embed = nn.Linear(dim, vocab, bias=False)
 
     def forward(self, center):
-        v = self.in_embed(center)  # (B, 300)
-        logits = self.out_embed(v)  # (B, 10000)
-        log_probs = F.log_softmax(logits, dim=-1)  # (B, 10000)
+        v = self.in_embed(center)  # (B, dim)
+        logits = self.out_embed(v)  # (B, vocab)
+        log_probs = F.log_softmax(logits, dim=-1)  # (B, vocab)
         return logits, log_probs
 
 
@@ -49,12 +49,12 @@ class SkipGramNS(nn.Module):
         self.out_embed = nn.Embedding(vocab, dim)
 
     def forward(self, center, context, negatives):
-        v = self.in_embed(center)  # (B, 300)
-        u = self.out_embed(context)  # (B, 300)
-        pos_score = u * v  # (B, 300)
+        v = self.in_embed(center)  # (B, dim)
+        u = self.out_embed(context)  # (B, dim)
+        pos_score = u * v  # (B, dim)
         pos_score = pos_score.sum(dim=-1)  # (B,)
         n = self.out_embed(negatives)
-        vk = v.unsqueeze(1)  # (B, 1, 300)
-        neg_score = n * vk  # (B, K, 300)
+        vk = v.unsqueeze(1)  # (B, 1, dim)
+        neg_score = n * vk  # (B, K, ?)
         neg_score = neg_score.sum(dim=-1)  # (B, K)
         return pos_score, neg_score

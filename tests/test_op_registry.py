@@ -38,7 +38,7 @@ def test_every_op_has_every_form_doc_and_category(name):
         assert op.torch is None, f"{name} is internal: the PyTorch emitter never sees it"
         return
     assert op.torch is not None, f"{name} has no PyTorch form"
-    assert callable(op.torch.call) and callable(op.torch.shape)
+    assert callable(op.torch.call)
     assert op.category in CATEGORIES, f"{name}: category {op.category!r} has no section in docs/ops.md"
     assert op.category.capitalize() in _headings()
 

@@ -1,10 +1,9 @@
-"""The ops' PyTorch forms (`OpDef.torch`, compiler/ops/) and helper layers (runtime/layers.py (dlc.runtime.layers)).
+"""The ops' PyTorch forms (`OpDef.torch`, compiler/ops/) and the helper layers (dlc.runtime.layers).
 
 For a sample configuration of every op, the emitted module and call sources are evaluated with
 only the helpers the entry names, run on random input, and checked against the compiler: output
-shapes against the op's shape rule, state_dict names and shapes against its weights, and the
-entry's size sources against the true sizes. Numerics of the helper layers are checked against
-their PyTorch counterparts.
+shapes against the op's shape rule, state_dict names and shapes against its weights. Numerics of
+the helper layers are checked against their PyTorch counterparts.
 """
 from __future__ import annotations
 
@@ -212,9 +211,6 @@ def test_entry_matches_the_compiler(case):
         assert [tuple(o.shape) for o in out] == expected
         for o, first in zip(out, outs[0], strict=True):
             torch.testing.assert_close(o, first)
-    sizes = entry.shape(src)
-    assert [len(s) for s in sizes] == [len(s) for s in expected]
-    assert [tuple(eval(d, {"__builtins__": {}, "min": min}) for d in s) for s in sizes] == expected
 
 
 def zoo_nodes() -> list[tuple[str, dict, list[TensorType], list[TensorType]]]:
@@ -232,8 +228,8 @@ def zoo_nodes() -> list[tuple[str, dict, list[TensorType], list[TensorType]]]:
 
 
 def test_zoo_nodes():
-    """Each zoo node with symbolic dims unknown (None): modules build with the op's exact weights,
-    and every size the entry writes equals the compiler's where that is a constant."""
+    """Each zoo node with symbolic dims unknown (None): modules build with the op's exact weights.
+    (Sizes are the op's own shape rule evaluated on the class's sizes: tests/test_symbolic_rules.py.)"""
     nodes = zoo_nodes()
     assert len(nodes) > 200
     for op, attrs, ins, outs in nodes:
@@ -249,12 +245,6 @@ def test_zoo_nodes():
             assert entry.call(src, "self.m", names) == f"self.m({', '.join(names)})"
         if OPS[op].weight_free:
             entry.call(src, None, names)
-        sizes = entry.shape(src)
-        assert [len(s) for s in sizes] == [t.rank for t in outs], (op, attrs)
-        for size, t in zip(sizes, outs, strict=True):
-            for text, d in zip(size, t.shape, strict=True):
-                if text is not None and d.is_const:
-                    assert eval(text, {"min": min}) == d.value, (op, attrs, size, t)
 
 
 # --- readable source ----------------------------------------------------------------------------------
@@ -271,11 +261,9 @@ def test_conv_source_omits_defaults_and_prints_given_keywords():
     s = src(CONV, {"out", "kernel", "stride", "padding", "bias"}, (None, "3", "H", "W"))
     assert OPS["conv2d"].torch.module(s) == "nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)"
     assert OPS["conv2d"].torch.call(s, "self.conv1", ["h"]) == "self.conv1(h)"
-    assert OPS["conv2d"].torch.shape(s) == [(None, "64", "(H - 1) // 2 + 1", "(W - 1) // 2 + 1")]
     s = src({**CONV, "stride": "(1, 1)", "padding": "'same'", "bias": "True", "kernel": "(3, 5)"},
             {"stride"}, (None, "c", "H", "W"))
     assert OPS["conv2d"].torch.module(s) == "nn.Conv2d(c, 64, (3, 5), stride=1, padding='same')"
-    assert OPS["conv2d"].torch.shape(s) == [(None, "64", "H", "W")]
 
 
 def test_masked_conv_source():
@@ -289,7 +277,6 @@ def test_activation_pool_and_dropout_sources():
                 "ceil_mode": "False"}, {"kernel", "stride", "padding"}, (None, "64", "112", "112"))
     assert OPS["maxpool2d"].torch.module(pool) == "nn.MaxPool2d(3, stride=2, padding=1)"
     assert OPS["maxpool2d"].torch.call(pool, None, ["h"]) == "F.max_pool2d(h, 3, stride=2, padding=1)"
-    assert OPS["maxpool2d"].torch.shape(pool) == [(None, "64", "56", "56")]
     assert OPS["relu"].torch.call(src({}, set(), (None, "8")), None, ["h"]) == "F.relu(h)"
     assert OPS["relu"].torch.module(src({}, set(), (None, "8"))) == "nn.ReLU()"
     drop = src({"p": "p"}, {"p"}, (None, "8"))
@@ -298,28 +285,20 @@ def test_activation_pool_and_dropout_sources():
     assert OPS["leaky_relu"].torch.module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
     up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
     assert OPS["upsample"].torch.module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
-    assert OPS["upsample"].torch.shape(up) == [(None, "3", "H * 2", "16")]
 
 
 def test_tensor_op_sources():
     assert OPS["concat"].torch.call(src({"dim": "1"}, set(), (None, "c", "8"), (None, "32", "8")), None,
                                 ["a", "b"]) == "torch.cat([a, b], dim=1)"
-    assert OPS["concat"].torch.shape(src({"dim": "1"}, set(), (None, "c - 1", "8"), (None, "k * 2", "8"))) == \
-        [(None, "c - 1 + k * 2", "8")]
     assert OPS["add"].torch.call(src({}, set()), None, ["a + b", "c"]) == "a + b + c"
     assert OPS["mul"].torch.call(src({}, set()), None, ["a + b", "c"]) == "(a + b) * c"
     flat = src({"start": "1", "end": "-1"}, set(), (None, "16", "5", "5"))
     assert (OPS["flatten"].torch.module(flat), OPS["flatten"].torch.call(flat, None, ["h"])) == ("nn.Flatten()", "h.flatten(1)")
-    assert OPS["flatten"].torch.shape(flat) == [(None, "400")]
-    assert OPS["flatten"].torch.shape(src({"start": "1", "end": "-1"}, set(), (None, "c", "4", "4"))) == \
-        [(None, "c * 4 * 4")]
-    assert OPS["flatten"].torch.shape(src({"start": "1", "end": "-1"}, set(), (None, "c", None))) == [(None, None)]
     sel = src({"dim": "1", "index": "0"}, {"dim", "index"}, (None, "T", "768"))
     assert OPS["select"].torch.call(sel, None, ["h"]) == "h[:, 0]"
     reshape = src({"shape": "(-1, channels, size, size)"}, {"shape"}, (None, "784"))
     assert OPS["reshape"].torch.module(reshape) == "Reshape((-1, channels, size, size))"
     assert OPS["reshape"].torch.call(reshape, None, ["self.fc(z)"]) == "self.fc(z).reshape(-1, channels, size, size)"
-    assert OPS["reshape"].torch.shape(reshape) == [(None, "channels", "size", "size")]
     assert OPS["reparameterize"].torch.call(src({}, set()), None, ["mu", "logvar"]) == \
         "reparameterize(mu, logvar, self.training)"
     att = src({"causal": "False", "scaled": "False"}, {"scaled"})
@@ -331,28 +310,20 @@ def test_sequence_sources():
                {"hidden", "bidirectional", "state"}, (None, None, "emb"))
     assert OPS["lstm"].torch.module(lstm) == "LSTM(emb, hidden, bidirectional=True, return_state=True)"
     assert OPS["lstm"].torch.call(lstm, "self.enc", ["x", "h0", "c0"]) == "self.enc(x, h0, c0)"
-    assert OPS["lstm"].torch.shape(lstm) == [(None, None, "2 * hidden"), ("2", None, "hidden"), ("2", None, "hidden")]
     mha = src({"heads": "2", "causal": "True", "dropout": "0.0", "bias": "True"}, {"heads", "causal"},
               (None, None, "d"), (None, None, "5"))
     assert OPS["mha"].torch.module(mha) == "MultiheadAttention(d, 2, causal=True, kdim=5)"
     lin = src({"out": "4 * d", "bias": "True"}, {"out"}, (None, None, "d"))
     assert OPS["linear"].torch.module(lin) == "nn.Linear(d, 4 * d)"
-    assert OPS["linear"].torch.shape(lin) == [(None, None, "4 * d")]
     ln = src({"eps": "eps", "dims": "1", "affine": "True"}, {"eps"}, (None, None, "d"))
     assert OPS["layernorm"].torch.module(ln) == "nn.LayerNorm(d, eps=eps)"
 
 
-def test_non_literal_dims_leave_sizes_unknown():
+def test_non_literal_dims_are_written_as_given():
     x = (None, "c", "8")
-    assert OPS["unsqueeze"].torch.shape(src({"dim": "d"}, {"dim"}, x)) == [(None, None, None, None)]
-    assert OPS["transpose"].torch.shape(src({"dim0": "1", "dim1": "d"}, set(), x)) == [(None, None, None)]
-    assert OPS["concat"].torch.shape(src({"dim": "d"}, set(), x, x)) == [(None, None, None)]
-    assert OPS["chunk"].torch.shape(src({"chunks": "2", "dim": "d"}, set(), x)) == [(None, None, None)] * 2
     assert OPS["select"].torch.call(src({"dim": "d", "index": "0"}, set(), x), None, ["h"]) == "h.select(d, 0)"
     assert OPS["slice"].torch.call(src({"dim": "d", "start": "1", "end": "None", "step": "1"}, {"dim", "start"}, x),
                                None, ["h"]) == "Slice(d, start=1)(h)"
-    with pytest.raises(ValueError):
-        OPS["flatten"].torch.shape(src({"start": "s", "end": "-1"}, set(), x))
 
 
 def test_unknown_sizes_raise_missing_size():

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 
 from ..emit.onnx.context import ONNX_DTYPES, OnnxContext
-from ..emit.torch.forms import (Dims, OpSource, _call, _kw, _multi, _same, _size, _tidy, _value, _weighted)
+from ..emit.torch.forms import (OpSource, _call, _kw, _multi, _size, _tidy, _value, _weighted)
 from ..ir.dims import Dim, numel, shape_str
-from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, int_, need_float, need_rank, prob,
-                    register)
+from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, differ, divides, int_,
+                    need_float, need_rank, prob, register, shapes_differ)
 
 _FLOAT_NUMPY = {"f32": "float32", "f64": "float64", "f16": "float16"}
 
@@ -80,11 +80,11 @@ def _mha_infer(a: Attrs, ins: Types) -> Types:
         need_rank(t, (3,), "(B, T, E)", i)
         need_float(t, i)
     e = concrete(q.shape[2], "the embedding dimension")
-    if e % a["heads"]:
+    if not divides(a["heads"], e):
         raise ShapeError(f"embedding dimension {e} is not divisible by heads={a['heads']}")
-    if k.shape[:2] != v.shape[:2]:
+    if shapes_differ(k.shape[:2], v.shape[:2]):
         raise ShapeError(f"keys {shape_str(k.shape)} and values {shape_str(v.shape)} differ in batch or length", 2)
-    if q.shape[0] != k.shape[0]:
+    if differ(q.shape[0], k.shape[0]):
         raise ShapeError(f"queries {shape_str(q.shape)} and keys {shape_str(k.shape)} differ in batch size", 1)
     return [q]
 
@@ -141,7 +141,7 @@ register(OpDef(
     _mha_infer, "multi-head attention: self (x), cross (q, kv) or (q, k, v); `causal` masks future steps",
     "(B, Tq, E)[, (B, Tk, Ek)[, (B, Tk, Ev)]] -> (B, Tq, E)", "attention", inputs=(1, 3),
     weights=_mha_weights, macs=_mha_macs, elementwise_flops=0,
-    torch=_weighted("mha", _mha_module, _same, ("MultiheadAttention",)), onnx=_mha_onnx))
+    torch=_weighted("mha", _mha_module, ("MultiheadAttention",)), onnx=_mha_onnx))
 
 
 # --- dot-product attention without projections ----------------------------------------------------
@@ -150,9 +150,9 @@ def _attention_infer(a: Attrs, ins: Types) -> Types:
     q, k, v = ins
     if not q.rank == k.rank == v.rank or q.rank < 2:
         raise ShapeError(f"q, k, v must have the same rank >= 2, got {shape_str(q.shape)}, {shape_str(k.shape)}, {shape_str(v.shape)}")
-    if q.shape[-1] != k.shape[-1]:
+    if differ(q.shape[-1], k.shape[-1]):
         raise ShapeError(f"query and key feature sizes differ: `{q.shape[-1]}` vs `{k.shape[-1]}`", 1)
-    if k.shape[-2] != v.shape[-2]:
+    if differ(k.shape[-2], v.shape[-2]):
         raise ShapeError(f"keys and values differ in length: `{k.shape[-2]}` vs `{v.shape[-2]}`", 2)
     return [v.with_shape((*q.shape[:-1], v.shape[-1]))]
 
@@ -162,11 +162,6 @@ def _attention_call(src: OpSource, inputs: list[str]) -> str:
     scale = None if _value(scaled) is True else "scale=1.0" if _value(scaled) is False else \
         f"scale=None if {scaled} else 1.0"
     return _call("F.scaled_dot_product_attention", [*inputs, _kw(src, "causal", False, "is_causal"), scale])
-
-
-def _attention_shape(src: OpSource) -> list[Dims]:
-    q, _, v = src.in_shapes
-    return [(*q[:-1], v[-1])]
 
 
 def _attention_onnx(ctx: OnnxContext) -> list[str]:
@@ -191,7 +186,7 @@ register(OpDef(
     _attention_infer, "softmax(q k^T / sqrt(d)) v without projections (Luong's dot attention)",
     "(.., Tq, D), (.., Tk, D), (.., Tk, Dv) -> (.., Tq, Dv)", "attention", inputs=(3, 3),
     macs=lambda a, ins, outs: numel(ins[0].shape) * ins[1].shape[-2] + numel(outs[0].shape) * ins[1].shape[-2],
-    torch=_multi(_attention_call, _attention_shape), onnx=_attention_onnx))
+    torch=_multi(_attention_call), onnx=_attention_onnx))
 
 
 # --- additive (Bahdanau) attention ----------------------------------------------------------------
@@ -206,7 +201,7 @@ def _additive_infer(a: Attrs, ins: Types) -> Types:
 
 
 def _additive_weights(a: Attrs, ins: Types):
-    u = Dim.const(a["units"])
+    u = Dim.of(a["units"])
     return [("query.weight", (u, ins[0].shape[2]), True), ("key.weight", (u, ins[1].shape[2]), True),
             ("score.weight", (Dim.const(1), u), True)]
 
@@ -235,6 +230,5 @@ register(OpDef(
     "(B, Tq, Dq), (B, Tk, Dk) -> (B, Tq, Dk)", "attention", inputs=(2, 2),
     weights=_additive_weights, macs=_additive_macs,
     torch=_weighted("additive_attention", lambda s: _call("AdditiveAttention", [
-        _size(s, 0, -1), _size(s, 1, -1), _tidy(s.attrs["units"])]),
-        lambda s: [(*s.in_shapes[0][:2], s.in_shapes[1][-1])], ("AdditiveAttention",)),
+        _size(s, 0, -1), _size(s, 1, -1), _tidy(s.attrs["units"])]), ("AdditiveAttention",)),
     onnx=_additive_onnx))

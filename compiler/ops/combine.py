@@ -8,26 +8,12 @@ right), so that results round the same way.
 from __future__ import annotations
 
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, binary, scalar
-from ..emit.torch.forms import (Dims, OpSource, TorchEntry, _call, _const, _dim_attr, _expr, _join, _kw,
-                                _literal_items, _method, _multi, _tidy, _unknown, _value)
+from ..emit.torch.forms import (TorchEntry, _call, _join, _kw,
+                                _method, _multi, _tidy)
 from ..ir.dims import Dim, numel, shape_str
 from ..ir.types import FLOAT_DTYPES, TensorType
-from .table import Attrs, OpDef, Param, ShapeError, Types, broadcast, float_, int_, int_list, norm_dim, register
-
-
-def _broadcast_dims(shapes: list[Dims]) -> Dims:
-    """Right-aligned broadcast of dim sources: the first size other than "1" at each position."""
-    rank = max(len(s) for s in shapes)
-    out = []
-    for i in range(rank):
-        dims = [s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0]
-        sized = [d for d in dims if d is not None and _value(d) != 1]
-        out.append(sized[0] if sized else "1" if None not in dims else None)
-    return tuple(out)
-
-
-def _broadcast_shape(src: OpSource) -> list[Dims]:
-    return [_broadcast_dims(list(src.in_shapes))]
+from .table import (Attrs, OpDef, Param, ShapeError, Types, broadcast, differ, exactly, float_, int_,
+                    int_list, norm_dim, register)
 
 
 # --- concat -------------------------------------------------------------------------------------
@@ -40,20 +26,11 @@ def _concat_infer(a: Attrs, ins: Types) -> Types:
         if t.rank != first.rank:
             raise ShapeError(f"input {i} has rank {t.rank}, input 0 has rank {first.rank}", i)
         for k in range(first.rank):
-            if k != d and t.shape[k] != first.shape[k]:
+            if k != d and differ(t.shape[k], first.shape[k]):
                 raise ShapeError(f"inputs differ outside the concat dim {a['dim']}: "
                                  f"{shape_str(first.shape)} vs {shape_str(t.shape)}", i)
         total = total + t.shape[d]
     return [first.with_shape((*first.shape[:d], total, *first.shape[d + 1:]))]
-
-
-def _concat_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x))
-    if d is None:
-        return [_unknown(len(x))]
-    return [(*x[:d], _expr(" + ".join(f"{{{i}}}" for i in range(len(src.in_shapes))),
-                          *(s[d] for s in src.in_shapes)), *x[d + 1:])]
 
 
 def _concat_onnx(ctx: OnnxContext) -> list[str]:
@@ -63,7 +40,7 @@ def _concat_onnx(ctx: OnnxContext) -> list[str]:
 register(OpDef(
     "concat", (Param("dim", int_(), 1, "int"),), _concat_infer, "concatenate along `dim`",
     "(.., a, ..), (.., b, ..) -> (.., a+b, ..)", "combine", inputs=(2, -1),
-    torch=_multi(lambda s, xs: _call("torch.cat", [f"[{', '.join(xs)}]", _kw(s, "dim", 0)]), _concat_shape),
+    torch=_multi(lambda s, xs: _call("torch.cat", [f"[{', '.join(xs)}]", _kw(s, "dim", 0)])),
     onnx=_concat_onnx))
 
 
@@ -100,23 +77,18 @@ def _div_onnx(ctx: OnnxContext) -> list[str]:
 
 def _operator(symbol: str) -> TorchEntry:
     """`a <symbol> b <symbol> ...` with the parentheses Python needs."""
-    return _multi(lambda s, xs: _join(symbol, xs), _broadcast_shape)
+    return _multi(lambda s, xs: _join(symbol, xs))
 
 
 def _matmul_infer(a: Attrs, ins: Types) -> Types:
     x, y = ins
     if x.rank < 2 or y.rank < 2:
         raise ShapeError(f"expects two inputs of rank >= 2, got {shape_str(x.shape)} and {shape_str(y.shape)}")
-    if x.shape[-1] != y.shape[-2]:
+    if differ(x.shape[-1], y.shape[-2]):
         raise ShapeError(f"inner dims differ: {shape_str(x.shape)} @ {shape_str(y.shape)} "
                          f"(`{x.shape[-1]}` vs `{y.shape[-2]}`)", 1)
     batch = broadcast([x.shape[:-2], y.shape[:-2]])
     return [x.with_shape((*batch, x.shape[-2], y.shape[-1]))]
-
-
-def _matmul_shape(src: OpSource) -> list[Dims]:
-    x, y = src.in_shapes
-    return [(*_broadcast_dims([x[:-2], y[:-2]]), x[-2], y[-1])]
 
 
 _ELEMENTWISE_RULE = "broadcast(x, y) -> broadcast shape"
@@ -132,7 +104,7 @@ register(
           elementwise_flops=1, torch=_operator("/"), onnx=_div_onnx),
     OpDef("matmul", (), _matmul_infer, "batched matrix product", "(.., n, k), (.., k, m) -> (.., n, m)", "combine",
           inputs=(2, 2), macs=lambda a, ins, outs: numel(outs[0].shape) * ins[0].shape[-1],
-          torch=_multi(lambda s, xs: _join("@", xs), _matmul_shape), onnx=binary("MatMul")),
+          torch=_multi(lambda s, xs: _join("@", xs)), onnx=binary("MatMul")),
 )
 
 
@@ -141,7 +113,7 @@ register(
 def _chunk_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     d = norm_dim(a["dim"], x.rank)
-    part = x.shape[d].exact_div(a["chunks"])
+    part = exactly(x.shape[d], a["chunks"])
     if part is None:
         raise ShapeError(f"dimension {a['dim']} of size `{x.shape[d]}` does not split into {a['chunks']} equal chunks")
     return [x.with_shape((*x.shape[:d], part, *x.shape[d + 1:]))] * a["chunks"]
@@ -150,27 +122,9 @@ def _chunk_infer(a: Attrs, ins: Types) -> Types:
 def _split_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     d = norm_dim(a["dim"], x.rank)
-    if Dim.const(sum(a["sizes"])) != x.shape[d]:
+    if differ(Dim.of(sum(a["sizes"])), x.shape[d]):
         raise ShapeError(f"sizes {list(a['sizes'])} add up to {sum(a['sizes'])}, but dimension {a['dim']} has size `{x.shape[d]}`")
-    return [x.with_shape((*x.shape[:d], Dim.const(s), *x.shape[d + 1:])) for s in a["sizes"]]
-
-
-def _parts_shape(src: OpSource, sizes: list[str | None]) -> list[Dims]:
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x))
-    return [_unknown(len(x)) if d is None else (*x[:d], size, *x[d + 1:]) for size in sizes]
-
-
-def _chunk_shape(src: OpSource) -> list[Dims]:
-    chunks = _const(src, "chunks")
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x))
-    part = None if d is None else _expr("{0} // {1}", x[d], str(chunks))
-    return _parts_shape(src, [part] * chunks)
-
-
-def _split_shape(src: OpSource) -> list[Dims]:
-    return _parts_shape(src, _literal_items(src, "sizes"))
+    return [x.with_shape((*x.shape[:d], Dim.of(s), *x.shape[d + 1:])) for s in a["sizes"]]
 
 
 def _chunk_onnx(ctx: OnnxContext) -> list[str]:
@@ -193,13 +147,13 @@ register(
           "split into `chunks` equal parts (several outputs)", "(.., n, ..) -> chunks x (.., n/chunks, ..)", "combine",
           outputs=lambda a, n: a["chunks"],
           torch=_method("Chunk", "chunk", lambda s: [_tidy(s.attrs["chunks"]), _kw(s, "dim", 1)],
-                        lambda s: [_tidy(s.attrs["chunks"]), _kw(s, "dim", 0)], _chunk_shape),
+                        lambda s: [_tidy(s.attrs["chunks"]), _kw(s, "dim", 0)]),
           onnx=_chunk_onnx),
     OpDef("split", (Param("sizes", int_list, type_name="[int]"), Param("dim", int_(), 1, "int")), _split_infer,
           "split into parts of the given sizes (several outputs)", "(.., sum(sizes), ..) -> (.., s_i, ..) each",
           "combine", outputs=lambda a, n: len(a["sizes"]),
           torch=_method("Split", "split", lambda s: [_tidy(s.attrs["sizes"]), _kw(s, "dim", 1)],
-                        lambda s: [_tidy(s.attrs["sizes"]), _kw(s, "dim", 0)], _split_shape),
+                        lambda s: [_tidy(s.attrs["sizes"]), _kw(s, "dim", 0)]),
           onnx=_split_onnx),
 )
 
@@ -210,14 +164,6 @@ def _cosine_infer(a: Attrs, ins: Types) -> Types:
     shape = broadcast([t.shape for t in ins])
     d = norm_dim(a["dim"], len(shape))
     return [ins[0].with_shape(shape[:d] + shape[d + 1:])]
-
-
-def _cosine_shape(src: OpSource) -> list[Dims]:
-    shape = _broadcast_dims(list(src.in_shapes))
-    d = _dim_attr(src, "dim", len(shape))
-    if d is None:
-        return [_unknown(len(shape) - 1)]
-    return [(*shape[:d], *shape[d + 1:])]
 
 
 def _cosine_onnx(ctx: OnnxContext) -> list[str]:
@@ -245,6 +191,5 @@ register(OpDef(
     "cosine_similarity", (Param("dim", int_(), 1, "int"), Param("eps", float_, 1e-8, "number")),
     _cosine_infer, "cosine of the angle between x and y along `dim`", "(.., D, ..), (.., D, ..) -> (.., ..)",
     "combine", inputs=(2, 2), macs=lambda a, ins, outs: numel(ins[0].shape) * 3,
-    torch=_multi(lambda s, xs: _call("F.cosine_similarity", [*xs, _kw(s, "dim", 1), _kw(s, "eps", 1e-8)]),
-                 _cosine_shape),
+    torch=_multi(lambda s, xs: _call("F.cosine_similarity", [*xs, _kw(s, "dim", 1), _kw(s, "eps", 1e-8)])),
     onnx=_cosine_onnx))

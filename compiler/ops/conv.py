@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..emit.onnx.context import OnnxContext
-from ..emit.torch.forms import (_ALWAYS, _CONV_SIZE, Dims, OpSource, ShapeFn, _call, _columns, _expr, _kw, _simplify,
-                                _size, _tidy, _value, _weighted)
+from ..emit.torch.forms import (_ALWAYS, OpSource, _call, _kw, _size, _tidy, _weighted)
 from ..ir.dims import Dim, numel
 from ..ir.types import TensorType
-from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, choice, concrete, int_, ints, need_float,
-                    need_rank, padding, register)
+from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, choice, concrete, divides, int_, ints,
+                    need_float, need_rank, padding, register)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +28,7 @@ def conv_transpose_out(size: Dim, k: int, s: int, p: int, d: int, op: int) -> Di
 def _channels(a: Attrs, x: TensorType) -> int:
     cin = concrete(x.shape[1], "the channel dimension")
     g = a["groups"]
-    if cin % g or a["out"] % g:
+    if not (divides(g, cin) and divides(g, a["out"])):
         raise ShapeError(f"groups={g} must divide both input channels {cin} and output channels {a['out']}")
     return cin
 
@@ -52,7 +51,7 @@ def _conv_infer(n: int):
             if out.is_const and out.value <= 0:
                 raise ShapeError(f"kernel {a['kernel'][i]} (dilation {a['dilation'][i]}) is larger than the padded input size {size}+2*{a['padding'][i]}")
             spatial.append(out)
-        return [x.with_shape((x.shape[0], Dim.const(a["out"]), *spatial))]
+        return [x.with_shape((x.shape[0], Dim.of(a["out"]), *spatial))]
     return infer
 
 
@@ -102,7 +101,7 @@ def _tconv_infer(n: int):
         for size in spatial:
             if size.is_const and size.value <= 0:
                 raise ShapeError(f"padding {a['padding']} leaves no output (size {size})")
-        return [x.with_shape((x.shape[0], Dim.const(a["out"]), *spatial))]
+        return [x.with_shape((x.shape[0], Dim.of(a["out"]), *spatial))]
     return infer
 
 
@@ -122,22 +121,6 @@ def _tconv_macs(a: Attrs, ins: Types, outs: Types) -> Dim:
 # --- PyTorch forms ------------------------------------------------------------------------------
 
 # size, padding, dilation, kernel, stride (as in forms._CONV_SIZE), output_padding
-_TCONV_SIZE = "({0} - 1) * {4} - 2 * {1} + {2} * ({3} - 1) + {5} + 1"
-
-
-def _conv_shape(n: int, transposed: bool = False) -> ShapeFn:
-    def shape(src: OpSource) -> list[Dims]:
-        x = src.in_shapes[0]
-        if _value(src.attrs["padding"]) == "same":
-            spatial = list(x[2:])
-        else:
-            names = ("padding", "dilation", "kernel", "stride") + (("output_padding",) if transposed else ())
-            rule = _TCONV_SIZE if transposed else _CONV_SIZE
-            spatial = [_expr(rule, size, *col) for size, col in zip(x[2:], _columns(src, names, n))]
-        return [(x[0], _simplify(src.attrs["out"]), *spatial)]
-    return shape
-
-
 _CONV_KWS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1), ("bias", True))
 _TCONV_KWS = (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1), ("groups", 1), ("bias", True))
 _MASKED_KWS = (("mask", _ALWAYS), ("stride", 1), ("padding", "same"), ("dilation", 1), ("groups", 1), ("bias", True))
@@ -185,13 +168,12 @@ for _n in (1, 2, 3):
     register(
         OpDef(f"conv{_n}d", _conv_params(_n), _conv_infer(_n), f"{_n}-D convolution", _CONV_RULE, "convolution",
               weights=_conv_weights, macs=_conv_macs,
-              torch=_weighted(f"conv{_n}d", _conv_module(f"nn.Conv{_n}d", _CONV_KWS), _conv_shape(_n)),
+              torch=_weighted(f"conv{_n}d", _conv_module(f"nn.Conv{_n}d", _CONV_KWS)),
               onnx=_conv_onnx),
         OpDef(f"conv_transpose{_n}d", _conv_params(_n, transposed=True), _tconv_infer(_n),
               f"{_n}-D transposed convolution", _TCONV_RULE, "convolution",
               weights=_tconv_weights, macs=_tconv_macs,
-              torch=_weighted(f"conv_transpose{_n}d", _conv_module(f"nn.ConvTranspose{_n}d", _TCONV_KWS),
-                              _conv_shape(_n, transposed=True)),
+              torch=_weighted(f"conv_transpose{_n}d", _conv_module(f"nn.ConvTranspose{_n}d", _TCONV_KWS)),
               onnx=_conv_transpose_onnx),
     )
 
@@ -231,5 +213,5 @@ register(OpDef(
     _masked_infer, "PixelCNN masked 2-D convolution: each output sees only pixels above and to the left "
     "(mask A also hides the centre pixel, B keeps it); the mask is spatial and shared by all channels",
     _CONV_RULE, "convolution", weights=_conv_weights, macs=_conv_macs,
-    torch=_weighted("masked_conv2d", _conv_module("MaskedConv2d", _MASKED_KWS), _conv_shape(2), ("MaskedConv2d",)),
+    torch=_weighted("masked_conv2d", _conv_module("MaskedConv2d", _MASKED_KWS), ("MaskedConv2d",)),
     onnx=_masked_conv_onnx))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext
-from ..emit.torch.forms import Dims, OpSource, _call, _kw, _simplify, _size, _tidy, _weighted
+from ..emit.torch.forms import _call, _kw, _size, _tidy, _weighted
 from ..ir.dims import Dim, numel
 from .table import Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, int_, need_float, register
 
@@ -13,17 +13,13 @@ def _linear_infer(a: Attrs, ins: Types) -> Types:
         raise ShapeError("expects at least one dimension (..., in_features)")
     need_float(x)
     concrete(x.shape[-1], "the feature (last) dimension")
-    return [x.with_shape((*x.shape[:-1], Dim.const(a["out"])))]
+    return [x.with_shape((*x.shape[:-1], Dim.of(a["out"])))]
 
 
 def _linear_weights(a: Attrs, ins: Types):
     cin = ins[0].shape[-1]
     w = [("weight", (Dim.const(a["out"]), cin), True)]
     return w + ([("bias", (Dim.const(a["out"]),), True)] if a["bias"] else [])
-
-
-def _linear_shape(src: OpSource) -> list[Dims]:
-    return [(*src.in_shapes[0][:-1], _simplify(src.attrs["out"]))]
 
 
 def _linear_onnx(ctx: OnnxContext) -> list[str]:
@@ -41,5 +37,5 @@ register(OpDef(
     _linear_infer, "affine map of the last dimension, y = x W^T + b", "(..., in) -> (..., out)", "dense",
     weights=_linear_weights, macs=lambda a, ins, outs: numel(outs[0].shape) * ins[0].shape[-1],
     torch=_weighted("linear", lambda s: _call("nn.Linear", [_size(s, 0, -1), _tidy(s.attrs["out"]),
-                                                           _kw(s, "bias", True)]), _linear_shape),
+                                                           _kw(s, "bias", True)])),
     onnx=_linear_onnx))

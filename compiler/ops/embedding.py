@@ -13,10 +13,11 @@ import math
 from typing import TYPE_CHECKING
 
 from ..emit.onnx.context import ONNX_DTYPES, NoOnnxForm, OnnxContext
-from ..emit.torch.forms import TorchEntry, _call, _kw, _same, _simplify, _size, _tidy, _unary, _weighted
+from ..emit.torch.forms import TorchEntry, _call, _kw, _size, _tidy, _unary, _weighted
 from ..ir.dims import Dim
 from ..ir.types import INT_DTYPES
-from .table import Attrs, OpDef, Param, ShapeError, Types, concrete, int_, need_float, need_rank, optional, register
+from .table import (Attrs, OpDef, Param, ShapeError, Types, concrete, divides, int_, need_float, need_rank,
+                    optional, register)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +29,7 @@ def _embedding_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     if x.dtype not in INT_DTYPES:
         raise ShapeError(f"expects integer token ids, got {x.dtype}")
-    return [x.__class__("f32", (*x.shape, Dim.const(a["dim"])))]
+    return [x.__class__("f32", (*x.shape, Dim.of(a["dim"])))]
 
 
 def _embedding_onnx(ctx: OnnxContext) -> list[str]:
@@ -41,8 +42,7 @@ register(OpDef(
     _embedding_infer, "lookup table of `num` vectors of size `dim`", "(...) int -> (..., dim) f32", "sequence",
     weights=lambda a, ins: [("weight", (Dim.const(a["num"]), Dim.const(a["dim"])), True)],
     torch=_weighted("embedding", lambda s: _call("nn.Embedding", [
-        _tidy(s.attrs["num"]), _tidy(s.attrs["dim"]), _kw(s, "padding_idx", None)]),
-        lambda s: [(*s.in_shapes[0], _simplify(s.attrs["dim"]))]),
+        _tidy(s.attrs["num"]), _tidy(s.attrs["dim"]), _kw(s, "padding_idx", None)])),
     onnx=_embedding_onnx))
 
 
@@ -74,7 +74,7 @@ def _pos_embedding_onnx(ctx: OnnxContext) -> list[str]:
 
 def _sinusoidal_infer(a: Attrs, ins: Types) -> Types:
     out = _check_positions(a, ins)
-    if concrete(ins[0].shape[2], "the model dimension") % 2:
+    if not divides(2, concrete(ins[0].shape[2], "the model dimension")):
         raise ShapeError("sinusoidal encodings need an even model dimension")
     return out
 
@@ -123,7 +123,7 @@ register(
           weights=lambda a, ins: [("weight", (Dim.const(a["max_len"]), ins[0].shape[2]), True)],
           elementwise_flops=1,
           torch=_weighted("pos_embedding", lambda s: _call("PositionalEmbedding", [
-              _tidy(s.attrs["max_len"]), _size(s, 0, -1)]), _same, ("PositionalEmbedding",)),
+              _tidy(s.attrs["max_len"]), _size(s, 0, -1)]), ("PositionalEmbedding",)),
           onnx=_pos_embedding_onnx),
     OpDef("sinusoidal_pe", (Param("max_len", int_(1), 5000, "int"),), _sinusoidal_infer,
           "add the fixed sin/cos encodings of Attention Is All You Need", "(B, T, D) -> (B, T, D), D even",

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..emit.onnx.context import Converter, OnnxContext
-from ..emit.torch.forms import (Dims, OpSource, TorchEntry, _atom, _call, _const, _dim_attr, _drop_dim, _expr,
-                                _is_default, _kw, _method, _norm, _simplify, _tidy, _unary, _unknown, _value)
+from ..emit.torch.forms import (OpSource, TorchEntry, _atom, _call, _is_default, _kw, _method, _simplify, _tidy, _unary, _value)
 from ..ir.dims import Dim
 from .table import Attrs, OpDef, Param, ShapeError, Types, bool_, int_, int_list, norm_dim, optional, register
 
@@ -51,8 +50,7 @@ register(OpDef(
     "select", (Param("dim", int_(), type_name="int"), Param("index", int_(), type_name="int")), _select_infer,
     "take one index along `dim`, dropping it (BERT's first token: select(1, 0))", "(.., n, ..) -> (.., ..)",
     "indexing",
-    torch=_unary(lambda s: _call("Select", [_tidy(s.attrs["dim"]), _tidy(s.attrs["index"])]), _select_call,
-                 _drop_dim, ("Select",)),
+    torch=_unary(lambda s: _call("Select", [_tidy(s.attrs["dim"]), _tidy(s.attrs["index"])]), _select_call, ("Select",)),
     onnx=_select_onnx))
 
 
@@ -68,6 +66,8 @@ def _slice_infer(a: Attrs, ins: Types) -> Types:
     stop = size if end is None else Dim.const(end)
     if size.is_const and stop.value > size.value:
         stop = size
+    elif end is not None and not size.is_const and size.is_static:
+        stop = Dim.sym("?slice_end")  # min(end, size): decided by the size the module sees
     length = (stop - start + step - 1) // step
     if length.is_const and length.value <= 0:
         raise ShapeError(f"slice [{start}:{end}] of a dimension of size {size} is empty")
@@ -89,20 +89,6 @@ def _slice_call(src: OpSource, x: str) -> str:
     return _index(x, _value(src.attrs["dim"]), _slice_key(src)) or f"{_call('Slice', _slice_args(src))}({x})"
 
 
-def _slice_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x))
-    if d is None:
-        return [_unknown(len(x))]
-    a = src.attrs
-    stop = x[d] if _value(a["end"]) is None else _expr("min({0}, {1})", a["end"], x[d])
-    if _is_default(a["step"], 1):
-        length = _expr("{0} - {1}", stop, a["start"])
-    else:
-        length = _expr("({0} - {1} + {2} - 1) // {2}", stop, a["start"], a["step"])
-    return [(*x[:d], length, *x[d + 1:])]
-
-
 def _slice_onnx(ctx: OnnxContext) -> list[str]:
     a = ctx.attrs
     end = INT64_MAX if a["end"] is None else a["end"]
@@ -115,7 +101,7 @@ register(OpDef(
     "slice", (Param("dim", int_(), type_name="int"), Param("start", int_(0), 0, "int"),
               Param("end", optional(int_(0)), None, "int | none"), Param("step", int_(1), 1, "int")),
     _slice_infer, "a range along `dim`", "(.., n, ..) -> (.., ceil((end-start)/step), ..)", "indexing",
-    torch=_unary(lambda s: _call("Slice", _slice_args(s)), _slice_call, _slice_shape, ("Slice",)),
+    torch=_unary(lambda s: _call("Slice", _slice_args(s)), _slice_call, ("Slice",)),
     onnx=_slice_onnx))
 
 
@@ -130,17 +116,9 @@ def _reduce_infer(a: Attrs, ins: Types) -> Types:
     return [x.with_shape(shape)]
 
 
-def _reduce_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    v = _const(src, "dim")
-    dims = {_norm(d, len(x)) for d in ((v,) if isinstance(v, int) else v)}
-    keep = _const(src, "keepdim")
-    return [tuple("1" if i in dims else s for i, s in enumerate(x) if keep or i not in dims)]
-
-
 def _reduce_torch(cls: str, method: str) -> TorchEntry:
     return _method(cls, method, lambda s: [_kw(s, "dim", -1), _kw(s, "keepdim", False)],
-                   lambda s: [f"dim={_tidy(s.attrs['dim'], compact=True)}", _kw(s, "keepdim", False)], _reduce_shape)
+                   lambda s: [f"dim={_tidy(s.attrs['dim'], compact=True)}", _kw(s, "keepdim", False)])
 
 
 def _reduce_onnx(op_type: str) -> Converter:

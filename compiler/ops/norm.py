@@ -3,10 +3,10 @@ PyTorch modules and their ONNX forms in inference mode (running statistics; drop
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext, filled, identity, scalar
-from ..emit.torch.forms import Args, OpSource, TorchEntry, _call, _const, _kw, _same, _size, _tidy, _unary, _weighted
+from ..emit.torch.forms import Args, OpSource, TorchEntry, _call, _const, _kw, _size, _tidy, _unary, _weighted
 from ..ir.dims import Dim
-from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, float_, int_, need_float, need_rank,
-                    prob, register, same)
+from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, divides, float_, int_,
+                    need_float, need_rank, prob, register, same)
 
 
 def _bn_infer(ranks: tuple[int, ...], layout: str):
@@ -26,7 +26,7 @@ def _bn_weights(a: Attrs, ins: Types):
 
 def _bn_torch(n: int) -> TorchEntry:
     return _weighted(f"batchnorm{n}d", lambda s: _call(f"nn.BatchNorm{n}d", [
-        _size(s, 0, 1), _kw(s, "eps", 1e-5), _kw(s, "momentum", 0.1), _kw(s, "affine", True)]), _same)
+        _size(s, 0, 1), _kw(s, "eps", 1e-5), _kw(s, "momentum", 0.1), _kw(s, "affine", True)]))
 
 
 def _bn_onnx(ctx: OnnxContext) -> list[str]:
@@ -95,7 +95,7 @@ register(OpDef(
     "layernorm", (Param("eps", float_, 1e-5, "number"), Param("dims", int_(1), 1, "int (trailing dims normalized)"),
                   Param("affine", bool_, True, "bool")),
     _ln_infer, "layer normalization over the last `dims` dimensions", "(..., D) -> same", "normalization",
-    weights=_ln_weights, elementwise_flops=5, torch=_weighted("layernorm", _ln_module, _same), onnx=_ln_onnx))
+    weights=_ln_weights, elementwise_flops=5, torch=_weighted("layernorm", _ln_module), onnx=_ln_onnx))
 
 
 def _gn_infer(a: Attrs, ins: Types) -> Types:
@@ -103,7 +103,7 @@ def _gn_infer(a: Attrs, ins: Types) -> Types:
     if x.rank < 2:
         raise ShapeError("expects (B, C, ...)")
     c = concrete(x.shape[1], "the channel dimension")
-    if c % a["groups"]:
+    if not divides(a["groups"], c):
         raise ShapeError(f"groups={a['groups']} must divide the {c} channels")
     return [x]
 
@@ -142,7 +142,7 @@ register(OpDef(
     weights=lambda a, ins: [("weight", (ins[0].shape[1],), True), ("bias", (ins[0].shape[1],), True)],
     elementwise_flops=5,
     torch=_weighted("groupnorm", lambda s: _call("nn.GroupNorm", [_tidy(s.attrs["groups"]), _size(s, 0, 1),
-                                                                   _kw(s, "eps", 1e-5)]), _same),
+                                                                   _kw(s, "eps", 1e-5)])),
     onnx=_gn_onnx))
 
 

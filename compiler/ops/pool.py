@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, unary
-from ..emit.torch.forms import (_CONV_SIZE, _UNKNOWN, Args, Dims, OpSource, ShapeFn, TorchEntry, _columns, _expr, _kw,
-                                _pair, _per_dim, _tidy, _unary, _value)
+from ..emit.torch.forms import (Args, OpSource, TorchEntry, _kw,
+                                _pair, _tidy, _unary, _value)
 from ..ir.dims import Dim, numel
 from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, choice, float_, ints, need_float, need_rank,
                     optional, register)
@@ -23,6 +23,8 @@ def pool_out(size: Dim, k: int, s: int, p: int, d: int, ceil_mode: bool) -> Dim:
         return out - 1 if (out.value - 1) * s >= size.value + p else out
     if p == 0 and d * (k - 1) + 1 >= s:
         return out  # the last window always starts inside the input
+    if size.is_static:
+        return Dim.sym("?ceil_mode")  # decided by the size the module sees (see ir/dims.py)
     raise ShapeError(f"ceil_mode with padding needs a fixed input size, got symbolic `{size}`")
 
 
@@ -57,7 +59,7 @@ def _adaptive_infer(n: int):
     def infer(a: Attrs, ins: Types) -> Types:
         x = ins[0]
         need_rank(x, (n + 2,), "(B, C, ...)")
-        return [x.with_shape((*x.shape[:2], *map(Dim.const, a["output"])))]
+        return [x.with_shape((*x.shape[:2], *map(Dim.of, a["output"])))]
     return infer
 
 
@@ -67,28 +69,6 @@ def _adaptive_macs(a: Attrs, ins: Types, outs: Types) -> Dim:
 
 # --- PyTorch forms ------------------------------------------------------------------------------
 
-def _pool_size(size: str | None, padding: str | None, dilation: str | None, kernel: str | None,
-               stride: str | None, ceil_mode: Any) -> str | None:
-    if ceil_mode is False:
-        return _expr(_CONV_SIZE, size, padding, dilation, kernel, stride)
-    vals = [_value(t) if t is not None else _UNKNOWN for t in (size, kernel, stride, padding, dilation)]
-    if ceil_mode is True and all(isinstance(v, int) for v in vals):
-        s, k, st, p, d = vals
-        return str(pool_out(Dim.const(s), k, st, p, d, True).value)
-    return None
-
-
-def _pool_shape(n: int) -> ShapeFn:
-    def shape(src: OpSource) -> list[Dims]:
-        x, a = src.in_shapes[0], src.attrs
-        stride = a["kernel"] if _value(a["stride"]) is None else a["stride"]
-        s = OpSource({**a, "stride": stride}, src.given, src.in_shapes)
-        cols = _columns(s, ("padding", "dilation", "kernel", "stride"), n)
-        ceil = _value(a["ceil_mode"])
-        return [(*x[:2], *(_pool_size(size, *col, ceil) for size, col in zip(x[2:], cols)))]
-    return shape
-
-
 def _pool_args(kws: tuple[tuple[str, Any], ...]) -> Args:
     return lambda s: [_tidy(s.attrs["kernel"], compact=True), *(_kw(s, name, d) for name, d in kws)]
 
@@ -97,15 +77,9 @@ _MAX_KWS = (("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", Fal
 _AVG_KWS = (("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True))
 
 
-def _adaptive_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    n = len(x) - 2
-    return [(*x[:2], *(_per_dim(src.attrs["output"], n) or [None] * n))]
-
-
 def _adaptive_torch(kind: str, n: int) -> TorchEntry:
     output: Args = lambda s: [_tidy(s.attrs["output"], compact=True)]
-    return _pair(f"nn.Adaptive{kind.title()}Pool{n}d", f"F.adaptive_{kind}_pool{n}d", output, _adaptive_shape)
+    return _pair(f"nn.Adaptive{kind.title()}Pool{n}d", f"F.adaptive_{kind}_pool{n}d", output)
 
 
 # --- ONNX forms ---------------------------------------------------------------------------------
@@ -198,12 +172,12 @@ for _n in (1, 2):
         OpDef(f"maxpool{_n}d", _common + (Param("dilation", ints(_n, 1), 1, "int | [int]"),
                                          Param("ceil_mode", bool_, False, "bool")),
               _pool_infer(_n), f"{_n}-D max pooling", _POOL_RULE, "pooling", macs=_window_macs,
-              torch=_pair(f"nn.MaxPool{_n}d", f"F.max_pool{_n}d", _pool_args(_MAX_KWS), _pool_shape(_n)),
+              torch=_pair(f"nn.MaxPool{_n}d", f"F.max_pool{_n}d", _pool_args(_MAX_KWS)),
               onnx=_maxpool_onnx),
         OpDef(f"avgpool{_n}d", _common + (Param("ceil_mode", bool_, False, "bool"),
                                          Param("count_include_pad", bool_, True, "bool")),
               _pool_infer(_n), f"{_n}-D average pooling", _POOL_RULE, "pooling", macs=_window_macs,
-              torch=_pair(f"nn.AvgPool{_n}d", f"F.avg_pool{_n}d", _pool_args(_AVG_KWS), _pool_shape(_n)),
+              torch=_pair(f"nn.AvgPool{_n}d", f"F.avg_pool{_n}d", _pool_args(_AVG_KWS)),
               onnx=_avgpool_onnx),
         OpDef(f"adaptive_avgpool{_n}d", (Param("output", ints(_n, 1), type_name="int | [int]"),),
               _adaptive_infer(_n), f"{_n}-D adaptive average pooling to a fixed size",
@@ -231,8 +205,7 @@ def _global_torch(kind: str) -> TorchEntry:
             raise ValueError(f"global pooling of {n} spatial dims has no PyTorch layer")
         return fmt.format(n=n)
     cls, fn = f"nn.Adaptive{kind.title()}Pool{{n}}d", f"F.adaptive_{kind}_pool{{n}}d"
-    return _unary(lambda s: f"{name(s, cls)}(1)", lambda s, x: f"{name(s, fn)}({x}, 1)",
-                  lambda s: [(*s.in_shapes[0][:2], *("1",) * (len(s.in_shapes[0]) - 2))])
+    return _unary(lambda s: f"{name(s, cls)}(1)", lambda s, x: f"{name(s, fn)}({x}, 1)")
 
 
 register(
@@ -269,13 +242,6 @@ def _upsample_args(src: OpSource) -> list[str | None]:
     return [f"scale_factor={_scale_factor(src)}", _kw(src, "mode", "nearest"), corners]
 
 
-def _upsample_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    v = _value(src.attrs["scale"])
-    factor = str(int(v)) if isinstance(v, (int, float)) else f"int({src.attrs['scale']})"
-    return [(*x[:2], *(_expr("{0} * {1}", d, factor) for d in x[2:]))]
-
-
 def _upsample_onnx(ctx: OnnxContext) -> list[str]:
     a = ctx.attrs
     s = float(a["scale"])
@@ -294,4 +260,4 @@ register(OpDef(
                  Param("align_corners", bool_, False, "bool")),
     _upsample_infer, "nearest or bilinear upsampling by a whole scale factor", "(B, C, *S) -> (B, C, *(S*scale))",
     "pooling", elementwise_flops=1,
-    torch=_pair("nn.Upsample", "F.interpolate", _upsample_args, _upsample_shape), onnx=_upsample_onnx))
+    torch=_pair("nn.Upsample", "F.interpolate", _upsample_args), onnx=_upsample_onnx))

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext
-from ..emit.torch.forms import (Dims, OpSource, ShapeFn, _call, _const, _expr, _kw, _simplify, _size, _tidy, _value,
-                                _weighted)
+from ..emit.torch.forms import (OpSource, _call, _kw, _size, _tidy, _weighted)
 from ..ir.dims import Dim, shape_str
-from .table import Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, int_, need_float, need_rank, prob, register
+from .table import (Attrs, OpDef, Param, ShapeError, Types, bool_, concrete, int_, need_float, need_rank,
+                    prob, register, shapes_differ)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,12 +30,12 @@ def _rnn_infer(gates: int, n_states: int):
         if gates == 4 and len(ins) == 2:
             raise ShapeError("an LSTM takes (x) or (x, h0, c0): the cell state c0 is missing", 1)
         dirs = 2 if a["bidirectional"] else 1
-        h = Dim.const(a["hidden"])
-        state = x.with_shape((Dim.const(dirs * a["layers"]), x.shape[0], h))
+        h = Dim.of(a["hidden"])
+        state = x.with_shape((Dim.of(dirs * a["layers"]), x.shape[0], h))
         for i, s in enumerate(ins[1:], start=1):
-            if s.shape != state.shape:
+            if shapes_differ(s.shape, state.shape):
                 raise ShapeError(f"initial state {i} has shape {shape_str(s.shape)}, expected {shape_str(state.shape)}", i)
-        out = x.with_shape((x.shape[0], x.shape[1], Dim.const(dirs * a["hidden"])))
+        out = x.with_shape((x.shape[0], x.shape[1], Dim.of(dirs * a["hidden"])))
         return [out] + ([state] * n_states if a["state"] else [])
     return infer
 
@@ -75,21 +75,6 @@ def _rnn_params() -> tuple[Param, ...]:
 
 
 # --- PyTorch forms ------------------------------------------------------------------------------
-
-def _dirs(src: OpSource) -> str:
-    v = _value(src.attrs["bidirectional"])
-    return "2" if v is True else "1" if v is False else f"(2 if {src.attrs['bidirectional']} else 1)"
-
-
-def _rnn_shape(n_states: int) -> ShapeFn:
-    def shape(src: OpSource) -> list[Dims]:
-        b, t = src.in_shapes[0][:2]
-        dirs, hidden = _dirs(src), _simplify(src.attrs["hidden"])
-        out = (b, t, _expr("{0} * {1}", dirs, hidden))
-        state = (_expr("{0} * {1}", dirs, src.attrs["layers"]), b, hidden)
-        return [out] + ([state] * n_states if _const(src, "state") else [])
-    return shape
-
 
 def _rnn_module(cls: str) -> Callable[[OpSource], str]:
     def module(src: OpSource) -> str:
@@ -161,10 +146,10 @@ register(
           "LSTM over a batch-first sequence; inputs (x[, h0, c0]); outputs out[, h_n, c_n] with state=true",
           "(B, T, I) -> (B, T, dirs*hidden)[, (dirs*layers, B, hidden) x2]", "recurrent", inputs=(1, 3),
           outputs=lambda a, n: 3 if a["state"] else 1, weights=_rnn_weights(4), macs=_rnn_macs(4),
-          torch=_weighted("lstm", _rnn_module("LSTM"), _rnn_shape(2), ("LSTM",)), onnx=_rnn_onnx("LSTM")),
+          torch=_weighted("lstm", _rnn_module("LSTM"), ("LSTM",)), onnx=_rnn_onnx("LSTM")),
     OpDef("gru", _rnn_params(), _rnn_infer(3, 1),
           "GRU over a batch-first sequence; inputs (x[, h0]); outputs out[, h_n] with state=true",
           "(B, T, I) -> (B, T, dirs*hidden)[, (dirs*layers, B, hidden)]", "recurrent", inputs=(1, 2),
           outputs=lambda a, n: 2 if a["state"] else 1, weights=_rnn_weights(3), macs=_rnn_macs(3),
-          torch=_weighted("gru", _rnn_module("GRU"), _rnn_shape(1), ("GRU",)), onnx=_rnn_onnx("GRU")),
+          torch=_weighted("gru", _rnn_module("GRU"), ("GRU",)), onnx=_rnn_onnx("GRU")),
 )

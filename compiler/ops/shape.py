@@ -9,25 +9,16 @@ from __future__ import annotations
 import math
 
 from ..emit.onnx.context import OnnxContext, identity, reshape_range
-from ..emit.torch.forms import (Dims, OpSource, _const, _dim_attr, _drop_dim, _expr, _items, _kw, _literal_items,
-                                _method, _norm, _product, _simplify, _tidy, _unknown, _value)
+from ..emit.torch.forms import (OpSource, _items, _kw, _method, _simplify, _tidy)
 from ..ir.dims import Dim, numel, shape_str
-from .table import Attrs, OpDef, Param, ShapeError, Types, int_, int_list, norm_dim, register
+from .table import (Attrs, OpDef, Param, ShapeError, Types, differ, exactly, int_, int_list, norm_dim,
+                    register)
 
 
 def _spread(src: OpSource, name: str) -> list[str]:
     """`h.permute(0, 2, 1)`-style arguments: the items of a tuple attr, or the attr itself."""
     items = _items(src.attrs[name])
     return [_simplify(t) for t in items] if items is not None else [_tidy(src.attrs[name])]
-
-
-def _with_inferred(sizes: list[str], known_total: str | None) -> Dims:
-    """`sizes` with its -1 replaced by known_total // (product of the others), where writable."""
-    if "-1" not in sizes:
-        return tuple(_simplify(t) for t in sizes)
-    rest = _product([t for t in sizes if t != "-1"])
-    missing = _expr("{0} // {1}", known_total, rest)
-    return tuple(missing if t == "-1" else _simplify(t) for t in sizes)
 
 
 # --- flatten ------------------------------------------------------------------------------------
@@ -38,12 +29,6 @@ def _flatten_infer(a: Attrs, ins: Types) -> Types:
     if s > e:
         raise ShapeError(f"start dim {a['start']} comes after end dim {a['end']}")
     return [x.with_shape((*x.shape[:s], numel(x.shape[s:e + 1]), *x.shape[e + 1:]))]
-
-
-def _flatten_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    s, e = _norm(_const(src, "start"), len(x)), _norm(_const(src, "end"), len(x))
-    return [(*x[:s], _product(list(x[s:e + 1])), *x[e + 1:])]
 
 
 def _flatten_args(src: OpSource) -> list[str | None]:
@@ -66,8 +51,7 @@ def _flatten_onnx(ctx: OnnxContext) -> list[str]:
 register(OpDef(
     "flatten", (Param("start", int_(), 1, "int"), Param("end", int_(), -1, "int")), _flatten_infer,
     "merge dims start..end into one", "(B, C, H, W) -> (B, C*H*W)", "shape",
-    torch=_method("nn.Flatten", "flatten", _flatten_args, lambda s: [_tidy(s.attrs["start"]), _kw(s, "end", -1, "")],
-                  _flatten_shape),
+    torch=_method("nn.Flatten", "flatten", _flatten_args, lambda s: [_tidy(s.attrs["start"]), _kw(s, "end", -1, "")]),
     onnx=_flatten_onnx))
 
 
@@ -83,18 +67,14 @@ def _reshape_infer(a: Attrs, ins: Types) -> Types:
     for d in target:
         known = known * (d if d != -1 else 1)
     if -1 in target:
-        rest = total.exact_div(known)
+        rest = exactly(total, known)
         if rest is None:
             raise ShapeError(f"cannot reshape {shape_str(x.shape)} ({total} elements) to {list(target)}: "
                              f"{total} is not a multiple of {known}")
         return [x.with_shape(tuple(rest if d == -1 else Dim.const(d) for d in target))]
-    if known != total:
+    if differ(known, total):
         raise ShapeError(f"cannot reshape {shape_str(x.shape)} ({total} elements) to {list(target)} ({known} elements)")
     return [x.with_shape(tuple(Dim.const(d) for d in target))]
-
-
-def _reshape_shape(src: OpSource) -> list[Dims]:
-    return [_with_inferred(_literal_items(src, "shape"), _product(list(src.in_shapes[0])))]
 
 
 def _reshape_onnx(ctx: OnnxContext) -> list[str]:
@@ -104,8 +84,7 @@ def _reshape_onnx(ctx: OnnxContext) -> list[str]:
 register(OpDef(
     "reshape", (Param("shape", int_list, type_name="[int] (one -1 allowed)"),), _reshape_infer,
     "view with a new shape of the same size; -1 is inferred", "x -> shape", "shape",
-    torch=_method("Reshape", "reshape", lambda s: [_tidy(s.attrs["shape"])], lambda s: _spread(s, "shape"),
-                  _reshape_shape),
+    torch=_method("Reshape", "reshape", lambda s: [_tidy(s.attrs["shape"])], lambda s: _spread(s, "shape")),
     onnx=_reshape_onnx))
 
 
@@ -121,23 +100,15 @@ def _unflatten_infer(a: Attrs, ins: Types) -> Types:
     for v in sizes:
         known *= v if v != -1 else 1
     if -1 in sizes:
-        rest = x.shape[d].exact_div(known)
+        rest = exactly(x.shape[d], known)
         if rest is None:
             raise ShapeError(f"dimension {a['dim']} of size `{x.shape[d]}` is not a multiple of {known}")
         new = tuple(rest if v == -1 else Dim.const(v) for v in sizes)
-    elif x.shape[d] != Dim.const(known):
+    elif differ(x.shape[d], Dim.const(known)):
         raise ShapeError(f"dimension {a['dim']} of size `{x.shape[d]}` cannot be split into {list(sizes)}")
     else:
         new = tuple(Dim.const(v) for v in sizes)
     return [x.with_shape((*x.shape[:d], *new, *x.shape[d + 1:]))]
-
-
-def _unflatten_shape(src: OpSource) -> list[Dims]:
-    x, sizes = src.in_shapes[0], _literal_items(src, "sizes")
-    d = _dim_attr(src, "dim", len(x))
-    if d is None:
-        return [_unknown(len(x) + len(sizes) - 1)]
-    return [(*x[:d], *_with_inferred(sizes, x[d]), *x[d + 1:])]
 
 
 def _unflatten_onnx(ctx: OnnxContext) -> list[str]:
@@ -149,8 +120,7 @@ register(OpDef(
     "unflatten", (Param("dim", int_(), type_name="int"), Param("sizes", int_list, type_name="[int] (one -1 allowed)")),
     _unflatten_infer, "split one dim into several (heads: unflatten(2, [heads, -1]))",
     "(.., n, ..) -> (.., *sizes, ..), prod(sizes) = n", "shape",
-    torch=_method("nn.Unflatten", "unflatten", lambda s: [_tidy(s.attrs["dim"]), _tidy(s.attrs["sizes"])],
-                  shape=_unflatten_shape),
+    torch=_method("nn.Unflatten", "unflatten", lambda s: [_tidy(s.attrs["dim"]), _tidy(s.attrs["sizes"])]),
     onnx=_unflatten_onnx))
 
 
@@ -162,14 +132,6 @@ def _permute_infer(a: Attrs, ins: Types) -> Types:
     if sorted(dims) != list(range(x.rank)):
         raise ShapeError(f"dims {list(a['dims'])} are not a permutation of the {x.rank} dims")
     return [x.with_shape(tuple(x.shape[d] for d in dims))]
-
-
-def _permute_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    order = [_value(d) for d in _items(src.attrs["dims"]) or []]
-    if len(order) != len(x) or not all(isinstance(d, int) for d in order):
-        return [_unknown(len(x))]
-    return [tuple(x[_norm(d, len(x))] for d in order)]
 
 
 def _permute_onnx(ctx: OnnxContext) -> list[str]:
@@ -184,15 +146,6 @@ def _transpose_infer(a: Attrs, ins: Types) -> Types:
     return [x.with_shape(tuple(shape))]
 
 
-def _transpose_shape(src: OpSource) -> list[Dims]:
-    x = list(src.in_shapes[0])
-    i, j = (_dim_attr(src, k, len(x)) for k in ("dim0", "dim1"))
-    if i is None or j is None:
-        return [_unknown(len(x))]
-    x[i], x[j] = x[j], x[i]
-    return [tuple(x)]
-
-
 def _transpose_onnx(ctx: OnnxContext) -> list[str]:
     perm = list(range(ctx.rank()))
     i, j = ctx.axis(ctx.attrs["dim0"]), ctx.axis(ctx.attrs["dim1"])
@@ -203,13 +156,11 @@ def _transpose_onnx(ctx: OnnxContext) -> list[str]:
 register(
     OpDef("permute", (Param("dims", int_list, type_name="[int]"),), _permute_infer, "reorder dims",
           "x -> x.shape[dims]", "shape",
-          torch=_method("Permute", "permute", lambda s: [_tidy(s.attrs["dims"])], lambda s: _spread(s, "dims"),
-                        _permute_shape),
+          torch=_method("Permute", "permute", lambda s: [_tidy(s.attrs["dims"])], lambda s: _spread(s, "dims")),
           onnx=_permute_onnx),
     OpDef("transpose", (Param("dim0", int_(), type_name="int"), Param("dim1", int_(), type_name="int")),
           _transpose_infer, "swap two dims", "x -> x with dim0, dim1 swapped", "shape",
-          torch=_method("Transpose", "transpose", lambda s: [_tidy(s.attrs["dim0"]), _tidy(s.attrs["dim1"])],
-                        shape=_transpose_shape),
+          torch=_method("Transpose", "transpose", lambda s: [_tidy(s.attrs["dim0"]), _tidy(s.attrs["dim1"])]),
           onnx=_transpose_onnx),
 )
 
@@ -222,12 +173,6 @@ def _unsqueeze_infer(a: Attrs, ins: Types) -> Types:
     return [x.with_shape((*x.shape[:d], Dim.const(1), *x.shape[d:]))]
 
 
-def _unsqueeze_shape(src: OpSource) -> list[Dims]:
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x) + 1)
-    return [_unknown(len(x) + 1) if d is None else (*x[:d], "1", *x[d:])]
-
-
 def _unsqueeze_onnx(ctx: OnnxContext) -> list[str]:
     d = ctx.axis(ctx.attrs["dim"], ctx.rank() + 1)
     return [ctx.b.one("Unsqueeze", [ctx.x, ctx.b.ints([d], "axes")], ctx.hint)]
@@ -236,7 +181,7 @@ def _unsqueeze_onnx(ctx: OnnxContext) -> list[str]:
 def _squeeze_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     d = norm_dim(a["dim"], x.rank)
-    if x.shape[d] != Dim.const(1):
+    if differ(x.shape[d], Dim.const(1)):
         raise ShapeError(f"dimension {a['dim']} has size `{x.shape[d]}`, not 1")
     return [x.with_shape((*x.shape[:d], *x.shape[d + 1:]))]
 
@@ -248,10 +193,10 @@ def _squeeze_onnx(ctx: OnnxContext) -> list[str]:
 register(
     OpDef("unsqueeze", (Param("dim", int_(), type_name="int"),), _unsqueeze_infer, "insert a size-1 dim",
           "x -> x with 1 inserted at dim", "shape",
-          torch=_method("Unsqueeze", "unsqueeze", lambda s: [_tidy(s.attrs["dim"])], shape=_unsqueeze_shape),
+          torch=_method("Unsqueeze", "unsqueeze", lambda s: [_tidy(s.attrs["dim"])]),
           onnx=_unsqueeze_onnx),
     OpDef("squeeze", (Param("dim", int_(), type_name="int"),), _squeeze_infer, "drop a size-1 dim",
           "x -> x without dim (must be 1)", "shape",
-          torch=_method("Squeeze", "squeeze", lambda s: [_tidy(s.attrs["dim"])], shape=_drop_dim),
+          torch=_method("Squeeze", "squeeze", lambda s: [_tidy(s.attrs["dim"])]),
           onnx=_squeeze_onnx),
 )

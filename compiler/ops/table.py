@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..ir.dims import Dim, Shape, numel
+from ..ir.dims import Dim, Shape, numel, undecided
 from ..ir.types import FLOAT_DTYPES, TensorType
 
 if TYPE_CHECKING:
@@ -215,10 +215,39 @@ def need_float(t: TensorType, index: int = 0) -> None:
         raise ShapeError(f"expects a floating-point input, got {t.dtype}", index)
 
 
-def concrete(d: Dim, what: str, index: int | None = 0) -> int:
-    if not d.is_const:
-        raise ShapeError(f"{what} must be a fixed size, got symbolic `{d}`", index)
-    return d.value
+def concrete(d: Dim, what: str, index: int | None = 0) -> int | Dim:
+    """A size that must not vary from call to call: its value, or -- for a backend that writes one
+    module for many instances (see ir/dims.py) -- the static Dim it is when the module is built."""
+    if d.is_const:
+        return d.value
+    if d.is_static:
+        return d
+    raise ShapeError(f"{what} must be a fixed size, got symbolic `{d}`", index)
+
+
+def divides(k: int | Dim, n: int | Dim) -> bool:
+    """Whether `k` divides `n`; true when either is a static Dim (decided when the module is built)."""
+    if isinstance(k, Dim) or isinstance(n, Dim):
+        return True
+    return n % k == 0
+
+
+def differ(a: Dim, b: Dim) -> bool:
+    """Two sizes that are different (not when only building the module decides: see ir/dims.py)."""
+    return a != b and not undecided(a, b)
+
+
+def shapes_differ(a: Shape, b: Shape) -> bool:
+    return len(a) != len(b) or any(differ(x, y) for x, y in zip(a, b))
+
+
+def exactly(d: Dim, k: int | Dim) -> Dim | None:
+    """`d / k` when `k` divides `d` exactly as polynomials, `d // k` when only building the
+    module decides, else None."""
+    q = d.exact_div(k)
+    if q is None and undecided(d, Dim.of(k)):
+        return d // k
+    return q
 
 
 def _fmt(t: TensorType) -> str:
@@ -240,7 +269,7 @@ def broadcast(shapes: list[Shape]) -> Shape:
         non_one = [d for d in dims if d != Dim.const(1)]
         first = non_one[0] if non_one else Dim.const(1)
         for j, d in enumerate(non_one):
-            if d != first:
+            if differ(d, first):
                 raise ShapeError(f"dimension {i - rank} differs: `{first}` vs `{d}` (broadcasting needs equal sizes or 1)")
         out.append(first)
     return tuple(out)

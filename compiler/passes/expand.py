@@ -24,7 +24,7 @@ from ..ir.dims import Dim
 from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
 from ..ops import OPS, ArgError, OpDef
-from ..ops.table import REQUIRED, _no_weights
+from ..ops.table import REQUIRED
 from ..source import Span
 from ..syntax import ast
 from ..syntax.visitor import StmtVisitor, StmtWalker
@@ -290,7 +290,7 @@ class _Expander(Evaluator):
         return Layer(target, bound, tie, span)
 
     def tie_target(self, a: ast.Arg, value: Any, target: OpDef) -> Layer:
-        if target.weights is _no_weights:
+        if target.weight_free:
             self.diags.add(messages.no_weight_to_tie(a.span, target.name))
             raise Fail
         if not isinstance(value, Layer) or value.uid not in self.layer_paths:

@@ -1,35 +1,39 @@
 """One PyTorch class from one block or network definition, generalized over its instances.
 
-See `file.py` for what the emitted code guarantees. The writer walks the def's AST once,
-writing `__init__` and `forward` side by side, and tracks for every tensor the Python source
-of its sizes in `__init__` (`self.shapes`): parameters (`cout`), literals where all uses agree,
-keyword-only size arguments (`in_channels`) or running size variables inside loops.
+See `file.py` for what the emitted code guarantees. The writer walks the def's AST once, as a
+statement visitor, writing `__init__` and `forward` side by side into statement trees (code.py)
+that are cleaned up on their Python `ast` afterwards. Every tensor's sizes are tracked as `Dim`s
+in the class's own terms (`self.shapes`; tracking.py and sizes.py): parameters (`cout`),
+keyword-only size arguments (`in_channels`), running size variables inside loops, sizes every
+use agrees on -- and each stage's output sizes come from the op table's own shape rule.
 """
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...ir.dims import Dim
 from ...ops import OPS, OpDef
-from ...ops.table import REQUIRED, _no_weights
+from ...ops.table import REQUIRED
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
 from ...syntax import ast
 from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
-from .pysource import py_expr, py_value, simplify
-from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_names, names_read,
-                   prune_empty_branches, render, self_attributes_read, unread_loop_variables)
+from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
+                   names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
+from .pysource import py_expr, py_value
+from .sizes import (Sizes, built, comment_size, observed,
+                    py_size, source_shapes)
+from .tracking import SizeTracking
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
-                   emit_error, exposed_attr, is_sequential, rebound, substitute, tracked_dim)
+                   emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
 
 
-class ClassWriter(StmtVisitor[None]):
+class ClassWriter(SizeTracking, StmtVisitor[None]):
     """Writes one class from a def's AST, generalizing over the def's instances."""
 
     def __init__(self, fw: FileWriter, key: DefKey, ref: DefRef) -> None:
@@ -40,7 +44,10 @@ class ClassWriter(StmtVisitor[None]):
         self.insts = fw.index.instances[key]
         self.init = Lines()
         self.fwd = Lines()
-        self.shapes: dict[str, list[str | None]] = {}
+        self.shapes: dict[str, Sizes] = {}
+        self.initial_shapes: dict[str, Sizes] = {}  # the inputs' sizes as the class starts
+        self._running: list[dict[tuple[str, int], str]] = []  # per open loop or branch: running size variables
+        self._lost: list[set[tuple[str, int]]] = []
         self.params = {p.name for p in self.d.params}
         self.fwd_params: set[str] = set()
         self.layers: dict[str, str] = {}  # spec name of a layer value -> attribute
@@ -84,6 +91,7 @@ class ClassWriter(StmtVisitor[None]):
         params = [self._param(p) for p in self.d.params]
         size_params = ["*", *(f"{name}: int" for name, _, _ in self.size_args)] if self.size_args else []
         self.fw.size_params[self.key] = list(self.size_args)
+        self.fw.input_symbols[self.key] = self._input_symbols()
         self.fw.out_exprs[self.key] = [self.shapes.get(o) for o in self.outputs]
         forward = drop_dead_stores(self.fwd.tree(), self.fwd_lets)
         init = self.init.tree()
@@ -143,44 +151,24 @@ class ClassWriter(StmtVisitor[None]):
         self.inputs.append(s.name)
         dims = [inst.input_dims()[index] for inst in self.insts]
         rank = len(dims[0])
-        shape: list[str | None] = []
+        shape: Sizes = []
         for d in range(rank):
-            values = {str(x[d]) for x in dims}
-            if len(values) == 1 and all(x[d].is_const for x in dims):
+            values = {x[d] for x in dims}
+            same = values.pop() if len(values) == 1 else None
+            if same is not None and (self.d.kind == "network" or not same.is_const):
+                shape.append(same)  # a network's declared size, or a size of the input every use shares (B, T)
+            elif same is not None:
                 # even a constant size reads better as the parameter it equals (`nn.LayerNorm(d)`)
-                named = self._matching_param(dims, d) if tracked_dim(d, rank) and self.d.kind == "block" else None
-                shape.append(named or values.pop())
+                named = self._matching_param(dims, d) if tracked_dim(d, rank) else None
+                shape.append(built(named) if named else observed(same.value, f"{index}:{d}"))
             elif d == 0:
                 shape.append(None)
             else:
-                shape.append(self._matching_param(dims, d) or self._size_arg_name(s.name, d, rank))
-                self.placeholders.add(shape[-1])
+                name = self._matching_param(dims, d) or self._size_arg_name(s.name, d, rank)
+                self.placeholders.add(name)
+                shape.append(built(name))
         self.shapes[s.name] = shape
-
-    def _matching_param(self, dims: list[tuple[Dim, ...]], d: int) -> str | None:
-        """A parameter whose value equals this input dim in every instance (`cin` for the channels)."""
-        for p in self.d.params:
-            values = [dict(inst.call.args).get(p.name) if inst.call else None for inst in self.insts]
-            if all(isinstance(v, int) and not isinstance(v, bool) and x[d] == Dim.const(v)
-                   for v, x in zip(values, dims)):
-                return p.name
-        return None
-
-    def _size_arg_name(self, var: str, d: int, rank: int) -> str:
-        single = sum(1 for st in self.d.body if isinstance(st, ast.Input)) == 1
-        if d == rank - 1 and (rank == 2 or rank == 3):
-            name = "in_features" if single else f"{var}_features"
-        elif d == 1:
-            name = "in_channels" if single else f"{var}_channels"
-        else:
-            name = f"{var}_size{d}"
-        self.size_arg_inputs[name] = (len(self.inputs) - 1, d)
-        return name
-
-    def _use_size_args(self, text: str) -> None:
-        for name, (i, d) in self.size_arg_inputs.items():
-            if name in expression_names(text) and all(a[0] != name for a in self.size_args):
-                self.size_args.append((name, i, d))
+        self.initial_shapes[s.name] = list(shape)
 
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
@@ -261,50 +249,6 @@ class ClassWriter(StmtVisitor[None]):
             self.fwd.level -= 1
             self.loop_depth -= 1
 
-    # running size variables: a tensor re-bound in a loop or branch keeps its sizes in variables
-    def _materialize(self, carried: set[str]) -> None:
-        self._saved = getattr(self, "_saved", [])
-        self._saved.append({v: list(self.shapes[v]) for v in carried})
-        self._lost = getattr(self, "_lost", [])
-        self._lost.append(set())  # (var, dim) whose new size the loop or branch could not express
-        for var in sorted(carried):
-            shape = self.shapes[var]
-            for d, expr in enumerate(shape):
-                if not tracked_dim(d, len(shape)):
-                    shape[d] = None  # may change in the loop or branch; only channels/features are tracked
-                elif expr is not None:
-                    name = f"{var}_{dim_word(d, len(shape))}"
-                    self.placeholders.add(name)
-                    if name != expr:
-                        self.init.add(f"{name} = {expr}")
-                    shape[d] = name
-
-    def _reassign(self, carried: set[str]) -> None:
-        saved = self._saved[-1]
-        for var in sorted(carried):
-            for d, expr in enumerate(self.shapes.get(var, [])):
-                before = saved[var][d] if d < len(saved[var]) else None
-                name = f"{var}_{dim_word(d, len(self.shapes[var]))}"
-                if before is None or not tracked_dim(d, len(self.shapes[var])) or expr == name:
-                    continue
-                if expr is None:
-                    self._lost[-1].add((var, d))
-                else:
-                    self.init.add(f"{name} = {expr}")
-
-    def _restore(self, carried: set[str]) -> None:
-        """After a loop or branch: each carried size is its running variable, or unknown where the
-        loop or branch changed it without an expression (the variable would hold a stale value)."""
-        saved, lost = self._saved.pop(), self._lost.pop()
-        for var in sorted(carried):
-            shape = list(saved[var])
-            for d, expr in enumerate(shape):
-                if not tracked_dim(d, len(shape)) or (var, d) in lost:
-                    shape[d] = None
-                elif expr is not None:
-                    shape[d] = f"{var}_{dim_word(d, len(shape))}"
-            self.shapes[var] = shape
-
     # --- chains --------------------------------------------------------------------------
     def chain(self, c: ast.Chain, targets: tuple[str, ...]) -> None:
         current = [src.id for src in c.sources]
@@ -336,15 +280,12 @@ class ClassWriter(StmtVisitor[None]):
     def op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
         execs = self.fw.index.op_execs(self.insts, stage.span)
         entry = op.torch
-        in_shapes = self._fill(shapes, [(i.graph, n.inputs) for i, n in execs])
-        src_init = OpSource(*self._attrs(op, stage, self.init_name), tuple(map(tuple, in_shapes)))
+        in_shapes = self._fill(shapes, [(i, n.inputs) for i, n in execs], stage)
+        src_init = OpSource(*self._attrs(op, stage, self.init_name), source_shapes(in_shapes))
         src_fwd = None if self.sequential else OpSource(*self._attrs(op, stage, self.fwd_name), src_init.in_shapes)
-        weighted = op.weights is not _no_weights
-        outputs = [(i.graph, n.outputs) for i, n in execs]
-        try:
-            out_shapes = self._fill(entry.shape(src_init), outputs)
-        except (MissingSize, ValueError):  # sizes (or ranks) that follow from non-literal attributes
-            out_shapes = self._fill([None] * len(outs), outputs)
+        weighted = not op.weight_free
+        outputs = [(i, n.outputs) for i, n in execs]
+        out_shapes = self._fill(self._infer(op, stage, execs, in_shapes, len(outs)), outputs, stage)
         self.helpers.update(entry.helpers)
         if self.sequential:
             self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
@@ -398,13 +339,7 @@ class ClassWriter(StmtVisitor[None]):
 
     def _attrs(self, op: OpDef, stage: ast.Stage, names) -> tuple[dict[str, str], frozenset[str]]:
         params = [p for p in op.params]
-        given: dict[str, str] = {}
-        positional = [a for a in stage.args or () if a.name is None]
-        for p, a in zip(params, positional):
-            given[p.name] = py_expr(a.value, names)
-        for a in stage.args or ():
-            if a.name is not None and a.name != "tie":
-                given[a.name] = py_expr(a.value, names)
+        given = {name: py_expr(e, names) for name, e in self._given(op, stage).items()}
         values = {}
         for p in params:
             if p.name in given:
@@ -474,16 +409,16 @@ class ClassWriter(StmtVisitor[None]):
         if not execs:
             raise emit_error(stage.span, f"`{ref.name}` in a branch that no network takes")
         key = (ref.module, ref.name)
-        in_shapes = self._fill(shapes, [(i.graph, c.inputs) for i, c in execs])
+        in_shapes = self._fill(shapes, [(i, c.inputs) for i, c in execs], stage)
         args = [py_expr(a.value, self.init_name) if a.name is None else f"{a.name}={py_expr(a.value, self.init_name)}"
                 for a in stage.args or ()]
         sizes = self._size_values(stage, ref, in_shapes)
-        outputs = [(i.graph, c.outputs) for i, c in execs]
+        outputs = [(i, c.outputs) for i, c in execs]
         repeat = self._repeat(stage)
         if repeat and sizes:
             return self._repeat_growing(stage, ref, inputs, in_shapes, args, sizes, outs, outputs)
         construct = f"{self.fw.class_name(ref)}({', '.join(args + [f'{n}={v}' for n, v, _, _ in sizes])})"
-        out_shapes = self._fill(self._child_outputs(ref, stage, in_shapes, len(outs)), outputs)
+        out_shapes = self._fill(self._child_outputs(ref, stage, in_shapes, len(outs)), outputs, stage)
         if self.sequential:
             self._seq_module(stage, construct, outputs, out_shapes)
             return out_shapes
@@ -504,7 +439,7 @@ class ClassWriter(StmtVisitor[None]):
         """The child's size arguments as (name, value here, input index, dim)."""
         out = []
         for name, i, d in self.fw.size_params.get((ref.module, ref.name), []):
-            value = in_shapes[i][d] if i < len(in_shapes) and d < len(in_shapes[i]) else None
+            value = py_size(in_shapes[i][d]) if i < len(in_shapes) and d < len(in_shapes[i]) else None
             if value is None:
                 raise emit_error(stage.span, f"the input sizes of `{ref.name}` vary between uses and follow "
                                               "from no parameter")
@@ -534,39 +469,21 @@ class ClassWriter(StmtVisitor[None]):
         self.init.add(f"{container}.append({self.fw.class_name(ref)}({', '.join(call_args)}))")
         binding_shapes = [list(s) for s in in_shapes]
         for _, var, i, d in running:
-            binding_shapes[i][d] = var
+            binding_shapes[i][d] = built(var)
         grown = self._child_outputs(ref, stage, binding_shapes, len(outs))
         for name, var, i, d in running:
-            new = grown[0][d] if grown and grown[0] and d < len(grown[0]) else None
+            new = py_size(grown[0][d]) if grown and grown[0] and d < len(grown[0]) else None
             if new is None:
                 new = f"{container}[-1].{exposed_attr(0, d, len(in_shapes[i]))}"
                 self.fw.exposed.setdefault(key, set()).add((0, d, len(in_shapes[i])))
             self.init.add(f"{var} = {new}")
         self.init.level -= 1
-        out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs)
+        out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs, stage)
         if not self.sequential:
             if stage.label:
                 self.layers[stage.label] = container
             self.fwd.add(f"{', '.join(outs)} = {container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
         return out_shapes
-
-    def _child_outputs(self, ref: DefRef, stage: ast.Stage, in_shapes, n_out: int) -> list:
-        """The child's output sizes in this class's terms: its expressions with its parameters replaced."""
-        key = (ref.module, ref.name)
-        exprs = self.fw.out_exprs.get(key)
-        if not exprs:
-            return [None] * n_out
-        binding = {p.name: py_expr(p.default, self.init_name) for p in ref.node.params if p.default is not None}
-        positional = [a for a in stage.args or () if a.name is None]
-        for p, a in zip(ref.node.params, positional):
-            binding[p.name] = py_expr(a.value, self.init_name)
-        for a in stage.args or ():
-            if a.name is not None:
-                binding[a.name] = py_expr(a.value, self.init_name)
-        for name, i, d in self.fw.size_params.get(key, []):
-            if i < len(in_shapes) and in_shapes[i][d] is not None:
-                binding[name] = in_shapes[i][d]
-        return [[substitute(e, binding) for e in shape] if shape else None for shape in exprs]
 
     def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
         """A size of a child block's output: known here, or read from the child (`self.layer1.out_channels`)."""
@@ -574,18 +491,20 @@ class ClassWriter(StmtVisitor[None]):
             return known
         token = f"{attr}.{exposed_attr(out_index, d, rank)}"
         self.exposure_tokens[token] = (key, out_index, d, rank)
-        return token
+        return built(token)
 
     def _note_exposed(self, text: str) -> None:
+        read = expression_attributes(text)
         for token, (key, out_index, d, rank) in self.exposure_tokens.items():
-            if token in text:
+            if token in read:
                 self.fw.exposed.setdefault(key, set()).add((out_index, d, rank))
 
     def _out_dim(self, out_index: int, dim: int) -> str:
         shape = self.shapes.get(self.outputs[out_index]) if out_index < len(self.outputs) else None
-        if not shape or dim >= len(shape) or shape[dim] is None:
+        text = py_size(shape[dim]) if shape and dim < len(shape) else None
+        if text is None:
             raise emit_error(self.d.name_span, f"the output size of `{self.d.name}` follows from no parameter")
-        return shape[dim]
+        return text
 
     # --- layer values (let tower = Tower(64); labels applied again) ------------------------
     def layer_stage(self, stage: ast.Stage, name: str, inputs, shapes, outs) -> list:
@@ -601,54 +520,24 @@ class ClassWriter(StmtVisitor[None]):
         if name in self.params:
             self.fwd_params.add(name)
         self.fwd.add(f"{', '.join(outs)} = {attr}({', '.join(inputs)})")
-        return [s for s in shapes] if len(outs) == len(shapes) else [None] * len(outs)
+        return [None] * len(outs)  # what the layer makes of these inputs: the executions say
 
     # --- sizes ---------------------------------------------------------------------------
-    def _fill(self, shapes: list, io: list[tuple[Any, tuple[int, ...]]]) -> list[list[str | None]]:
-        """Per tensor, the tracked size expressions; a dim every execution agrees on becomes a literal."""
-        if not io:  # a branch no instance takes: only what the spec's expressions give
-            return [list(sh) if sh else None for sh in shapes]
-        out = []
-        for k in range(len(io[0][1])):
-            concrete = [g.values[vids[k]].type.shape for g, vids in io]
-            shape = shapes[k] if k < len(shapes) and shapes[k] is not None else [None] * len(concrete[0])
-            out.append(self._fill_one(list(shape), concrete))
-        return out
-
-    @staticmethod
-    def _fill_one(shape: list[str | None], concrete: list[tuple[Dim, ...]]) -> list[str | None]:
-        out = []
-        for d, expr in enumerate(shape):
-            values = {x[d] for x in concrete if d < len(x)}
-            if len(values) == 1 and next(iter(values)).is_const:
-                const = str(next(iter(values)).value)
-                out.append(const if expr is None or simplify(expr).isdigit() else expr)
-            else:
-                out.append(simplify(expr) if expr is not None else None)
-        return out
-
     def _repeat(self, stage: ast.Stage) -> str | None:
         return py_expr(stage.repeat, self.init_name) if stage.repeat is not None else None
 
     # --- comments ------------------------------------------------------------------------
     def _comment(self, io: list[tuple[Any, tuple[int, ...]]], tracked: list) -> str:
-        """`  # (B, 64, 56, 56)` where every execution agrees, else the spec's expression (`cout`) or `?`."""
+        """`  # (B, cout, ?, ?)`: each size as it holds for every instance of the class, else `?`."""
         if not io:
             return ""
         parts = []
         for k in range(len(io[0][1])):
-            shapes = [g.values[vids[k]].type.shape for g, vids in io]
-            exprs = tracked[k] if k < len(tracked) and tracked[k] else [None] * len(shapes[0])
-            dims = [str(ds[0]) if len({str(x) for x in ds}) == 1 else self._readable(e)
-                    for ds, e in zip(zip(*shapes), exprs)]
+            rank = len(io[0][0].graph.values[io[0][1][k]].type.shape)
+            sizes = tracked[k] if k < len(tracked) and tracked[k] else [None] * rank
+            dims = [comment_size(d, self.placeholders) for d in sizes]
             parts.append("(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
         return "  # " + ", ".join(parts)
-
-    def _readable(self, expr: str | None) -> str:
-        """A varying dim in a comment: the spec's expression when it uses only parameters."""
-        if expr is None or "self" in expression_names(expr) or expression_names(expr) & self.placeholders:
-            return "?"
-        return expr
 
     # --- weights initialization ----------------------------------------------------------
     def _tie_and_init(self) -> None:
@@ -659,5 +548,3 @@ class ClassWriter(StmtVisitor[None]):
             name = re.sub(r"\W", "_", name)
             self.fw.init_functions[name] = INIT_FUNCTIONS[scheme.scheme](name, dict(scheme.options))
             self.init.add(f"self.apply({name})")
-
-

@@ -22,7 +22,7 @@ from ...pipeline import Compilation
 from .instances import DefKey, InstanceIndex
 from .classes import ClassWriter
 from .code import FixedPointError, module_names
-from ...errors import EmitError
+
 from .text import PyClass, docstring, header_comment
 
 def _templates() -> Path:
@@ -55,6 +55,7 @@ class FileWriter:
         self.index = InstanceIndex(self.graphs, self.resolved.program.root)
         self.classes: dict[DefKey, PyClass] = {}
         self.size_params: dict[DefKey, list[tuple[str, int, int]]] = {}  # class -> (arg, input, dim)
+        self.input_symbols: dict[DefKey, dict[str, tuple[int, int]]] = {}  # class -> its input sizes' symbols
         self.exposed: dict[DefKey, set[tuple[int, int]]] = {}  # class -> (output, dim) exposed as attributes
         self.names: dict[DefKey, str] = {}
         self.out_exprs: dict[DefKey, list] = {}  # class -> output size expressions in its own terms
@@ -66,9 +67,9 @@ class FileWriter:
         # may come earlier in `order` (a def that recurses, or is used before it is defined);
         # rewrite every class until neither changes.
         for _ in range(SETTLE_ROUNDS):
-            before = (repr(self.size_params), repr(self.exposed))
+            before = (repr(self.size_params), repr(self.exposed), repr(self.input_symbols))
             self.classes = {key: ClassWriter(self, key, ref).write() for key, ref in order}
-            if (repr(self.size_params), repr(self.exposed)) == before:
+            if (repr(self.size_params), repr(self.exposed), repr(self.input_symbols)) == before:
                 break
         else:
             raise FixedPointError(f"size parameters of {self.result.path} did not settle in {SETTLE_ROUNDS} rounds")

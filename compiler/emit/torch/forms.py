@@ -23,9 +23,10 @@ The op table imports this module, so it imports nothing of the emitter (nor Jinj
 from __future__ import annotations
 
 import ast
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+
+from ...ir.dims import Dim
 
 Dims = tuple[str | None, ...]
 
@@ -54,7 +55,6 @@ class TorchEntry:
 
     module: Callable[[OpSource], str] | None
     call: Callable[[OpSource, str | None, list[str]], str]
-    shape: Callable[[OpSource], list[Dims]]
     helpers: tuple[str, ...] = ()
 
 
@@ -88,15 +88,6 @@ def _items(text: str) -> list[str] | None:
     """Element sources of a tuple or list source; None for anything else."""
     node = _parse(text)
     return [ast.unparse(e) for e in node.elts] if isinstance(node, (ast.Tuple, ast.List)) else None
-
-
-def _per_dim(text: str, n: int) -> list[str] | None:
-    """Per-spatial-dim sources of an `int | [int]` attr ("3" -> ["3"] * n); None if not knowable."""
-    items = _items(text)
-    if items is not None:
-        return items if len(items) == n else None
-    v = _value(text)
-    return [text] * n if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def _tidy(text: str, compact: bool = False) -> str:
@@ -147,83 +138,46 @@ def _join(op: str, exprs: list[str]) -> str:
     return ast.unparse(_parse(f" {op} ".join(f"({e})" for e in exprs)))
 
 
-# --- size expressions ---------------------------------------------------------------------------
-
-_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
-
-
-def _num(node: ast.AST) -> int | float | None:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    return None
-
-
-def _signed(node: ast.BinOp) -> int | float:
-    return node.right.value if isinstance(node.op, ast.Add) else -node.right.value
-
-
-def _merge(node: ast.BinOp) -> ast.expr:
-    """`(x + a) - b` -> `x + c`, `x + -c` -> `x - c`, `x + 0` -> `x`."""
-    if type(node.op) not in (ast.Add, ast.Sub) or _num(node.right) is None:
-        return node
-    c, left = _signed(node), node.left
-    if isinstance(left, ast.BinOp) and type(left.op) in (ast.Add, ast.Sub) and _num(left.right) is not None:
-        c, left = c + _signed(left), left.left
-    if c == 0:
-        return left
-    return ast.BinOp(left, ast.Add() if c > 0 else ast.Sub(), ast.Constant(abs(c)))
-
-
-class _Fold(ast.NodeTransformer):
-    """Constant folding plus `x * 1`, `x // 1`, `x + 0`, so that sizes read `h`, not `(h + 2 - 2) // 1`."""
-
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
-        self.generic_visit(node)
-        v = _num(node.operand)
-        return ast.Constant(-v) if isinstance(node.op, ast.USub) and v is not None else node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        self.generic_visit(node)
-        a, b, op = _num(node.left), _num(node.right), type(node.op)
-        if a is not None and b is not None and op in _ARITH and not (b == 0 and op in (ast.FloorDiv, ast.Mod)):
-            return ast.Constant(_ARITH[op](a, b))
-        if (b == 1 and op in (ast.Mult, ast.FloorDiv)) or (a == 1 and op is ast.Mult):
-            return node.left if b == 1 else node.right
-        if a == 0 and op is ast.Add:
-            return node.right
-        return _merge(node)
-
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        self.generic_visit(node)
-        args = [_num(a) for a in node.args]
-        if isinstance(node.func, ast.Name) and node.func.id in ("min", "max") and args and None not in args:
-            return ast.Constant(min(args) if node.func.id == "min" else max(args))
-        return node
-
+# --- sizes --------------------------------------------------------------------------------------
 
 def _simplify(text: str) -> str:
-    return ast.unparse(_Fold().visit(_parse(text)))
+    """Integer arithmetic in attribute source folded by the IR's own simplifier, `Dim`
+    (`2 * 4` -> `8`, `h + 2 - 2` -> `h`); any other source unchanged."""
+    d = _as_dim(_parse(text))
+    return text.strip() if d is None else d.render(str)
 
 
-def _expr(template: str, *parts: str | None) -> str | None:
-    """`template` with {0}, {1}, ... replaced by the parts, simplified; None if a part is None."""
-    if any(p is None for p in parts):
-        return None
-    return _simplify(template.format(*(f"({p})" for p in parts)))
-
-
-def _product(parts: list[str | None]) -> str | None:
-    return _expr(" * ".join(f"{{{i}}}" for i in range(len(parts))), *parts) if parts else "1"
+def _as_dim(node: ast.expr) -> Dim | None:
+    """Python integer arithmetic as a Dim: names and other primaries are its symbols."""
+    if isinstance(node, ast.Constant):
+        return Dim.const(node.value) if type(node.value) is int else None
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+        return Dim.sym(ast.unparse(node))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _as_dim(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.BinOp):
+        a, b = _as_dim(node.left), _as_dim(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.FloorDiv) and b.is_const and b.value > 0:
+            return a // b.value
+    return None
 
 
 def _size(src: OpSource, i: int, d: int) -> str:
     """Source of dim `d` of input `i`; MissingSize where it is unknown."""
     dims = src.in_shapes[i]
-    text = dims[d]
+    text = dims[d] if -len(dims) <= d < len(dims) else None
     if text is None:
-        raise MissingSize(i, d % len(dims))
-    return _simplify(text)
+        raise MissingSize(i, d % len(dims) if dims else d)
+    return text
 
 
 def _norm(d: int, rank: int) -> int:
@@ -232,55 +186,15 @@ def _norm(d: int, rank: int) -> int:
     return d % rank
 
 
-def _dim_attr(src: OpSource, name: str, rank: int) -> int | None:
-    """A dim attr as an index in 0..rank-1; None when it is not a literal (`dim=d`)."""
-    v = _value(src.attrs[name])
-    return _norm(v, rank) if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _unknown(rank: int) -> Dims:
-    return (None,) * rank
-
-
 # --- sizes several families write -----------------------------------------------------------------
-
-_CONV_SIZE = "({0} + 2 * {1} - {2} * ({3} - 1) - 1) // {4} + 1"  # size, padding, dilation, kernel, stride
-
-
-def _columns(src: OpSource, names: tuple[str, ...], n: int) -> list[tuple[str | None, ...]]:
-    """Per spatial dim, the sources of the named `int | [int]` attrs (None where not knowable)."""
-    cols = [_per_dim(src.attrs[name], n) if name in src.attrs else ["1"] * n for name in names]
-    return list(zip(*(c or [None] * n for c in cols)))
-
-
-def _literal_items(src: OpSource, name: str) -> list[str]:
-    """The element sources of a list attr that must be literal (`[-1, c, 4]`, or a constant)."""
-    items = _items(src.attrs[name])
-    if items is None:
-        v = _const(src, name)
-        items = [str(v)] if isinstance(v, int) else [repr(x) for x in v]
-    return [_simplify(t) for t in items]
-
-
-def _drop_dim(src: OpSource) -> list[Dims]:
-    """Input 0's dims without the one its `dim` attr names (squeeze, select)."""
-    x = src.in_shapes[0]
-    d = _dim_attr(src, "dim", len(x))
-    return [_unknown(len(x) - 1) if d is None else (*x[:d], *x[d + 1:])]
-
 
 # --- entry builders -------------------------------------------------------------------------------
 
 Args = Callable[[OpSource], list[str | None]]
-ShapeFn = Callable[[OpSource], list[Dims]]
 
 
 def _no_args(src: OpSource) -> list[str | None]:
     return []
-
-
-def _same(src: OpSource) -> list[Dims]:
-    return [src.in_shapes[0]]
 
 
 def _apply(ref: str, inputs: list[str]) -> str:
@@ -295,37 +209,33 @@ def _through_module(op: str) -> Callable[[OpSource, str | None, list[str]], str]
     return call
 
 
-def _weighted(op: str, module: Callable[[OpSource], str], shape: ShapeFn,
-              helpers: tuple[str, ...] = ()) -> TorchEntry:
+def _weighted(op: str, module: Callable[[OpSource], str], helpers: tuple[str, ...] = ()) -> TorchEntry:
     """An op with weights: built as `module`, always called through it."""
-    return TorchEntry(module, _through_module(op), shape, helpers)
+    return TorchEntry(module, _through_module(op), helpers)
 
 
 def _unary(module: Callable[[OpSource], str], functional: Callable[[OpSource, str], str],
-           shape: ShapeFn = _same, helpers: tuple[str, ...] = ()) -> TorchEntry:
+           helpers: tuple[str, ...] = ()) -> TorchEntry:
     """A weight-free single-input op: `module` for nn.Sequential, `functional(src, x)` for forward()."""
     def call(src: OpSource, ref: str | None, inputs: list[str]) -> str:
         return _apply(ref, inputs) if ref else functional(src, inputs[0])
-    return TorchEntry(module, call, shape, helpers)
+    return TorchEntry(module, call, helpers)
 
 
-def _pair(cls: str, fn: str, args: Args = _no_args, shape: ShapeFn = _same,
-          helpers: tuple[str, ...] = ()) -> TorchEntry:
+def _pair(cls: str, fn: str, args: Args = _no_args, helpers: tuple[str, ...] = ()) -> TorchEntry:
     """`cls(args)` as module, `fn(x, args)` as functional form (same arguments)."""
-    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(fn, [x, *args(s)]), shape, helpers)
+    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(fn, [x, *args(s)]), helpers)
 
 
-def _method(cls: str, method: str, args: Args, fargs: Args | None = None,
-            shape: ShapeFn = _same) -> TorchEntry:
+def _method(cls: str, method: str, args: Args, fargs: Args | None = None) -> TorchEntry:
     """Helper class `cls(args)` as module, `x.method(fargs)` as functional form."""
     fargs = fargs or args
-    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(f"{_atom(x)}.{method}", fargs(s)), shape,
+    return _unary(lambda s: _call(cls, args(s)), lambda s, x: _call(f"{_atom(x)}.{method}", fargs(s)),
                   (cls,) if not cls.startswith("nn.") else ())
 
 
-def _multi(functional: Callable[[OpSource, list[str]], str], shape: ShapeFn,
-           helpers: tuple[str, ...] = ()) -> TorchEntry:
+def _multi(functional: Callable[[OpSource, list[str]], str], helpers: tuple[str, ...] = ()) -> TorchEntry:
     """A weight-free op of several inputs: no module, a functional form only."""
-    return TorchEntry(None, lambda src, ref, inputs: functional(src, inputs), shape, helpers)
+    return TorchEntry(None, lambda src, ref, inputs: functional(src, inputs), helpers)
 
 

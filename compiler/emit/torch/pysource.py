@@ -78,15 +78,3 @@ def _wrap(e: ast.Expr, names: NameMap, min_prec: int) -> str:
 def _arg(a: ast.Arg, names: NameMap) -> str:
     value = _expr(a.value, names)[0]
     return f"{a.name}={value}" if a.name else value
-
-
-def simplify(src: str) -> str:
-    """Fold source made only of integer literals and arithmetic: `512 * 7 * 7` -> `25088`."""
-    if src and all(ch in "0123456789 +-*/()%" for ch in src) and any(ch.isdigit() for ch in src):
-        try:
-            value = eval(src, {"__builtins__": {}})  # noqa: S307 - digits and operators only
-        except (SyntaxError, ZeroDivisionError):
-            return src
-        if isinstance(value, int):
-            return str(value)
-    return src

@@ -2,7 +2,6 @@
 submodules and exposed sizes, structural tests on defs (visitors), and weight-init functions."""
 from __future__ import annotations
 
-import ast as py
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from ...errors import EmitError
 from ...ops import OPS
 from ...syntax import ast
 from ...syntax.visitor import StmtVisitor, StmtWalker
-from .pysource import py_value, simplify
+from .pysource import py_value
 
 
 @dataclass
@@ -31,26 +30,6 @@ def emit_error(span, text: str) -> EmitError:
     return EmitError(messages.emit_unsupported(span, text))
 
 
-
-
-_BUILTINS = {"math", "int", "min", "max", "len", "sum", "abs"}
-
-
-def substitute(expr: str | None, binding: dict[str, str]) -> str | None:
-    """`expr` with every name replaced by its binding's expression; None if a name has none or
-    the expression reads an attribute of `self` (which means nothing in the caller)."""
-    if expr is None:
-        return None
-    tree = py.parse(expr, mode="eval")
-    names = {n.id for n in py.walk(tree) if isinstance(n, py.Name)}
-    if "self" in names or names - set(binding) - _BUILTINS:
-        return None
-
-    class Bind(py.NodeTransformer):
-        def visit_Name(self, node: py.Name) -> py.expr:
-            return py.parse(binding[node.id], mode="eval").body if node.id in binding else node
-
-    return simplify(py.unparse(Bind().visit(tree)))
 
 
 def tracked_dim(d: int, rank: int) -> bool:
