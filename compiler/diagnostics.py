@@ -78,10 +78,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 
 
 class CompileError(Exception):
-    """Raised by the driver when a compilation produced errors; carries them for rendering."""
+    """Raised by the driver when a compilation produced errors (or a backend refused: E06xx);
+    carries them for rendering, and its text is the rendered diagnostics, located, so that a
+    caller who only prints the exception still sees file, line and column."""
 
     def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap) -> None:
-        super().__init__(f"{len(diagnostics)} error(s)")
+        super().__init__(render_all(diagnostics, sources))
         self.diagnostics = diagnostics
         self.sources = sources
 

@@ -28,9 +28,9 @@ __all__ = [
 class Project(nn.Sequential):
     """`block Project(out_features)` from spec/acgan.arch:8."""
 
-    def __init__(self, out_features) -> None:
+    def __init__(self, out_features, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(100, out_features))  # (B, out_features)
+        self.append(nn.Linear(in_features, out_features))  # (B, out_features)
 
 
 class GeneratorConvs(nn.Sequential):
@@ -40,11 +40,11 @@ class GeneratorConvs(nn.Sequential):
     `block GeneratorConvs(channels)` from spec/acgan.arch:15.
     """
 
-    def __init__(self, channels) -> None:
+    def __init__(self, channels, *, in_channels: int) -> None:
         super().__init__()
-        self.append(nn.BatchNorm2d(128))  # (B, ?, ?, ?)
+        self.append(nn.BatchNorm2d(in_channels))  # (B, ?, ?, ?)
         self.append(nn.Upsample(scale_factor=2))  # (B, ?, ?, ?)
-        self.append(nn.Conv2d(128, 128, 3, padding=1))  # (B, 128, ?, ?)
+        self.append(nn.Conv2d(in_channels, 128, 3, padding=1))  # (B, 128, ?, ?)
         self.append(nn.BatchNorm2d(128, eps=0.8))  # (B, 128, ?, ?)
         self.append(nn.LeakyReLU(0.2))  # (B, 128, ?, ?)
         self.append(nn.Upsample(scale_factor=2))  # (B, 128, ?, ?)
@@ -64,14 +64,14 @@ class Generator(nn.Module):
         assert img_size % 4 == 0, "the generator upsamples twice by 2"
         init_size = img_size // 4
         self.label_emb = nn.Embedding(n_classes, latent_dim)
-        self.l1 = Project(128 * init_size * init_size)
-        self.conv_blocks = GeneratorConvs(channels)
+        self.l1 = Project(128 * init_size * init_size, in_features=latent_dim)
+        self.conv_blocks = GeneratorConvs(channels, in_channels=128)
 
     def forward(self, z, labels):
         init_size = self.img_size // 4
         e = self.label_emb(labels)  # (B, latent_dim)
         h = e * z  # (B, latent_dim)
-        h = self.l1(h)  # (B, 128*init_size*init_size)
+        h = self.l1(h)  # (B, 128 * init_size * init_size)
         h = h.reshape(-1, 128, init_size, init_size)  # (B, ?, ?, ?)
         img = self.conv_blocks(h)  # (B, channels, ?, ?)
         return img
@@ -84,9 +84,9 @@ class DiscriminatorConvs(nn.Sequential):
     `block DiscriminatorConvs()` from spec/acgan.arch:37.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_channels: int) -> None:
         super().__init__()
-        h_channels = 1
+        h_channels = in_channels
         for width, bn in zip((16, 32, 64, 128), (False, True, True, False)):
             self.append(nn.Conv2d(h_channels, width, 3, stride=2, padding=1))  # (B, width, ?, ?)
             self.append(nn.LeakyReLU(0.2))  # (B, width, ?, ?)
@@ -94,14 +94,16 @@ class DiscriminatorConvs(nn.Sequential):
             h_channels = width
             if bn:
                 self.append(nn.BatchNorm2d(h_channels, eps=0.8))  # (B, ?, ?, ?)
+            h_channels = width
+        self.out_channels = h_channels
 
 
 class AdversarialHead(nn.Sequential):
     """`block AdversarialHead()` from spec/acgan.arch:49."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(512, 1))  # (B, 1)
+        self.append(nn.Linear(in_features, 1))  # (B, 1)
         self.append(nn.Sigmoid())  # (B, 1)
 
 
@@ -112,9 +114,9 @@ class AuxiliaryHead(nn.Sequential):
     `block AuxiliaryHead(n_classes)` from spec/acgan.arch:56.
     """
 
-    def __init__(self, n_classes) -> None:
+    def __init__(self, n_classes, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(512, n_classes))  # (B, n_classes)
+        self.append(nn.Linear(in_features, n_classes))  # (B, n_classes)
 
 
 class Discriminator(nn.Module):
@@ -123,12 +125,17 @@ class Discriminator(nn.Module):
     def __init__(self, n_classes=10, channels=1, img_size=32) -> None:
         super().__init__()
         assert img_size % 16 == 0, "four stride-2 convolutions"
-        self.conv_blocks = DiscriminatorConvs()
-        self.adv_layer = AdversarialHead()
-        self.aux_layer = AuxiliaryHead(n_classes)
+        self.conv_blocks = DiscriminatorConvs(in_channels=channels)
+        self.adv_layer = AdversarialHead(
+            in_features=self.conv_blocks.out_channels * ((img_size + 15) // 16) * ((img_size + 15) // 16)
+        )
+        self.aux_layer = AuxiliaryHead(
+            n_classes,
+            in_features=self.conv_blocks.out_channels * ((img_size + 15) // 16) * ((img_size + 15) // 16),
+        )
 
     def forward(self, img):
-        h = self.conv_blocks(img)  # (B, ?, ?, ?)
+        h = self.conv_blocks(img)  # (B, ?, (img_size + 15) // 16, (img_size + 15) // 16)
         h = h.flatten(1)  # (B, ?)
         validity = self.adv_layer(h)  # (B, 1)
         class_logits = self.aux_layer(h)  # (B, n_classes)

@@ -44,10 +44,10 @@ class AddNorm(nn.Module):
     `block AddNorm(p, eps)` from spec/std/transformer.arch:83.
     """
 
-    def __init__(self, p=0.1, eps=1e-12) -> None:
+    def __init__(self, p=0.1, eps=1e-12, *, h_features: int) -> None:
         super().__init__()
         self.p = p
-        self.LayerNorm = nn.LayerNorm(768, eps=eps)
+        self.LayerNorm = nn.LayerNorm(h_features, eps=eps)
 
     def forward(self, h, x):
         h = F.dropout(h, self.p, training=self.training)  # (B, T, ?)
@@ -62,10 +62,10 @@ class BertAttention(nn.Module):
     `block BertAttention(heads, p, eps)` from spec/std/transformer.arch:90.
     """
 
-    def __init__(self, heads, p=0.1, eps=1e-12) -> None:
+    def __init__(self, heads, p=0.1, eps=1e-12, *, in_features: int) -> None:
         super().__init__()
-        self.self = MultiheadAttention(768, heads, dropout=p)
-        self.output = AddNorm(p, eps)
+        self.self = MultiheadAttention(in_features, heads, dropout=p)
+        self.output = AddNorm(p, eps, h_features=in_features)
 
     def forward(self, x):
         a = self.self(x)  # (B, T, ?)
@@ -76,9 +76,9 @@ class BertAttention(nn.Module):
 class BertIntermediate(nn.Module):
     """`block BertIntermediate(d_ff)` from spec/std/transformer.arch:112."""
 
-    def __init__(self, d_ff) -> None:
+    def __init__(self, d_ff, *, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(768, d_ff)
+        self.dense = nn.Linear(in_features, d_ff)
 
     def forward(self, x):
         y = self.dense(x)  # (B, T, d_ff)
@@ -92,17 +92,17 @@ class BertOutput(nn.Module):
     `block BertOutput(d, p, eps)` from spec/std/transformer.arch:97.
     """
 
-    def __init__(self, d, p=0.1, eps=1e-12) -> None:
+    def __init__(self, d, p=0.1, eps=1e-12, *, h_features: int) -> None:
         super().__init__()
         self.p = p
-        self.dense = nn.Linear(3072, d)
+        self.dense = nn.Linear(h_features, d)
         self.LayerNorm = nn.LayerNorm(d, eps=eps)
 
     def forward(self, h, x):
-        h = self.dense(h)  # (B, T, d)
-        h = F.dropout(h, self.p, training=self.training)  # (B, T, d)
-        y = h + x  # (B, T, d)
-        y = self.LayerNorm(y)  # (B, T, d)
+        h = self.dense(h)  # (B, T, ?)
+        h = F.dropout(h, self.p, training=self.training)  # (B, T, ?)
+        y = h + x  # (B, T, ?)
+        y = self.LayerNorm(y)  # (B, T, ?)
         return y
 
 
@@ -116,14 +116,14 @@ class BertLayer(nn.Module):
         super().__init__()
         d_ff = 4 * d if d_ff is None else d_ff
         assert d % heads == 0, "d must be divisible by heads"
-        self.attention = BertAttention(heads, p, eps)
-        self.intermediate = BertIntermediate(d_ff)
-        self.output = BertOutput(d, p, eps)
+        self.attention = BertAttention(heads, p, eps, in_features=d)
+        self.intermediate = BertIntermediate(d_ff, in_features=d)
+        self.output = BertOutput(d, p, eps, h_features=d_ff)
 
     def forward(self, x):
-        x = self.attention(x)  # (B, T, d)
+        x = self.attention(x)  # (B, T, ?)
         h = self.intermediate(x)  # (B, T, d_ff)
-        y = self.output(h, x)  # (B, T, d)
+        y = self.output(h, x)  # (B, T, ?)
         return y
 
 
@@ -159,7 +159,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.Sequential(*(BertLayer(d, heads, d_ff, p, eps) for _ in range(n)))
 
     def forward(self, x):
-        y = self.layer(x)  # (B, T, d)
+        y = self.layer(x)  # (B, T, ?)
         return y
 
 
@@ -174,9 +174,9 @@ class BertPooler(nn.Module):
         self.dense = nn.Linear(d, d)
 
     def forward(self, x):
-        y = x[:, 0]  # (B, d)
-        y = self.dense(y)  # (B, d)
-        y = torch.tanh(y)  # (B, d)
+        y = x[:, 0]  # (B, ?)
+        y = self.dense(y)  # (B, ?)
+        y = torch.tanh(y)  # (B, ?)
         return y
 
 

@@ -23,9 +23,9 @@ class GeneratorMLP(nn.Sequential):
     `block GeneratorMLP(out_features)` from spec/cgan.arch:8.
     """
 
-    def __init__(self, out_features) -> None:
+    def __init__(self, out_features, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(110, 128))  # (B, 128)
+        self.append(nn.Linear(in_features, 128))  # (B, 128)
         self.append(nn.LeakyReLU(0.2))  # (B, 128)
         h_features = 128
         for width in (256, 512, 1024):
@@ -45,12 +45,12 @@ class Generator(nn.Module):
         self.channels = channels
         self.img_size = img_size
         self.label_emb = nn.Embedding(n_classes, n_classes)
-        self.model = GeneratorMLP(channels * img_size * img_size)
+        self.model = GeneratorMLP(channels * img_size * img_size, in_features=latent_dim + n_classes)
 
     def forward(self, z, labels):
         c = self.label_emb(labels)  # (B, n_classes)
-        h = torch.cat([c, z], dim=1)  # (B, n_classes + 100)
-        img = self.model(h)  # (B, channels*img_size*img_size)
+        h = torch.cat([c, z], dim=1)  # (B, latent_dim + n_classes)
+        img = self.model(h)  # (B, channels * img_size * img_size)
         img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, ?, ?, ?)
         return img
 
@@ -62,9 +62,9 @@ class DiscriminatorMLP(nn.Sequential):
     `block DiscriminatorMLP()` from spec/cgan.arch:28.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(794, 512))  # (B, 512)
+        self.append(nn.Linear(in_features, 512))  # (B, 512)
         self.append(nn.LeakyReLU(0.2))  # (B, 512)
         self.append(nn.Linear(512, 512))  # (B, 512)
         self.append(nn.Dropout(0.4))  # (B, 512)
@@ -81,11 +81,11 @@ class Discriminator(nn.Module):
     def __init__(self, n_classes=10, channels=1, img_size=28) -> None:
         super().__init__()
         self.label_embedding = nn.Embedding(n_classes, n_classes)
-        self.model = DiscriminatorMLP()
+        self.model = DiscriminatorMLP(in_features=channels * img_size * img_size + n_classes)
 
     def forward(self, img, labels):
         c = self.label_embedding(labels)  # (B, n_classes)
-        x = img.flatten(1)  # (B, 784)
-        validity = torch.cat([x, c], dim=1)  # (B, n_classes + 784)
+        x = img.flatten(1)  # (B, channels * img_size * img_size)
+        validity = torch.cat([x, c], dim=1)  # (B, channels * img_size * img_size + n_classes)
         validity = self.model(validity)  # (B, 1)
         return validity

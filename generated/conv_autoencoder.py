@@ -32,7 +32,7 @@ class Decoder(nn.Sequential):
 
     def __init__(self, code=64) -> None:
         super().__init__()
-        self.append(nn.ConvTranspose2d(64, 32, 7))  # (B, 32, 7, 7)
+        self.append(nn.ConvTranspose2d(code, 32, 7))  # (B, 32, 7, 7)
         self.append(nn.ReLU())  # (B, 32, 7, 7)
         self.append(nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1))  # (B, 16, 14, 14)
         self.append(nn.ReLU())  # (B, 16, 14, 14)

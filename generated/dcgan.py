@@ -41,16 +41,16 @@ class GeneratorStack(nn.Sequential):
 
     def __init__(self, nz, ngf, nc) -> None:
         super().__init__()
-        self.append(nn.ConvTranspose2d(nz, ngf * 8, 4, stride=1, padding=0, bias=False))  # (B, 8*ngf, ?, ?)
-        self.append(nn.BatchNorm2d(8 * ngf))  # (B, 8*ngf, ?, ?)
-        self.append(nn.ReLU())  # (B, 8*ngf, ?, ?)
+        self.append(nn.ConvTranspose2d(nz, ngf * 8, 4, stride=1, padding=0, bias=False))  # (B, 8 * ngf, ?, ?)
+        self.append(nn.BatchNorm2d(8 * ngf))  # (B, 8 * ngf, ?, ?)
+        self.append(nn.ReLU())  # (B, 8 * ngf, ?, ?)
         h_channels = 8 * ngf
         for mult in (4, 2, 1):
             self.append(
                 nn.ConvTranspose2d(h_channels, ngf * mult, 4, stride=2, padding=1, bias=False)
-            )  # (B, mult*ngf, ?, ?)
-            self.append(nn.BatchNorm2d(mult * ngf))  # (B, mult*ngf, ?, ?)
-            self.append(nn.ReLU())  # (B, mult*ngf, ?, ?)
+            )  # (B, mult * ngf, ?, ?)
+            self.append(nn.BatchNorm2d(mult * ngf))  # (B, mult * ngf, ?, ?)
+            self.append(nn.ReLU())  # (B, mult * ngf, ?, ?)
             h_channels = mult * ngf
         self.append(nn.ConvTranspose2d(h_channels, nc, 4, stride=2, padding=1, bias=False))  # (B, nc, ?, ?)
         self.append(nn.Tanh())  # (B, nc, ?, ?)
@@ -65,7 +65,7 @@ class Generator(nn.Module):
         self.apply(init_normal_std_0_02)
 
     def forward(self, z):
-        img = self.main(z)  # (B, nc, ?, ?)
+        img = self.main(z)  # (B, nc, 64, 64)
         return img
 
 
@@ -83,9 +83,9 @@ class DiscriminatorStack(nn.Sequential):
         for mult in (2, 4, 8):
             self.append(
                 nn.Conv2d(h_channels, ndf * mult, 4, stride=2, padding=1, bias=False)
-            )  # (B, mult*ndf, ?, ?)
-            self.append(nn.BatchNorm2d(mult * ndf))  # (B, mult*ndf, ?, ?)
-            self.append(nn.LeakyReLU(0.2))  # (B, mult*ndf, ?, ?)
+            )  # (B, mult * ndf, ?, ?)
+            self.append(nn.BatchNorm2d(mult * ndf))  # (B, mult * ndf, ?, ?)
+            self.append(nn.LeakyReLU(0.2))  # (B, mult * ndf, ?, ?)
             h_channels = mult * ndf
         self.append(nn.Conv2d(h_channels, 1, 4, stride=1, padding=0, bias=False))  # (B, 1, ?, ?)
         self.append(nn.Sigmoid())  # (B, 1, ?, ?)
@@ -100,5 +100,5 @@ class Discriminator(nn.Module):
         self.apply(init_normal_std_0_02)
 
     def forward(self, img):
-        p = self.main(img)  # (B, 1, ?, ?)
+        p = self.main(img)  # (B, 1, 1, 1)
         return p

@@ -27,15 +27,13 @@ class DenseLayer(nn.Module):
         self.norm2 = nn.BatchNorm2d(bn_size * growth)
         self.relu2 = nn.ReLU()
         self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
-        new_channels = growth
-        self.out_channels = in_channels + new_channels
 
     def forward(self, x):
         new = self.norm1(x)  # (B, ?, ?, ?)
         new = self.relu1(new)  # (B, ?, ?, ?)
-        new = self.conv1(new)  # (B, bn_size*growth, ?, ?)
-        new = self.norm2(new)  # (B, bn_size*growth, ?, ?)
-        new = self.relu2(new)  # (B, bn_size*growth, ?, ?)
+        new = self.conv1(new)  # (B, bn_size * growth, ?, ?)
+        new = self.norm2(new)  # (B, bn_size * growth, ?, ?)
+        new = self.relu2(new)  # (B, bn_size * growth, ?, ?)
         new = self.conv2(new)  # (B, growth, ?, ?)
         if self.p > 0:
             new = F.dropout(new, self.p, training=self.training)
@@ -55,7 +53,8 @@ class DenseBlock(nn.Module):
         x_channels = in_channels
         for _ in range(n):
             self.denselayer.append(DenseLayer(growth, bn_size, p, in_channels=x_channels))
-            x_channels = self.denselayer[-1].out_channels
+            x_channels = growth + x_channels
+        self.out_channels = x_channels
 
     def forward(self, x):
         y = self.denselayer(x)  # (B, ?, ?, ?)
@@ -104,13 +103,14 @@ class DenseNetFeatures(nn.Module):
         self.relu0 = nn.ReLU()
         self.pool0 = nn.MaxPool2d(3, stride=2, padding=1)
         self.denseblock1 = DenseBlock(blocks[0], growth, bn_size, p, in_channels=init)
-        self.transition1 = Transition(t1, in_channels=256)
+        self.transition1 = Transition(t1, in_channels=self.denseblock1.out_channels)
         self.denseblock2 = DenseBlock(blocks[1], growth, bn_size, p, in_channels=t1)
-        self.transition2 = Transition(t2, in_channels=512)
+        self.transition2 = Transition(t2, in_channels=self.denseblock2.out_channels)
         self.denseblock3 = DenseBlock(blocks[2], growth, bn_size, p, in_channels=t2)
-        self.transition3 = Transition(t3, in_channels=1024)
+        self.transition3 = Transition(t3, in_channels=self.denseblock3.out_channels)
         self.denseblock4 = DenseBlock(blocks[3], growth, bn_size, p, in_channels=t3)
-        self.norm5 = nn.BatchNorm2d(1024)
+        self.norm5 = nn.BatchNorm2d(self.denseblock4.out_channels)
+        self.out_channels = self.denseblock4.out_channels
 
     def forward(self, x):
         h = self.conv0(x)  # (B, init, ?, ?)
@@ -136,7 +136,7 @@ class DenseNet121(nn.Module):
     ) -> None:
         super().__init__()
         self.features = DenseNetFeatures(growth, blocks, init, bn_size, p=drop_rate)
-        self.classifier = nn.Linear(1024, num_classes)
+        self.classifier = nn.Linear(self.features.out_channels, num_classes)
 
     def forward(self, x):
         h = self.features(x)  # (B, ?, 7, 7)

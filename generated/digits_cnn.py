@@ -24,14 +24,16 @@ class DigitsFeatures(nn.Sequential):
 
     def __init__(self, widths, pool_after=1) -> None:
         super().__init__()
-        h_channels = pool_after
+        h_channels = 1
         for i, w in enumerate(widths):
             self.append(nn.Conv2d(h_channels, w, 3, padding=1, bias=False))  # (B, w, ?, ?)
             self.append(nn.BatchNorm2d(w))  # (B, w, ?, ?)
             self.append(nn.ReLU())  # (B, w, ?, ?)
             h_channels = w
             if i == pool_after:
-                self.append(nn.MaxPool2d(2))  # (B, ?, H//2, W//2)
+                self.append(nn.MaxPool2d(2))  # (B, ?, H // 2, W // 2)
+            h_channels = w
+        self.out_channels = h_channels
 
 
 class DigitsCNN(nn.Module):
@@ -41,10 +43,10 @@ class DigitsCNN(nn.Module):
         super().__init__()
         self.dropout_p = dropout_p
         self.features = DigitsFeatures(widths)
-        self.classifier = nn.Linear(64, num_classes)
+        self.classifier = nn.Linear(self.features.out_channels, num_classes)
 
     def forward(self, x):
-        h = self.features(x)  # (B, ?, H//2, W//2)
+        h = self.features(x)  # (B, ?, H // 2, W // 2)
         logits = F.adaptive_avg_pool2d(h, 1)  # (B, ?, 1, 1)
         logits = logits.flatten(1)  # (B, ?)
         logits = F.dropout(logits, self.dropout_p, training=self.training)  # (B, ?)

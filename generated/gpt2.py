@@ -43,8 +43,8 @@ class GPT2MLP(nn.Module):
     def forward(self, x):
         y = self.c_fc(x)  # (B, T, d_ff)
         y = F.gelu(y, approximate="tanh")  # (B, T, d_ff)
-        y = self.c_proj(y)  # (B, T, d)
-        y = F.dropout(y, self.p, training=self.training)  # (B, T, d)
+        y = self.c_proj(y)  # (B, T, ?)
+        y = F.dropout(y, self.p, training=self.training)  # (B, T, ?)
         return y
 
 
@@ -65,13 +65,13 @@ class GPT2Block(nn.Module):
         self.mlp = GPT2MLP(d, d_ff, p)
 
     def forward(self, x):
-        a = self.ln_1(x)  # (B, T, d)
-        a = self.attn(a)  # (B, T, d)
-        a = F.dropout(a, self.p, training=self.training)  # (B, T, d)
-        x = x + a  # (B, T, d)
-        m = self.ln_2(x)  # (B, T, d)
-        m = self.mlp(m)  # (B, T, d)
-        y = x + m  # (B, T, d)
+        a = self.ln_1(x)  # (B, T, ?)
+        a = self.attn(a)  # (B, T, ?)
+        a = F.dropout(a, self.p, training=self.training)  # (B, T, ?)
+        x = x + a  # (B, T, ?)
+        m = self.ln_2(x)  # (B, T, ?)
+        m = self.mlp(m)  # (B, T, ?)
+        y = x + m  # (B, T, ?)
         return y
 
 

@@ -38,7 +38,7 @@ class Decoder(nn.Module):
 
     def __init__(self, hidden=256, code=32) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(32, hidden)
+        self.fc1 = nn.Linear(code, hidden)
         self.fc2 = nn.Linear(hidden, 784)
 
     def forward(self, z):

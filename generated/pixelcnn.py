@@ -28,9 +28,9 @@ __all__ = ["ResidualBlock", "PixelCNN"]
 class ResidualBlock(nn.Module):
     """`block ResidualBlock(h)` from spec/pixelcnn.arch:13."""
 
-    def __init__(self, h) -> None:
+    def __init__(self, h, *, in_channels: int) -> None:
         super().__init__()
-        self.add_module("1", nn.Conv2d(128, h, 1))
+        self.add_module("1", nn.Conv2d(in_channels, h, 1))
         self.add_module("3", MaskedConv2d(h, h, 3, mask="B"))
         self.add_module("5", nn.Conv2d(h, 2 * h, 1))
 
@@ -40,7 +40,7 @@ class ResidualBlock(nn.Module):
         y = F.relu(y)  # (B, h, ?, ?)
         y = getattr(self, "3")(y)  # (B, h, ?, ?)
         y = F.relu(y)  # (B, h, ?, ?)
-        y = getattr(self, "5")(y)  # (B, 2*h, ?, ?)
+        y = getattr(self, "5")(y)  # (B, 2 * h, ?, ?)
         out = x + y  # (B, ?, ?, ?)
         return out
 
@@ -51,15 +51,15 @@ class PixelCNN(nn.Module):
     def __init__(self, h=64, n_blocks=7, levels=256) -> None:
         super().__init__()
         self.input_conv = MaskedConv2d(1, 2 * h, 7, mask="A")
-        self.blocks = nn.Sequential(*(ResidualBlock(h) for _ in range(n_blocks)))
+        self.blocks = nn.Sequential(*(ResidualBlock(h, in_channels=2 * h) for _ in range(n_blocks)))
         self.out1 = nn.Conv2d(2 * h, 2 * h, 1)
         self.out2 = nn.Conv2d(2 * h, levels, 1)
 
     def forward(self, x):
-        f = self.input_conv(x)  # (B, 2*h, 28, 28)
-        f = self.blocks(f)  # (B, 2*h, 28, 28)
-        logits = F.relu(f)  # (B, 2*h, 28, 28)
-        logits = self.out1(logits)  # (B, 2*h, 28, 28)
-        logits = F.relu(logits)  # (B, 2*h, 28, 28)
+        f = self.input_conv(x)  # (B, 2 * h, 28, 28)
+        f = self.blocks(f)  # (B, 2 * h, 28, 28)
+        logits = F.relu(f)  # (B, 2 * h, 28, 28)
+        logits = self.out1(logits)  # (B, 2 * h, 28, 28)
+        logits = F.relu(logits)  # (B, 2 * h, 28, 28)
         logits = self.out2(logits)  # (B, levels, 28, 28)
         return logits

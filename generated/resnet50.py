@@ -44,14 +44,14 @@ class Bottleneck(nn.Module):
         y = self.conv2(y)  # (B, width, ?, ?)
         y = self.bn2(y)  # (B, width, ?, ?)
         y = F.relu(y)  # (B, width, ?, ?)
-        y = self.conv3(y)  # (B, expansion*width, ?, ?)
-        y = self.bn3(y)  # (B, expansion*width, ?, ?)
+        y = self.conv3(y)  # (B, expansion * width, ?, ?)
+        y = self.bn3(y)  # (B, expansion * width, ?, ?)
         if self.downsample is not None:
-            shortcut = self.downsample(x)  # (B, expansion*width, ?, ?)
+            shortcut = self.downsample(x)  # (B, expansion * width, ?, ?)
         else:
             shortcut = x
-        out = y + shortcut  # (B, expansion*width, ?, ?)
-        out = F.relu(out)  # (B, expansion*width, ?, ?)
+        out = y + shortcut  # (B, expansion * width, ?, ?)
+        out = F.relu(out)  # (B, expansion * width, ?, ?)
         return out
 
 
@@ -60,9 +60,9 @@ class BottleneckStage(nn.Sequential):
 
     def __init__(self, cin, width, n, stride) -> None:
         super().__init__()
-        self.append(Bottleneck(cin, width, stride))  # (B, 4*width, ?, ?)
+        self.append(Bottleneck(cin, width, stride))  # (B, 4 * width, ?, ?)
         for _ in range(1, n):
-            self.append(Bottleneck(width * 4, width))  # (B, 4*width, ?, ?)
+            self.append(Bottleneck(width * 4, width))  # (B, 4 * width, ?, ?)
 
 
 class ResNet50(nn.Module):
@@ -83,11 +83,11 @@ class ResNet50(nn.Module):
         h = self.bn1(h)  # (B, 64, 112, 112)
         h = F.relu(h)  # (B, 64, 112, 112)
         h = F.max_pool2d(h, 3, stride=2, padding=1)  # (B, 64, 56, 56)
-        h = self.layer1(h)  # (B, ?, ?, ?)
-        h = self.layer2(h)  # (B, ?, ?, ?)
-        h = self.layer3(h)  # (B, ?, ?, ?)
-        h = self.layer4(h)  # (B, ?, ?, ?)
-        logits = F.adaptive_avg_pool2d(h, 1)  # (B, ?, 1, 1)
-        logits = logits.flatten(1)  # (B, ?)
+        h = self.layer1(h)  # (B, 256, ?, ?)
+        h = self.layer2(h)  # (B, 512, ?, ?)
+        h = self.layer3(h)  # (B, 1024, ?, ?)
+        h = self.layer4(h)  # (B, 2048, ?, ?)
+        logits = F.adaptive_avg_pool2d(h, 1)  # (B, 2048, 1, 1)
+        logits = logits.flatten(1)  # (B, 2048)
         logits = self.fc(logits)  # (B, num_classes)
         return logits

@@ -59,22 +59,22 @@ class Seq2Seq(nn.Module):
         else:
             assert score == "general", "score must be additive or general"
             self.attn_proj = nn.Linear(2 * hidden, hidden, bias=False)
-        self.combine = nn.Linear(hidden + 1024, hidden, bias=False)
+        self.combine = nn.Linear(3 * hidden, hidden, bias=False)
         self.out = nn.Linear(hidden, tgt_vocab)
 
     def forward(self, src, tgt):
         enc = self.src_embed(src)  # (B, S, emb)
         enc = F.dropout(enc, self.p, training=self.training)  # (B, S, emb)
-        enc, h_n, c_n = self.encoder(enc)  # (B, S, 2*hidden), (2, B, hidden), (2, B, hidden)
+        enc, h_n, c_n = self.encoder(enc)  # (B, S, 2 * hidden), (2, B, hidden), (2, B, hidden)
         hf = h_n[0]  # (B, hidden)
         hb = h_n[1]  # (B, hidden)
-        h0 = torch.cat([hf, hb], dim=1)  # (B, 2*hidden)
+        h0 = torch.cat([hf, hb], dim=1)  # (B, 2 * hidden)
         h0 = self.bridge_h(h0)  # (B, hidden)
         h0 = torch.tanh(h0)  # (B, hidden)
         h0 = h0.unsqueeze(0)  # (1, B, hidden)
         cf = c_n[0]  # (B, hidden)
         cb = c_n[1]  # (B, hidden)
-        c0 = torch.cat([cf, cb], dim=1)  # (B, 2*hidden)
+        c0 = torch.cat([cf, cb], dim=1)  # (B, 2 * hidden)
         c0 = self.bridge_c(c0)  # (B, hidden)
         c0 = torch.tanh(c0)  # (B, hidden)
         c0 = c0.unsqueeze(0)  # (1, B, hidden)
@@ -82,11 +82,11 @@ class Seq2Seq(nn.Module):
         x = F.dropout(x, self.p, training=self.training)  # (B, T, emb)
         dec = self.decoder(x, h0, c0)  # (B, T, hidden)
         if self.score == "additive":
-            ctx = self.attention(dec, enc)  # (B, T, 2*hidden)
+            ctx = self.attention(dec, enc)  # (B, T, 2 * hidden)
         else:
             keys = self.attn_proj(enc)
-            ctx = self.attention(dec, keys, enc)
-        logits = torch.cat([dec, ctx], dim=2)  # (B, T, ?)
+            ctx = F.scaled_dot_product_attention(dec, keys, enc, scale=1.0)
+        logits = torch.cat([dec, ctx], dim=2)  # (B, T, 3 * hidden)
         logits = self.combine(logits)  # (B, T, hidden)
         logits = torch.tanh(logits)  # (B, T, hidden)
         logits = F.dropout(logits, self.p, training=self.training)  # (B, T, hidden)

@@ -52,17 +52,17 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x):
-        a = self.self_attn(x)  # (B, S, d)
-        a = F.dropout(a, self.p, training=self.training)  # (B, S, d)
-        x = x + a  # (B, S, d)
-        x = self.norm1(x)  # (B, S, d)
+        a = self.self_attn(x)  # (B, S, ?)
+        a = F.dropout(a, self.p, training=self.training)  # (B, S, ?)
+        x = x + a  # (B, S, ?)
+        x = self.norm1(x)  # (B, S, ?)
         f = self.linear1(x)  # (B, S, d_ff)
         f = F.relu(f)  # (B, S, d_ff)
         f = F.dropout(f, self.p, training=self.training)  # (B, S, d_ff)
-        f = self.linear2(f)  # (B, S, d)
-        f = F.dropout(f, self.p, training=self.training)  # (B, S, d)
-        y = x + f  # (B, S, d)
-        y = self.norm2(y)  # (B, S, d)
+        f = self.linear2(f)  # (B, S, ?)
+        f = F.dropout(f, self.p, training=self.training)  # (B, S, ?)
+        y = x + f  # (B, S, ?)
+        y = self.norm2(y)  # (B, S, ?)
         return y
 
 
@@ -88,21 +88,21 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x, memory):
-        a = self.self_attn(x)  # (B, T, d)
-        a = F.dropout(a, self.p, training=self.training)  # (B, T, d)
-        x = x + a  # (B, T, d)
-        x = self.norm1(x)  # (B, T, d)
-        c = self.multihead_attn(x, memory)  # (B, T, d)
-        c = F.dropout(c, self.p, training=self.training)  # (B, T, d)
-        x = x + c  # (B, T, d)
-        x = self.norm2(x)  # (B, T, d)
+        a = self.self_attn(x)  # (B, T, ?)
+        a = F.dropout(a, self.p, training=self.training)  # (B, T, ?)
+        x = x + a  # (B, T, ?)
+        x = self.norm1(x)  # (B, T, ?)
+        c = self.multihead_attn(x, memory)  # (B, T, ?)
+        c = F.dropout(c, self.p, training=self.training)  # (B, T, ?)
+        x = x + c  # (B, T, ?)
+        x = self.norm2(x)  # (B, T, ?)
         f = self.linear1(x)  # (B, T, d_ff)
         f = F.relu(f)  # (B, T, d_ff)
         f = F.dropout(f, self.p, training=self.training)  # (B, T, d_ff)
-        f = self.linear2(f)  # (B, T, d)
-        f = F.dropout(f, self.p, training=self.training)  # (B, T, d)
-        y = x + f  # (B, T, d)
-        y = self.norm3(y)  # (B, T, d)
+        f = self.linear2(f)  # (B, T, ?)
+        f = F.dropout(f, self.p, training=self.training)  # (B, T, ?)
+        y = x + f  # (B, T, ?)
+        y = self.norm3(y)  # (B, T, ?)
         return y
 
 
@@ -122,7 +122,7 @@ class DecoderLayers(nn.ModuleList):
 
     def forward(self, x, memory):
         for layer in self:
-            x = layer(x, memory)  # (B, T, d)
+            x = layer(x, memory)  # (B, T, ?)
         return x
 
 
@@ -138,7 +138,7 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(*(EncoderLayer(d, heads, d_ff, p) for _ in range(n)))
 
     def forward(self, x):
-        y = self.layers(x)  # (B, S, d)
+        y = self.layers(x)  # (B, S, ?)
         return y
 
 
@@ -149,6 +149,7 @@ class Decoder(nn.Module):
         super().__init__()
         d_ff = 4 * d if d_ff is None else d_ff
         self.layers = DecoderLayers(n, d, heads, d_ff, p)
+        self.out_features = d
 
     def forward(self, x, memory):
         y = self.layers(x, memory)  # (B, T, ?)
@@ -166,7 +167,7 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(vocab, d)
         self.encoder = Encoder(n_enc, d, heads, d_ff, p)
         self.decoder = Decoder(n_dec, d, heads, d_ff, p)
-        self.generator = nn.Linear(512, vocab, bias=False)
+        self.generator = nn.Linear(d, vocab, bias=False)
         self.generator.weight = self.embed.weight  # tied
         self.apply(init_xavier_uniform)
 
@@ -178,9 +179,9 @@ class Transformer(nn.Module):
         memory = F.dropout(memory, self.p, training=self.training)  # (B, S, d)
         memory = self.encoder(memory)  # (B, S, d)
         y = self.embed(tgt)
-        y = y * emb_scale  # (B, T, ?)
-        y = add_sinusoidal_encoding(y)  # (B, T, ?)
-        y = F.dropout(y, self.p, training=self.training)  # (B, T, ?)
-        y = self.decoder(y, memory)  # (B, T, ?)
+        y = y * emb_scale  # (B, T, d)
+        y = add_sinusoidal_encoding(y)  # (B, T, d)
+        y = F.dropout(y, self.p, training=self.training)  # (B, T, d)
+        y = self.decoder(y, memory)  # (B, T, d)
         logits = self.generator(y)  # (B, T, vocab)
         return logits

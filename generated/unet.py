@@ -57,9 +57,9 @@ class Level(nn.Module):
             out = skip
         else:
             inner = F.max_pool2d(skip, 2)  # (B, ch, ?, ?)
-            inner = self.down(inner)  # (B, 2*ch, ?, ?)
+            inner = self.down(inner)  # (B, 2 * ch, ?, ?)
             inner = self.up(inner)  # (B, ch, ?, ?)
-            out = torch.cat([skip, inner], dim=1)  # (B, 2*ch, ?, ?)
+            out = torch.cat([skip, inner], dim=1)  # (B, 2 * ch, ?, ?)
             out = self.dec(out)  # (B, ch, ?, ?)
         return out
 

@@ -44,7 +44,7 @@ class Decoder(nn.Module):
 
     def __init__(self, hidden=400, latent=20) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(20, hidden)
+        self.fc1 = nn.Linear(latent, hidden)
         self.fc2 = nn.Linear(hidden, 784)
 
     def forward(self, z):

@@ -37,14 +37,15 @@ class VGGFeatures(nn.Sequential):
                     self.append(nn.Conv2d(h_channels, v, 3, padding=1))  # (B, v, ?, ?)
                     self.append(nn.ReLU())  # (B, v, ?, ?)
                     h_channels = v
+        self.out_channels = h_channels
 
 
 class VGGClassifier(nn.Sequential):
     """`block VGGClassifier(num_classes, hidden, p)` from spec/vgg16.arch:22."""
 
-    def __init__(self, num_classes, hidden=4096, p=0.5) -> None:
+    def __init__(self, num_classes, hidden=4096, p=0.5, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(25088, hidden))  # (B, hidden)
+        self.append(nn.Linear(in_features, hidden))  # (B, hidden)
         self.append(nn.ReLU())  # (B, hidden)
         self.append(nn.Dropout(p))  # (B, hidden)
         self.append(nn.Linear(hidden, hidden))  # (B, hidden)
@@ -61,7 +62,7 @@ class VGG16(nn.Module):
         cfg = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
         self.features = VGGFeatures(cfg)
         self.avgpool = nn.AdaptiveAvgPool2d(7)
-        self.classifier = VGGClassifier(num_classes, p=dropout_p)
+        self.classifier = VGGClassifier(num_classes, p=dropout_p, in_features=49 * self.features.out_channels)
 
     def forward(self, x):
         h = self.features(x)  # (B, ?, ?, ?)

@@ -20,9 +20,9 @@ __all__ = ["GeneratorMLP", "Generator", "CriticMLP", "Critic"]
 class GeneratorMLP(nn.Sequential):
     """`block GeneratorMLP(out_features)` from spec/wgan.arch:8."""
 
-    def __init__(self, out_features) -> None:
+    def __init__(self, out_features, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(100, 128))  # (B, 128)
+        self.append(nn.Linear(in_features, 128))  # (B, 128)
         self.append(nn.LeakyReLU(0.2))  # (B, 128)
         h_features = 128
         for width in (256, 512, 1024):
@@ -41,10 +41,10 @@ class Generator(nn.Module):
         super().__init__()
         self.channels = channels
         self.img_size = img_size
-        self.model = GeneratorMLP(channels * img_size * img_size)
+        self.model = GeneratorMLP(channels * img_size * img_size, in_features=latent_dim)
 
     def forward(self, z):
-        img = self.model(z)  # (B, channels*img_size*img_size)
+        img = self.model(z)  # (B, channels * img_size * img_size)
         img = img.reshape(-1, self.channels, self.img_size, self.img_size)  # (B, ?, ?, ?)
         return img
 
@@ -52,9 +52,9 @@ class Generator(nn.Module):
 class CriticMLP(nn.Sequential):
     """`block CriticMLP()` from spec/wgan.arch:23."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_features: int) -> None:
         super().__init__()
-        self.append(nn.Linear(784, 512))  # (B, 512)
+        self.append(nn.Linear(in_features, 512))  # (B, 512)
         self.append(nn.LeakyReLU(0.2))  # (B, 512)
         self.append(nn.Linear(512, 256))  # (B, 256)
         self.append(nn.LeakyReLU(0.2))  # (B, 256)
@@ -66,9 +66,9 @@ class Critic(nn.Module):
 
     def __init__(self, channels=1, img_size=28) -> None:
         super().__init__()
-        self.model = CriticMLP()
+        self.model = CriticMLP(in_features=channels * img_size * img_size)
 
     def forward(self, img):
-        score = img.flatten(1)  # (B, 784)
+        score = img.flatten(1)  # (B, channels * img_size * img_size)
         score = self.model(score)  # (B, 1)
         return score

@@ -55,6 +55,6 @@ class SkipGramNS(nn.Module):
         pos_score = pos_score.sum(dim=-1)  # (B,)
         n = self.out_embed(negatives)
         vk = v.unsqueeze(1)  # (B, 1, dim)
-        neg_score = n * vk  # (B, K, ?)
+        neg_score = n * vk  # (B, K, dim)
         neg_score = neg_score.sum(dim=-1)  # (B, K)
         return pos_score, neg_score

@@ -28,9 +28,9 @@ network N { input x: f32[B, 3, 8, 8]
   output y = x -> Features([[8, 16, 1], [16, 24, 2]]) }
 """
 
-# The same, but the loop body reads the running width before the block that loses it: the
-# second iteration's conv would be built with the first iteration's input width.
-STALE_INSIDE_LOOP = """
+# The loop body reads the running width before the block that changes it: Stage's invariant
+# loop makes its output width `c`, which the caller can follow (s[1]) -- no stale width.
+READ_INSIDE_LOOP = """
 block Stage(cin, c, n) { input x
   h = x -> conv2d(c, 3, padding=1)
   for i in range(1, n) { h = h -> conv2d(c, 3, padding=1) }
@@ -41,6 +41,21 @@ block Features(settings) { input x
   output h }
 network N { input x: f32[B, 3, 8, 8]
   output y = x -> Features([[16, 16, 1], [24, 24, 2]]) }
+"""
+
+# Here Stage's output width is the last of a list it loops over, which the caller cannot follow:
+# the second iteration's first conv would be built with the first iteration's input width.
+STALE_INSIDE_LOOP = """
+block Stage(widths) { input x
+  h = x
+  for w in widths { h = h -> conv2d(w, 1) }
+  output h }
+block Features(settings) { input x
+  h = x -> conv2d(8, 3, padding=1)
+  for s in settings { h = h -> conv2d(s[0], 1) -> Stage(s) }
+  output h }
+network N { input x: f32[B, 3, 8, 8]
+  output y = x -> Features([[16, 24], [24, 32]]) }
 """
 
 
@@ -59,6 +74,14 @@ def test_a_size_a_loop_cannot_express_is_not_read_stale_after_it(tmp_path):
     assert tuple(module(torch.zeros(2, 3, 8, 8)).shape) == (2, 4, 8, 8)
 
 
+def test_a_size_a_block_keeps_is_followed_through_the_loop(tmp_path):
+    result = compile_text(READ_INSIDE_LOOP, tmp_path)
+    graph = result.graphs["N"]
+    module = _module(result, "N")
+    assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == {w.name: w.shape for w in graph.weights}
+    assert tuple(module(torch.zeros(2, 3, 8, 8)).shape) == (2, 24, 8, 8)
+
+
 def test_a_size_read_in_the_loop_that_loses_it_is_refused(tmp_path):
     result = compile_text(STALE_INSIDE_LOOP, tmp_path)
     assert result.ok
@@ -70,3 +93,18 @@ def test_a_size_read_in_the_loop_that_loses_it_is_refused(tmp_path):
         assert err.diag.primary.span.line == 8  # the `for` of Features
     else:
         raise AssertionError("the emitter wrote a module whose second conv reads a stale width")
+
+
+def test_a_refusal_through_the_python_api_carries_its_location(tmp_path):
+    """dlc.torch_module / torch_source raise CompileError whose text is the rendered diagnostic."""
+    import dlc
+
+    path = tmp_path / "stale.arch"
+    path.write_text(STALE_INSIDE_LOOP)
+    try:
+        dlc.torch_module(path)
+    except dlc.CompileError as err:
+        text = str(err)
+        assert "error[E0601]" in text and f"{path}:8:" in text and "^" in text
+    else:
+        raise AssertionError("no CompileError")

@@ -165,6 +165,10 @@ class Dim:
         den = k.value
         if den == 1:
             return self
+        nested = self._single_floordiv()
+        if nested is not None:  # (x//m + c)//n = (x + c*m)//(m*n) for integer x and m, n > 0
+            atom, c = nested
+            return (atom.num + c * atom.den) // (atom.den * den)
         exact = {m: c // den for m, c in self.terms if c % den == 0 and m}
         rest = Dim._from({m: c for m, c in self.terms if not (c % den == 0 and m)})
         quotient = Dim._from(exact)
@@ -175,6 +179,16 @@ class Dim:
         shift = const // den
         rest = rest - shift * den
         return quotient + shift + Dim((((FloorDiv(rest, den),), 1),))
+
+    def _single_floordiv(self) -> tuple[FloorDiv, int] | None:
+        """(atom, c) when self is `x//m + c` with a constant m, else None."""
+        atoms = [(m, c) for m, c in self.terms if m]
+        if len(atoms) != 1 or atoms[0][1] != 1 or len(atoms[0][0]) != 1:
+            return None
+        atom = atoms[0][0][0]
+        if not isinstance(atom, FloorDiv) or not isinstance(atom.den, int):
+            return None
+        return atom, next((c for m, c in self.terms if not m), 0)
 
     def ceildiv(self, k: int) -> Dim:
         return -((-self) // k)
@@ -209,7 +223,9 @@ class Dim:
         for i, (mono, coeff) in enumerate(self.terms):
             sign = "-" if coeff < 0 else "+"
             mag = abs(coeff)
-            body = "*".join(name(a) if isinstance(a, str) else a.render(name) for a in mono)
+            wrap = len(mono) > 1 or mag != 1  # `2*(h//3)`, not `2*h//3`
+            body = "*".join(name(a) if isinstance(a, str) else f"({a.render(name)})" if wrap else a.render(name)
+                            for a in mono)
             text = body if mono and mag == 1 else (f"{mag}*{body}" if mono else str(mag))
             if i == 0:
                 parts.append(("-" if coeff < 0 else "") + text)

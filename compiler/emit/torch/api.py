@@ -6,14 +6,21 @@ import types
 from pathlib import Path
 from typing import Any
 
+from ...diagnostics import CompileError
+from ...errors import EmitError
 from ...pipeline import compile_file, default_graph
 from .file import emit_torch
 
 
 def torch_source(spec: str | Path, standalone: bool = False) -> str:
-    """The generated PyTorch source for every network of `spec` (raises CompileError); with
-    `standalone`, the helper layers are copied in instead of imported from dlc.runtime.layers."""
-    return emit_torch(compile_file(spec), standalone)
+    """The generated PyTorch source for every network of `spec`; with `standalone`, the helper
+    layers are copied in instead of imported from dlc.runtime.layers. Raises CompileError, whose
+    text is the located diagnostic, for a spec with errors and for what the emitter refuses."""
+    result = compile_file(spec)
+    try:
+        return emit_torch(result, standalone)
+    except EmitError as err:
+        raise CompileError([err.diag], result.sources) from None
 
 
 def torch_namespace(spec: str | Path) -> types.ModuleType:

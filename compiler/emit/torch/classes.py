@@ -21,10 +21,10 @@ from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
+from ...errors import EmitError
 from .forms import MissingSize, OpSource
 from .pysource import py_expr, py_value
-from .sizes import (Sizes, built, comment_size, observed,
-                    py_size, source_shapes)
+from .sizes import (Size, Sizes, built, comment_size, spec_names, trial_symbol, py_size, source_shapes)
 from .tracking import SizeTracking
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
                    emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
@@ -48,9 +48,12 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.initial_shapes: dict[str, Sizes] = {}  # the inputs' sizes as the class starts
         self._running: list[dict[tuple[str, int], str]] = []  # per open loop or branch: running size variables
         self._lost: list[set[tuple[str, int]]] = []
+        self._changed: list[set[tuple[str, int]]] = []
+        self._before: list[dict[tuple[str, int], Size]] = []  # per open loop or branch: sizes before it
         self.params = {p.name for p in self.d.params}
         self.fwd_params: set[str] = set()
         self.layers: dict[str, str] = {}  # spec name of a layer value -> attribute
+        self.layer_stages: dict[str, tuple[Any, ast.Stage]] = {}  # label -> (its op or block, the stage that built it)
         self.pending_layers: dict[str, ast.Expr] = {}  # let-bound layers not built yet
         self.size_args: list[tuple[str, int, int]] = []  # constructor size arguments actually used
         self.size_arg_inputs: dict[str, tuple[int, int]] = {}  # candidate name -> (input, dim)
@@ -88,6 +91,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                 self.init.add(f"{p.name} = {py_expr(p.default, self.init_name)} if {p.name} is None else {p.name}")
         self.visit_body(self.d.body)
         self._tie_and_init()
+        exposures = [Stmt(f"self.{exposed_attr(k, dim, rank)} = {self._out_dim(k, dim)}")
+                     for k, dim, rank in sorted(self.fw.exposed.get(self.key, ()))]
         params = [self._param(p) for p in self.d.params]
         size_params = ["*", *(f"{name}: int" for name, _, _ in self.size_args)] if self.size_args else []
         self.fw.size_params[self.key] = list(self.size_args)
@@ -102,8 +107,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             base = "nn.ModuleList"
         used = (self_attributes_read(forward) & self.params) | self.fwd_params
         init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
-        for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
-            init.append(Stmt(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}"))
+        init.extend(exposures)
         init = prune_empty_branches(drop_dead_stores(init, self.placeholders))
         unread_loop_variables(init)
         unread_loop_variables(forward)
@@ -149,26 +153,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_input(self, s: ast.Input) -> None:
         index = len(self.inputs)
         self.inputs.append(s.name)
-        dims = [inst.input_dims()[index] for inst in self.insts]
-        rank = len(dims[0])
-        shape: Sizes = []
-        for d in range(rank):
-            values = {x[d] for x in dims}
-            same = values.pop() if len(values) == 1 else None
-            if same is not None and (self.d.kind == "network" or not same.is_const):
-                shape.append(same)  # a network's declared size, or a size of the input every use shares (B, T)
-            elif same is not None:
-                # even a constant size reads better as the parameter it equals (`nn.LayerNorm(d)`)
-                named = self._matching_param(dims, d) if tracked_dim(d, rank) else None
-                shape.append(built(named) if named else observed(same.value, f"{index}:{d}"))
-            elif d == 0:
-                shape.append(None)
-            else:
-                name = self._matching_param(dims, d) or self._size_arg_name(s.name, d, rank)
-                self.placeholders.add(name)
-                shape.append(built(name))
-        self.shapes[s.name] = shape
-        self.initial_shapes[s.name] = list(shape)
+        self.shapes[s.name] = self._input_sizes(s, index)
+        self.initial_shapes[s.name] = list(self.shapes[s.name])
 
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
@@ -183,7 +169,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
-        self._materialize(carried)
+        keep, after = self._loop_analysis(s, carried)
+        self._materialize(carried, keep=keep)
         self.init.add(f"for {targets} in {py_expr(s.iterable, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
@@ -198,10 +185,97 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                 raise emit_error(s.span, f"a loop in which the size of dim {d} of `{var}` changes in a way "
                                          "that follows from no parameter")
         self._restore(carried)
+        for (var, d), size in after.items():
+            if self.shapes[var][d] is None:
+                self.shapes[var][d] = size
+
+    def _loop_analysis(self, s: ast.For, carried: set[str]) -> tuple[set[tuple[str, int]], dict]:
+        """What the loop body does to the sizes of the tensors it carries, found by writing the body
+        once on symbols and throwing that away:
+          - the channel/feature sizes it leaves as they were (BasicStage's `cout` blocks), which the
+            loop proper can then use as they are (and pass to a block by name);
+          - for the other sizes (spatial ones, not tracked in loops), their size after a loop that
+            runs a fixed number of times with a body that maps them the same way each time (four
+            stride-2 convolutions: (h - 1)//2 + 1, four times)."""
+        if not carried:
+            return set(), {}
+        saved = self._snapshot()
+        try:
+            entering = {(var, d): size for var in carried for d, size in enumerate(self.shapes[var])}
+            self._materialize(carried, trial=True)
+            running = dict(self._running[-1])
+            self.loops.append((s.names, s.iterable))
+            self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
+            self.loops.pop()
+            changed, lost = self._changed[-1], self._lost[-1]
+            ends = {(var, d): size for var in carried for d, size in enumerate(self.shapes[var])}
+            self._restore(carried)
+        except EmitError:
+            return set(), {}
+        finally:
+            self._rollback(saved)
+        keep = {k for k in running if k not in changed and k not in lost}
+        return keep, self._iterated(s, entering, ends)
+
+    def _iterated(self, s: ast.For, entering: dict, ends: dict) -> dict:
+        """Sizes after the loop by applying the body's map `trips` times, where the map reads only
+        the size itself and what stays fixed through the loop."""
+        trips = self._trip_count(s)
+        bound = set(s.names) | {n for st in s.body for n in rebound((st,))}
+        out = {}
+        for (var, d), end in ends.items():
+            symbol = trial_symbol(var, d).symbols().pop()
+            start = entering.get((var, d))
+            if trips is None or end is None or start is None or symbol not in end.symbols():
+                continue
+            if any(x.startswith("=") and x[1:] in bound for x in end.symbols() - {symbol}):
+                continue  # the map reads the loop variable or something the body binds
+            size = start
+            for _ in range(trips):
+                size = end.substitute({symbol: size})
+            out[(var, d)] = size
+        return out
+
+    def _trip_count(self, s: ast.For) -> int | None:
+        """How many times the loop runs, when that cannot depend on a parameter (the iterable uses
+        literals and builtins only): the number of executions of its first stage, per instance."""
+        from ...builtins import BUILTINS
+
+        if not spec_names(s.iterable) <= set(BUILTINS):
+            return None
+        first = next((st for st in s.body if isinstance(st, (ast.Bind, ast.Output)) and st.chain is not None
+                      and st.chain.stages), None)
+        if first is None:
+            return None
+        span = first.chain.stages[0].span
+        counts = set()
+        for inst in self.insts:
+            ops = self.fw.index.op_execs([inst], span)
+            calls = self.fw.index.call_execs([inst], span)
+            counts.add(len(ops) + len(calls))
+        return counts.pop() if len(counts) == 1 else None
+
+    _STATE = ("shapes", "fwd_params", "layers", "layer_stages", "pending_layers", "size_args", "helpers", "exposure_tokens",
+              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs")
+
+    def _snapshot(self) -> dict:
+        """What writing statements changes, for `_loop_invariant`'s trial run."""
+        import copy
+
+        return {"self": {k: copy.deepcopy(getattr(self, k)) for k in self._STATE},
+                "init": (list(self.init.entries), self.init.level), "fwd": (list(self.fwd.entries), self.fwd.level),
+                "fw": copy.deepcopy((self.fw.exposed, self.fw.varying_inputs, self.fw.param_matches))}
+
+    def _rollback(self, saved: dict) -> None:
+        for k, v in saved["self"].items():
+            setattr(self, k, v)
+        self.init.entries, self.init.level = saved["init"]
+        self.fwd.entries, self.fwd.level = saved["fwd"]
+        self.fw.exposed, self.fw.varying_inputs, self.fw.param_matches = saved["fw"]
 
     def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
-        self._materialize(carried)
+        self._materialize(carried, branch=True)
         init_at, fwd_at, level = len(self.init.entries), len(self.fwd.entries), self.init.level
         self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
         if not self.sequential:
@@ -210,6 +284,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         first = len(self.assigned)
         self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
         then_attrs, else_attrs = self.assigned[first:], []
+        fresh = (rebound(s.then) | rebound(s.orelse)) - carried  # tensors the branch binds first
+        then_shapes = {v: self.shapes.get(v) for v in fresh if v in self.shapes}
+        then_ends = {v: list(self.shapes[v]) for v in carried}
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
             self.init.add("else:")
@@ -218,7 +295,14 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             first = len(self.assigned)
             self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
             else_attrs = self.assigned[first:]
+        for v, shape in then_shapes.items():  # bound on both paths: only the sizes both agree on
+            self.shapes[v] = _agreed(shape, self.shapes.get(v)) if v in rebound(s.orelse) else shape
+        else_ends = {v: list(self.shapes[v]) for v in carried}
         self._restore(carried)
+        for v in carried:  # sizes not kept in running variables: what both paths agree on
+            for d, size in enumerate(_agreed(then_ends[v], else_ends[v]) or ()):
+                if self.shapes[v][d] is None and not tracked_dim(d, len(self.shapes[v])):
+                    self.shapes[v][d] = size
         if not self.sequential and not self.loop_depth:
             self._branch_on_submodule(then_attrs, else_attrs, level, init_at, fwd_at)
 
@@ -268,8 +352,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def stage(self, stage: ast.Stage, inputs: list[str], shapes: list, outs: list[str]) -> list:
         name = stage.callee[0] if len(stage.callee) == 1 else None
-        if name in self.layers or name in self.pending_layers or name in self.params and stage.args is None \
-                and name not in OPS:
+        # an existing layer is applied by its bare name; `attention(scaled=false)` is the op, even
+        # where a branch labelled a layer `attention`
+        if stage.args is None and (name in self.layers or name in self.pending_layers
+                                   or name in self.params and name not in OPS):
             return self.layer_stage(stage, name, inputs, shapes, outs)
         if name in OPS:
             return self.op_stage(stage, OPS[name], inputs, shapes, outs)
@@ -302,6 +388,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             call = entry.call(src_fwd, attr_ref(attr), inputs)
             if stage.label:
                 self.layers[stage.label] = attr_ref(attr)
+                self.layer_stages[stage.label] = (op, stage)
         else:
             call = entry.call(src_fwd, None, inputs)
             if repeat:
@@ -410,12 +497,13 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             raise emit_error(stage.span, f"`{ref.name}` in a branch that no network takes")
         key = (ref.module, ref.name)
         in_shapes = self._fill(shapes, [(i, c.inputs) for i, c in execs], stage)
+        self._note_input_sizes(ref, stage, in_shapes)
         args = [py_expr(a.value, self.init_name) if a.name is None else f"{a.name}={py_expr(a.value, self.init_name)}"
                 for a in stage.args or ()]
         sizes = self._size_values(stage, ref, in_shapes)
         outputs = [(i, c.outputs) for i, c in execs]
         repeat = self._repeat(stage)
-        if repeat and sizes:
+        if repeat and sizes and self._grows(stage, ref, in_shapes, sizes, len(outs)):
             return self._repeat_growing(stage, ref, inputs, in_shapes, args, sizes, outs, outputs)
         construct = f"{self.fw.class_name(ref)}({', '.join(args + [f'{n}={v}' for n, v, _, _ in sizes])})"
         out_shapes = self._fill(self._child_outputs(ref, stage, in_shapes, len(outs)), outputs, stage)
@@ -432,6 +520,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                       for k, s in enumerate(out_shapes)]
         if stage.label:
             self.layers[stage.label] = ref_src
+            self.layer_stages[stage.label] = (ref, stage)
         self.fwd.add(f"{', '.join(outs)} = {ref_src}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
         return out_shapes
 
@@ -447,6 +536,16 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self._note_exposed(value)
             out.append((name, value, i, d))
         return out
+
+    def _grows(self, stage, ref: DefRef, in_shapes, sizes, n_out: int) -> bool:
+        """Whether the copies of `X(...) * n` see different input sizes: the child's output size
+        is not simply the size argument it was given (DenseNet's layers grow, PixelCNN's keep it)."""
+        probe = [list(s) for s in in_shapes]
+        for _, _, i, d in sizes:
+            probe[i][d] = built(f"__probe_{i}_{d}")
+        out = self._child_outputs(ref, stage, probe, n_out)
+        first = out[0] if out else None
+        return any(first is None or d >= len(first) or first[d] != built(f"__probe_{i}_{d}") for _, _, i, d in sizes)
 
     def _repeat_growing(self, stage, ref: DefRef, inputs, in_shapes, args, sizes, outs, outputs) -> list:
         """`X(...) * n` whose input size changes copy to copy (DenseNet): a loop with a running size."""
@@ -476,6 +575,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             if new is None:
                 new = f"{container}[-1].{exposed_attr(0, d, len(in_shapes[i]))}"
                 self.fw.exposed.setdefault(key, set()).add((0, d, len(in_shapes[i])))
+            self._use_size_args(new)
             self.init.add(f"{var} = {new}")
         self.init.level -= 1
         out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs, stage)
@@ -486,8 +586,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         return out_shapes
 
     def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
-        """A size of a child block's output: known here, or read from the child (`self.layer1.out_channels`)."""
-        if known is not None or d == 0:
+        """A size of a child block's output: known here, or read from the child (`self.layer1.out_channels`)
+        -- also where only the compiled uses agree on a channel or feature count (it may follow
+        from parameters the child knows)."""
+        if d == 0 or known is not None and not (tracked_dim(d, rank) and any(s.startswith("~") for s in known.symbols())):
             return known
         token = f"{attr}.{exposed_attr(out_index, d, rank)}"
         self.exposure_tokens[token] = (key, out_index, d, rank)
@@ -501,10 +603,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def _out_dim(self, out_index: int, dim: int) -> str:
         shape = self.shapes.get(self.outputs[out_index]) if out_index < len(self.outputs) else None
-        text = py_size(shape[dim]) if shape and dim < len(shape) else None
-        if text is None:
+        if not shape or dim >= len(shape) or py_size(shape[dim]) is None:
             raise emit_error(self.d.name_span, f"the output size of `{self.d.name}` follows from no parameter")
-        return text
+        return self._written(shape[dim])
 
     # --- layer values (let tower = Tower(64); labels applied again) ------------------------
     def layer_stage(self, stage: ast.Stage, name: str, inputs, shapes, outs) -> list:
@@ -519,8 +620,24 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         attr = self.layers.get(name, f"self.{name}")
         if name in self.params:
             self.fwd_params.add(name)
+        out_shapes = self._reapplied_sizes(name, stage, shapes, len(outs))
         self.fwd.add(f"{', '.join(outs)} = {attr}({', '.join(inputs)})")
-        return [None] * len(outs)  # what the layer makes of these inputs: the executions say
+        return out_shapes
+
+    def _reapplied_sizes(self, name: str, stage: ast.Stage, shapes, n_out: int) -> list:
+        """A labelled layer applied again (`-> embed`): the sizes its op or block gives these inputs."""
+        layer, first = self.layer_stages.get(name, (None, None))
+        if isinstance(layer, OpDef):
+            execs = self.fw.index.op_execs(self.insts, stage.span)
+            in_shapes = self._fill(shapes, [(i, n.inputs) for i, n in execs], stage)
+            out = self._infer(layer, first, execs, in_shapes, n_out)
+            return self._fill(out, [(i, n.outputs) for i, n in execs], stage)
+        if layer is not None:
+            execs = self.fw.index.call_execs(self.insts, stage.span)
+            in_shapes = self._fill(shapes, [(i, c.inputs) for i, c in execs], stage)
+            return self._fill(self._child_outputs(layer, first, in_shapes, n_out),
+                              [(i, c.outputs) for i, c in execs], stage)
+        return [None] * n_out  # a layer passed in as a parameter: what it makes of these inputs is its own
 
     # --- sizes ---------------------------------------------------------------------------
     def _repeat(self, stage: ast.Stage) -> str | None:
@@ -548,3 +665,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             name = re.sub(r"\W", "_", name)
             self.fw.init_functions[name] = INIT_FUNCTIONS[scheme.scheme](name, dict(scheme.options))
             self.init.add(f"self.apply({name})")
+
+
+def _agreed(a: Sizes | None, b: Sizes | None) -> Sizes | None:
+    """The sizes two branches give a tensor, where they are the same; None elsewhere."""
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return [x if x == y else None for x, y in zip(a, b, strict=True)]

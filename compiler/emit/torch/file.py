@@ -56,6 +56,10 @@ class FileWriter:
         self.classes: dict[DefKey, PyClass] = {}
         self.size_params: dict[DefKey, list[tuple[str, int, int]]] = {}  # class -> (arg, input, dim)
         self.input_symbols: dict[DefKey, dict[str, tuple[int, int]]] = {}  # class -> its input sizes' symbols
+        # what callers pass, learned in this round; `heard` is the previous round's, which classes read
+        self.varying_inputs: dict[DefKey, set[tuple[int, int]]] = {}  # class -> (input, dim) a caller computes
+        self.param_matches: dict[DefKey, dict[tuple[int, int], set[str]]] = {}  # (input, dim) -> params every caller sets to it
+        self.heard: tuple[dict, dict] = ({}, {})
         self.exposed: dict[DefKey, set[tuple[int, int]]] = {}  # class -> (output, dim) exposed as attributes
         self.names: dict[DefKey, str] = {}
         self.out_exprs: dict[DefKey, list] = {}  # class -> output size expressions in its own terms
@@ -63,13 +67,17 @@ class FileWriter:
 
     def write(self) -> str:
         order = self._reachable()
-        # A class's size parameters and exposed sizes are read by the classes that use it, which
-        # may come earlier in `order` (a def that recurses, or is used before it is defined);
-        # rewrite every class until neither changes.
+        # Classes tell each other things: a child its size parameters and exposed sizes (read by
+        # its callers, which may come earlier in `order`: a def that recurses), the callers what
+        # they pass (read by the child, written before them). Each round reads what the round
+        # before learned about callers (`heard`) and learns it afresh; the file is written when a
+        # round learns nothing new.
         for _ in range(SETTLE_ROUNDS):
-            before = (repr(self.size_params), repr(self.exposed), repr(self.input_symbols))
+            before = self._settled()
+            self.varying_inputs, self.param_matches = {}, {}
             self.classes = {key: ClassWriter(self, key, ref).write() for key, ref in order}
-            if (repr(self.size_params), repr(self.exposed), repr(self.input_symbols)) == before:
+            self.heard = (self.varying_inputs, self.param_matches)
+            if self._settled() == before:
                 break
         else:
             raise FixedPointError(f"size parameters of {self.result.path} did not settle in {SETTLE_ROUNDS} rounds")
@@ -81,6 +89,12 @@ class FileWriter:
         inlined = _with_dependencies(needed)
         text = self._render(order, inlined, [])
         return self._render(order, inlined, _imports(module_names(text), []))
+
+    def _settled(self) -> str:
+        """What classes tell each other; the file is written when a round leaves it unchanged."""
+        return repr((self.size_params, sorted((k, sorted(v)) for k, v in self.exposed.items()), self.input_symbols,
+                     sorted((k, sorted(v)) for k, v in self.varying_inputs.items()),
+                     sorted((k, sorted((w, sorted(s)) for w, s in v.items())) for k, v in self.param_matches.items())))
 
     def _render(self, order, helpers: list[str], imports: list[list[str]]) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,

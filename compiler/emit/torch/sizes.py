@@ -16,6 +16,7 @@ second rule per op here, and sizes print from the Dim (one simplifier: the Dim's
 """
 from __future__ import annotations
 
+import ast as pyast
 from typing import Any, Mapping
 
 from ...ir.dims import Dim
@@ -39,6 +40,11 @@ def observed(value: int, where: str = "") -> Dim:
     return Dim.sym(f"~{value}:{where}" if where else f"~{value}")
 
 
+def trial_symbol(var: str, d: int) -> Dim:
+    """A size a loop's trial run follows through the body (never printed: not a Python name)."""
+    return Dim.sym(f"=<{var}:{d}>")
+
+
 def placeholder(k: int) -> Dim:
     return Dim.sym(f"?{k}")
 
@@ -50,7 +56,7 @@ def _observed_values(d: Dim) -> dict[str, Dim]:
 def py_size(d: Size) -> str | None:
     """Python source of a size in `__init__` (`cin`, `2*h`, `400`); None when it holds a
     placeholder or a size of the input (`T`), which `__init__` cannot read."""
-    if d is None or any(not s.startswith(("=", "~")) for s in d.symbols()):
+    if d is None or any(not s.startswith(("=", "~")) or s.startswith("=<") for s in d.symbols()):
         return None
     return d.substitute(_observed_values(d)).render(_python_name)
 
@@ -58,9 +64,11 @@ def py_size(d: Size) -> str | None:
 def comment_size(d: Size, hidden: set[str]) -> str:
     """A size in a shape comment: only what holds for every instance of the class, in names a
     reader of the class sees (its parameters, not the emitter's size variables), else `?`."""
-    if d is None or any(s[:1] in ("?", "~") or s[1:] in hidden or s.startswith("=self.") for s in d.symbols()):
+    if d is None or any(s[:1] in ("?", "~") or s[1:] in hidden or s.startswith(("=self.", "=<"))
+                        for s in d.symbols()):
         return "?"
-    return d.render(_python_name)
+    text = d.render(_python_name)
+    return pyast.unparse(pyast.parse(text, mode="eval"))  # `3*hidden` -> `3 * hidden`, as black writes code
 
 
 def _python_name(symbol: str) -> str:

@@ -1,10 +1,13 @@
 """The sizes half of the class writer: every tensor's sizes in the class's own terms.
 
 `SizeTracking` is mixed into `ClassWriter` (classes.py), which writes the statements; this part
-decides what each size is (sizes.py explains the symbols): the inputs' sizes (a parameter, a
-size argument, what every use agrees on), each stage's output sizes (the op's own shape rule,
-or the child class's sizes with this stage's arguments put in), running size variables across
-loops and branches, and the check of every size against what the IR says each execution sees.
+decides what each size is (sizes.py explains the symbols): the inputs' sizes (the declared type,
+a parameter every caller sets to it, a size argument where a caller computes it, what every use
+agrees on), each stage's output sizes (the op's own shape rule, or the child class's sizes with
+this stage's arguments put in), running size variables across loops and branches, and the check
+of every size against what the IR says each execution sees. What callers pass is learned in one
+round of writing the file and read in the next (FileWriter.heard), so that a class never writes
+a constant that a parameter of its caller decides.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from ...syntax import ast
 from .code import expression_names
 from .instances import Instance
 from .sizes import (UNKNOWN, Size, Sizes, built, infer_sizes, is_proven, observed, placeholder_types, py_size,
-                    spec_names, spec_size, substitute)
+                    spec_names, spec_size, substitute, trial_symbol)
 from .text import dim_word, emit_error, tracked_dim
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ class SizeTracking:
     size_arg_inputs: dict[str, tuple[int, int]]
     _running: list[dict[tuple[str, int], str]]
     _lost: list[set[tuple[str, int]]]
+    _changed: list[set[tuple[str, int]]]
+    _before: list[dict[tuple[str, int], Size]]
 
     def _input_symbols(self) -> dict[str, tuple[int, int]]:
         """The symbols this class's input sizes start as (size arguments, observed sizes), by
@@ -51,14 +56,13 @@ class SizeTracking:
                         out[s] = (i, d)
         return out
 
-    def _matching_param(self, dims: list[tuple[Dim, ...]], d: int) -> str | None:
-        """A parameter whose value equals this input dim in every instance (`cin` for the channels)."""
-        for p in self.d.params:
-            values = [dict(inst.call.args).get(p.name) if inst.call else None for inst in self.insts]
-            if all(isinstance(v, int) and not isinstance(v, bool) and x[d] == Dim.const(v)
-                   for v, x in zip(values, dims)):
-                return p.name
-        return None
+    def _matching_param(self, index: int, d: int) -> str | None:
+        """The parameter every caller passes exactly this input size as (`BasicBlock(cout, cout)` on a
+        tensor of `cout` channels: `cin`), so the class can name it. Decided at the call sites, in
+        the callers' own terms -- never by values that merely happen to be equal (`pool_after=1` on
+        a 1-channel input)."""
+        names = self.fw.heard[1].get(self.key, {}).get((index, d), set())
+        return next((p.name for p in self.d.params if p.name in names), None)
 
     def _size_arg_name(self, var: str, d: int, rank: int) -> str:
         single = sum(1 for st in self.d.body if isinstance(st, ast.Input)) == 1
@@ -77,46 +81,157 @@ class SizeTracking:
                 self.size_args.append((name, i, d))
 
     # running size variables: a tensor re-bound in a loop or branch keeps its sizes in variables
-    def _materialize(self, carried: set[str]) -> None:
+    def _input_sizes(self, s: ast.Input, index: int) -> Sizes:
+        """The sizes an input starts as: what its declared type says, where that is a literal or
+        an expression of parameters (`f32[B, code, 1, 1]`: the IR checks every use against it);
+        else a size every use shares (`B`, `T`, a constant) -- a constant channel or feature count
+        only where every caller passes a constant, else a parameter equal to it or a size
+        argument; a varying size as a parameter equal to it or a size argument; the batch dim
+        unknown when it varies."""
+        name = s.name
+        dims = [inst.input_dims()[index] for inst in self.insts]
+        rank = len(dims[0])
+        varying = self.fw.heard[0].get(self.key, set())
+        declared = self._declared_sizes(s, rank)
+        shape: Sizes = []
+        for d in range(rank):
+            values = {x[d] for x in dims}
+            same = values.pop() if len(values) == 1 else None
+            tracked = tracked_dim(d, rank)
+            if declared[d] is not None:
+                shape.append(declared[d])
+            elif same is not None and (self.d.kind == "network" or not same.is_const):
+                shape.append(same)
+            elif same is not None and not (tracked and (index, d) in varying):
+                # even a constant size reads better as the parameter it equals (`nn.LayerNorm(d)`)
+                named = self._matching_param(index, d) if tracked else None
+                shape.append(built(named) if named else observed(same.value, f"{index}:{d}"))
+            elif d == 0 and same is None:
+                shape.append(None)
+            else:
+                arg = self._matching_param(index, d) or self._size_arg_name(name, d, rank)
+                self.placeholders.add(arg)
+                shape.append(built(arg))
+        return shape
+
+    def _declared_sizes(self, s: ast.Input, rank: int) -> list[Size]:
+        """Per dim, the declared size where it is a literal or uses only parameters, else None."""
+        if s.type is None or len(s.type.dims) != rank:
+            return [None] * rank
+        out: list[Size] = []
+        for e in s.type.dims:
+            names = set() if isinstance(e, ast.DimExample) else spec_names(e)
+            if isinstance(e, ast.DimExample) or not names <= self.params or not self._int_params(names):
+                out.append(None)
+            else:
+                out.append(spec_size(e, lambda n: n))
+        return out
+
+    def _int_params(self, names: set[str]) -> bool:
+        return all(self._int_param(n) or self.d.kind == "network" for n in names)
+
+    def _note_input_sizes(self, ref: DefRef, stage: ast.Stage, in_shapes: list[Sizes]) -> None:
+        """Tell a child, per channel/feature size of its inputs, whether this call passes it as an
+        expression (then the child takes it as an argument instead of writing the constant it
+        sees) and which of the child's parameters this call sets to exactly that size."""
+        key = (ref.module, ref.name)
+        args = {p.name: a.value for p, a in zip(ref.node.params, [a for a in stage.args or () if a.name is None])}
+        args.update({a.name: a.value for a in stage.args or () if a.name is not None})
+        given = {name: spec_size(e, self.init_name) for name, e in args.items() if self._int_valued(e)}
+        matches = self.fw.param_matches.setdefault(key, {})
+        for i, shape in enumerate(in_shapes):
+            for d, size in enumerate(shape or ()):
+                if not tracked_dim(d, len(shape)):
+                    continue
+                if size is not None and not is_proven(size):
+                    self.fw.varying_inputs.setdefault(key, set()).add((i, d))
+                here = {name for name, value in given.items() if size is not None and value == size}
+                matches[(i, d)] = here if (i, d) not in matches else matches[(i, d)] & here
+
+    def _int_valued(self, e: ast.Expr) -> bool:
+        """A spec expression that is an integer in this class: a literal, or arithmetic of integer
+        parameters (what a size can be compared with)."""
+        if isinstance(e, ast.Literal):
+            return type(e.value) is int
+        names = spec_names(e)
+        return bool(names) and all(self._int_param(n) for n in names) and not isinstance(e, ast.ListExpr)
+
+    def _materialize(self, carried: set[str], keep: set[tuple[str, int]] = frozenset(), trial: bool = False,
+                     branch: bool = False) -> None:
         """Before a loop or branch: each tracked size of a tensor it re-binds moves into a running
-        variable (`h_channels = 64`); the others become unknown inside."""
+        variable (`h_channels = 64`), but for those known to stay as they are (`keep`); the others
+        become unknown inside -- in a trial run (`_loop_analysis`), symbols that say what the body
+        does to them."""
         running: dict[tuple[str, int], str] = {}
+        before: dict[tuple[str, int], Size] = {}
         for var in sorted(carried):
             shape = self.shapes[var]
             for d, size in enumerate(shape):
+                if (var, d) in keep:
+                    before[(var, d)] = size
+                    continue
                 text = py_size(size) if tracked_dim(d, len(shape)) else None
                 if text is None:
-                    shape[d] = None  # only channels/features are tracked, and only printable sizes
+                    # only channels/features are tracked, and only printable sizes; a branch leaves
+                    # the others as they are (what both paths agree on is merged after it)
+                    if not branch:
+                        shape[d] = trial_symbol(var, d) if trial and size is not None else None
                     continue
                 name = f"{var}_{dim_word(d, len(shape))}"
                 self.placeholders.add(name)
                 if built(name) != size:
-                    self.init.add(f"{name} = {text}")
+                    self.init.add(f"{name} = {self._written(size)}")
+                before[(var, d)] = size
                 shape[d] = built(name)
                 running[(var, d)] = name
         self._running.append(running)
+        self._before.append(before)
         self._lost.append(set())  # (var, dim) whose new size the loop or branch could not express
+        self._changed.append(set())  # (var, dim) the loop or branch gives another size
 
     def _reassign(self, carried: set[str]) -> None:
         """At the end of a loop or branch body: each running variable gets the size it has now."""
+        for (var, d), size in self._before[-1].items():  # kept sizes must have stayed what they were
+            if (var, d) not in self._running[-1] and self.shapes[var][d] != size:
+                self._lost[-1].add((var, d))
         for (var, d), name in sorted(self._running[-1].items()):
             size = self.shapes[var][d] if var in self.shapes and d < len(self.shapes[var]) else None
-            if size == built(name):
+            if size == built(name) or size == self._before[-1][(var, d)]:
                 continue
-            text = py_size(size)
-            if text is None:
+            self._changed[-1].add((var, d))
+            if py_size(size) is None:
                 self._lost[-1].add((var, d))
             else:
-                self.init.add(f"{name} = {text}")
+                self.init.add(f"{name} = {self._written(size)}")
 
     def _restore(self, carried: set[str]) -> None:
         """After a loop or branch: each carried size is its running variable, or unknown where the
         loop or branch changed it without an expression (the variable would hold a stale value)."""
-        running, lost = self._running.pop(), self._lost.pop()
+        running, lost, changed = self._running.pop(), self._lost.pop(), self._changed.pop()
+        before = self._before.pop()
+        if self._changed:  # the same variable, reassigned in here, is reassigned for the enclosing level too
+            self._changed[-1] |= {k for k in changed if k in self._running[-1]}
         for var in sorted(carried):
             rank = len(self.shapes[var]) if self.shapes.get(var) is not None else 0
-            self.shapes[var] = [built(running[(var, d)]) if (var, d) in running and (var, d) not in lost else None
-                                for d in range(rank)]
+            self.shapes[var] = [self._after(var, d, running, lost, changed, before) for d in range(rank)]
+
+    @staticmethod
+    def _after(var: str, d: int, running: dict, lost: set, changed: set, before: dict) -> Size:
+        if (var, d) in lost or (var, d) not in before:
+            return None
+        if (var, d) not in running:  # kept: known to stay what it was
+            return before[(var, d)]
+        if (var, d) not in changed:  # every path leaves it as it was: the size itself, not its variable
+            return before[(var, d)]
+        return built(running[(var, d)])
+
+    def _written(self, size: Size) -> str:
+        """A size as `__init__` source, noting the size arguments and child attributes it reads."""
+        text = py_size(size)
+        assert text is not None, size
+        self._use_size_args(text)
+        self._note_exposed(text)
+        return text
 
     def _infer(self, op: OpDef, stage: ast.Stage, execs, in_shapes: list[Sizes], n_out: int) -> list[Sizes | None]:
         """The op's own shape rule on this class's sizes (see sizes.py)."""
@@ -188,7 +303,24 @@ class SizeTracking:
         """A parameter of this def that holds an integer in every instance."""
         if name not in self.params:
             return False
-        return all(inst.call is not None and _is_int(dict(inst.call.args).get(name)) for inst in self.insts)
+        return all(_is_int(self._param_values(inst).get(name)) for inst in self.insts)
+
+    def _param_values(self, inst: Instance) -> dict[str, Any]:
+        """The parameters' values in an instance: its call's arguments, or for a network compiled
+        on its own the defaults (those that integer arithmetic of earlier ones gives)."""
+        if inst.call is not None:
+            return dict(inst.call.args)
+        values: dict[str, Any] = {}
+        for p in self.d.params:
+            if isinstance(p.default, ast.Literal):
+                values[p.name] = p.default.value
+            elif p.default is not None:
+                size = spec_size(p.default, lambda n: f"={n}")
+                env = {f"={k}": v for k, v in values.items() if _is_int(v)}
+                if size.symbols() <= set(env) and not any(s.startswith("=") and s[1:] not in self.params
+                                                          for s in size.symbols()):
+                    values[p.name] = size.evaluate(env)
+        return values
 
     def _given(self, op: OpDef, stage: ast.Stage) -> dict[str, ast.Expr]:
         """The attributes the stage writes, by parameter name (`tie=` is not an attribute)."""
@@ -262,8 +394,7 @@ class SizeTracking:
         """The values this class's size symbols have in one instance: integer parameters, size
         arguments, observed sizes."""
         env = {s: int(s[1:].split(":")[0]) for s in size.symbols() if s.startswith("~")}
-        if inst.call is not None:
-            env.update({f"={k}": v for k, v in inst.call.args if _is_int(v)})
+        env.update({f"={k}": v for k, v in self._param_values(inst).items() if _is_int(v)})
         dims = inst.input_dims()
         for name, (i, d) in self.size_arg_inputs.items():
             if i < len(dims) and dims[i][d].is_const:
