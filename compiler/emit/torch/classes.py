@@ -21,10 +21,9 @@ from ...syntax.visitor import StmtVisitor
 from .instances import DefKey, Instance
 from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
-from ...errors import EmitError
 from .forms import MissingSize, OpSource
 from .pysource import py_expr, py_value
-from .sizes import (Size, Sizes, built, comment_size, spec_names, trial_symbol, py_size, source_shapes)
+from .sizes import (Size, Sizes, built, comment_size, py_size, source_shapes)
 from .tracking import SizeTracking
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
                    emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
@@ -188,90 +187,6 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         for (var, d), size in after.items():
             if self.shapes[var][d] is None:
                 self.shapes[var][d] = size
-
-    def _loop_analysis(self, s: ast.For, carried: set[str]) -> tuple[set[tuple[str, int]], dict]:
-        """What the loop body does to the sizes of the tensors it carries, found by writing the body
-        once on symbols and throwing that away:
-          - the channel/feature sizes it leaves as they were (BasicStage's `cout` blocks), which the
-            loop proper can then use as they are (and pass to a block by name);
-          - for the other sizes (spatial ones, not tracked in loops), their size after a loop that
-            runs a fixed number of times with a body that maps them the same way each time (four
-            stride-2 convolutions: (h - 1)//2 + 1, four times)."""
-        if not carried:
-            return set(), {}
-        saved = self._snapshot()
-        try:
-            entering = {(var, d): size for var in carried for d, size in enumerate(self.shapes[var])}
-            self._materialize(carried, trial=True)
-            running = dict(self._running[-1])
-            self.loops.append((s.names, s.iterable))
-            self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
-            self.loops.pop()
-            changed, lost = self._changed[-1], self._lost[-1]
-            ends = {(var, d): size for var in carried for d, size in enumerate(self.shapes[var])}
-            self._restore(carried)
-        except EmitError:
-            return set(), {}
-        finally:
-            self._rollback(saved)
-        keep = {k for k in running if k not in changed and k not in lost}
-        return keep, self._iterated(s, entering, ends)
-
-    def _iterated(self, s: ast.For, entering: dict, ends: dict) -> dict:
-        """Sizes after the loop by applying the body's map `trips` times, where the map reads only
-        the size itself and what stays fixed through the loop."""
-        trips = self._trip_count(s)
-        bound = set(s.names) | {n for st in s.body for n in rebound((st,))}
-        out = {}
-        for (var, d), end in ends.items():
-            symbol = trial_symbol(var, d).symbols().pop()
-            start = entering.get((var, d))
-            if trips is None or end is None or start is None or symbol not in end.symbols():
-                continue
-            if any(x.startswith("=") and x[1:] in bound for x in end.symbols() - {symbol}):
-                continue  # the map reads the loop variable or something the body binds
-            size = start
-            for _ in range(trips):
-                size = end.substitute({symbol: size})
-            out[(var, d)] = size
-        return out
-
-    def _trip_count(self, s: ast.For) -> int | None:
-        """How many times the loop runs, when that cannot depend on a parameter (the iterable uses
-        literals and builtins only): the number of executions of its first stage, per instance."""
-        from ...builtins import BUILTINS
-
-        if not spec_names(s.iterable) <= set(BUILTINS):
-            return None
-        first = next((st for st in s.body if isinstance(st, (ast.Bind, ast.Output)) and st.chain is not None
-                      and st.chain.stages), None)
-        if first is None:
-            return None
-        span = first.chain.stages[0].span
-        counts = set()
-        for inst in self.insts:
-            ops = self.fw.index.op_execs([inst], span)
-            calls = self.fw.index.call_execs([inst], span)
-            counts.add(len(ops) + len(calls))
-        return counts.pop() if len(counts) == 1 else None
-
-    _STATE = ("shapes", "fwd_params", "layers", "layer_stages", "pending_layers", "size_args", "helpers", "exposure_tokens",
-              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs")
-
-    def _snapshot(self) -> dict:
-        """What writing statements changes, for `_loop_invariant`'s trial run."""
-        import copy
-
-        return {"self": {k: copy.deepcopy(getattr(self, k)) for k in self._STATE},
-                "init": (list(self.init.entries), self.init.level), "fwd": (list(self.fwd.entries), self.fwd.level),
-                "fw": copy.deepcopy((self.fw.exposed, self.fw.varying_inputs, self.fw.param_matches))}
-
-    def _rollback(self, saved: dict) -> None:
-        for k, v in saved["self"].items():
-            setattr(self, k, v)
-        self.init.entries, self.init.level = saved["init"]
-        self.fwd.entries, self.fwd.level = saved["fwd"]
-        self.fw.exposed, self.fw.varying_inputs, self.fw.param_matches = saved["fw"]
 
     def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
