@@ -91,6 +91,7 @@ CASES = [
     ("identity", V, "identity"), ("scale", V, "scale(2.5)"),
     ("softmax", V, "softmax(dim=1)"), ("log_softmax", V, "log_softmax"),
     ("relu6", V, "scale(5) -> relu6"), ("hardswish", V, "scale(4) -> hardswish"),
+    ("hardtanh", V, "scale(2) -> hardtanh"), ("hardtanh_bounds", V, "scale(4) -> hardtanh(-0.5, max=3.5)"),
     # dense
     ("linear_2d", "x: f32[B, 6]", "linear(5)"), ("linear_2d_nobias", "x: f32[B, 6]", "linear(5, bias=false)"),
     ("linear_3d", V, "linear(4)"), ("linear_3d_nobias", V, "linear(4, bias=false)"),

@@ -16,8 +16,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from conftest import ROOT, SPEC
+from conftest import ROOT, SPEC, compile_text
 from dlc.compiler.emit.torch.forms import MissingSize, OpSource
 from dlc.compiler.ir.dims import Dim
 from dlc.compiler.ir.types import TensorType
@@ -48,6 +49,7 @@ CASES = [
     C("exp", {}, [(2, 3)]), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
     C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
     C("relu6", {}, [(2, 3, 4)]), C("hardswish", {}, [(2, 3, 4)]),
+    C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),
@@ -285,6 +287,30 @@ def test_activation_pool_and_dropout_sources():
     assert OPS["leaky_relu"].torch.module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
     up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
     assert OPS["upsample"].torch.module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
+
+
+def test_clipping_sources_name_pytorch_s_keywords():
+    """nn.Hardtanh's bounds are `min_val`/`max_val`; a bound is written only when given or not PyTorch's default."""
+    ht = src({"min": "0.0", "max": "1.0"}, {"min"}, (None, "8"))
+    assert OPS["hardtanh"].torch.module(ht) == "nn.Hardtanh(min_val=0.0)"
+    assert OPS["hardtanh"].torch.call(ht, None, ["h"]) == "F.hardtanh(h, min_val=0.0)"
+    ht = src({"min": "-1.0", "max": "top"}, {"max"}, (None, "8"))
+    assert OPS["hardtanh"].torch.module(ht) == "nn.Hardtanh(max_val=top)"
+
+
+# Bounds PyTorch refuses when it builds or runs the layer: the op's own shape rule refuses them first.
+REFUSED = [
+    ("hardtanh(1, 1)", lambda x: nn.Hardtanh(1.0, 1.0)(x)),
+    ("hardtanh(0.5, max=-0.5)", lambda x: F.hardtanh(x, 0.5, -0.5)),
+]
+
+
+@pytest.mark.parametrize("stage,run", REFUSED, ids=[r[0] for r in REFUSED])
+def test_bounds_pytorch_refuses_are_shape_errors(tmp_path, stage, run):
+    result = compile_text(f"network N {{\n  input x: f32[B, 4]\n  output y = x -> {stage}\n}}\n", tmp_path)
+    assert [(d.code, d.primary.span.line) for d in result.diagnostics] == [("E0401", 3)]
+    with pytest.raises((AssertionError, RuntimeError, ValueError)):
+        run(torch.randn(2, 4))
 
 
 def test_tensor_op_sources():

@@ -10,7 +10,8 @@ import math
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, identity, scalar, unary
 from ..emit.torch.forms import OpSource, TorchEntry, _call, _join, _kw, _pair, _tidy, _unary
 from ..ir.types import FLOAT_DTYPES, TensorType
-from .table import Attrs, OpDef, Param, Types, choice, float_, int_, norm_dim, register, same
+from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, float_, int_, need_float, norm_dim, register,
+                    same)
 
 
 def _activation(name: str, doc: str, torch: TorchEntry, onnx: Converter, params: tuple[Param, ...] = (),
@@ -62,6 +63,23 @@ def _relu6_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Clip", [ctx.x, scalar(ctx, 0.0, "relu6_min"), scalar(ctx, 6.0, "relu6_max")], ctx.hint)]
 
 
+def _hardtanh_infer(a: Attrs, ins: Types) -> Types:
+    """nn.Hardtanh asserts max > min; integer tensors would clip to truncated bounds, so floats only."""
+    need_float(ins[0])
+    if not a["min"] < a["max"]:
+        raise ShapeError(f"needs min < max, got min={a['min']}, max={a['max']}")
+    return [ins[0]]
+
+
+def _hardtanh_torch(src: OpSource) -> list[str | None]:
+    return [_kw(src, "min", -1.0, "min_val"), _kw(src, "max", 1.0, "max_val")]
+
+
+def _hardtanh_onnx(ctx: OnnxContext) -> list[str]:
+    low, high = scalar(ctx, ctx.attrs["min"], "hardtanh_min"), scalar(ctx, ctx.attrs["max"], "hardtanh_max")
+    return [ctx.b.one("Clip", [ctx.x, low, high], ctx.hint)]
+
+
 def _silu_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
 
@@ -70,6 +88,10 @@ register(
     _activation("relu", "max(x, 0)", _pair("nn.ReLU", "F.relu"), unary("Relu")),
     # two comparisons per element, as relu's one (max with 0) is counted as one FLOP
     _activation("relu6", "min(max(x, 0), 6) (MobileNet)", _pair("nn.ReLU6", "F.relu6"), _relu6_onnx, flops=2),
+    # two comparisons per element, as relu6
+    OpDef("hardtanh", (Param("min", float_, -1.0, "number"), Param("max", float_, 1.0, "number")), _hardtanh_infer,
+          "x clipped to [min, max]", "x -> same", "activation", elementwise_flops=2,
+          torch=_pair("nn.Hardtanh", "F.hardtanh", _hardtanh_torch), onnx=_hardtanh_onnx),
     _activation("leaky_relu", "x if x > 0 else slope*x",
                 _pair("nn.LeakyReLU", "F.leaky_relu", lambda s: [_kw(s, "slope", 0.01, "")]), _leaky_relu_onnx,
                 (Param("slope", float_, 0.01, "number"),)),
