@@ -338,3 +338,18 @@ class Split(nn.Module):
 
     def extra_repr(self):
         return f"sizes={self.sizes}, dim={self.dim}"
+
+
+class Clamp(nn.Module):
+    """torch.clamp(x, min, max) as a layer; either bound may be None (not both)."""
+
+    def __init__(self, min=None, max=None):
+        super().__init__()
+        self.min = min
+        self.max = max
+
+    def forward(self, x):
+        return torch.clamp(x, min=self.min, max=self.max)
+
+    def extra_repr(self):
+        return f"min={self.min}, max={self.max}"

@@ -50,6 +50,8 @@ CASES = [
     C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
     C("relu6", {}, [(2, 3, 4)]), C("hardswish", {}, [(2, 3, 4)]),
     C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),
+    C("clamp", {"min": 0}, [(2, 3, 4)]), C("clamp", {"max": 0.5}, [(2, 3)]),
+    C("clamp", {"min": -0.5, "max": 0.5}, [(2, 3)]), C("clamp", {"min": None, "max": 1}, [(2, 3)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),
@@ -296,12 +298,19 @@ def test_clipping_sources_name_pytorch_s_keywords():
     assert OPS["hardtanh"].torch.call(ht, None, ["h"]) == "F.hardtanh(h, min_val=0.0)"
     ht = src({"min": "-1.0", "max": "top"}, {"max"}, (None, "8"))
     assert OPS["hardtanh"].torch.module(ht) == "nn.Hardtanh(max_val=top)"
+    cl = src({"min": "None", "max": "6.0"}, {"min", "max"}, (None, "8"))
+    assert OPS["clamp"].torch.module(cl) == "Clamp(max=6.0)"
+    assert OPS["clamp"].torch.call(cl, None, ["h"]) == "torch.clamp(h, max=6.0)"
+    cl = src({"min": "lo", "max": "hi"}, {"min", "max"}, (None, "8"))
+    assert OPS["clamp"].torch.call(cl, None, ["h"]) == "torch.clamp(h, min=lo, max=hi)"
 
 
 # Bounds PyTorch refuses when it builds or runs the layer: the op's own shape rule refuses them first.
 REFUSED = [
     ("hardtanh(1, 1)", lambda x: nn.Hardtanh(1.0, 1.0)(x)),
     ("hardtanh(0.5, max=-0.5)", lambda x: F.hardtanh(x, 0.5, -0.5)),
+    ("clamp", lambda x: torch.clamp(x)),
+    ("clamp(none, none)", lambda x: torch.clamp(x, None, None)),
 ]
 
 
@@ -311,6 +320,13 @@ def test_bounds_pytorch_refuses_are_shape_errors(tmp_path, stage, run):
     assert [(d.code, d.primary.span.line) for d in result.diagnostics] == [("E0401", 3)]
     with pytest.raises((AssertionError, RuntimeError, ValueError)):
         run(torch.randn(2, 4))
+
+
+def test_clamp_with_crossed_bounds_is_refused(tmp_path):
+    """torch.clamp(x, 1, 0.5) is the constant 0.5, which no one means: a shape error too."""
+    result = compile_text("network N {\n  input x: f32[B, 4]\n  output y = x -> clamp(1, 0.5)\n}\n", tmp_path)
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("E0401", "shape error in `clamp`: needs min <= max, got min=1.0, max=0.5")]
 
 
 def test_tensor_op_sources():

@@ -10,8 +10,8 @@ import math
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, identity, scalar, unary
 from ..emit.torch.forms import OpSource, TorchEntry, _call, _join, _kw, _pair, _tidy, _unary
 from ..ir.types import FLOAT_DTYPES, TensorType
-from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, float_, int_, need_float, norm_dim, register,
-                    same)
+from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, float_, int_, need_float, norm_dim, optional,
+                    register, same)
 
 
 def _activation(name: str, doc: str, torch: TorchEntry, onnx: Converter, params: tuple[Param, ...] = (),
@@ -80,6 +80,31 @@ def _hardtanh_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Clip", [ctx.x, low, high], ctx.hint)]
 
 
+def _clamp_infer(a: Attrs, ins: Types) -> Types:
+    """torch.clamp needs a bound; an integer tensor with float bounds becomes float, so floats only."""
+    need_float(ins[0])
+    low, high = a["min"], a["max"]
+    if low is None and high is None:
+        raise ShapeError("needs `min`, `max` or both")
+    if low is not None and high is not None and low > high:
+        raise ShapeError(f"needs min <= max, got min={low}, max={high}")
+    return [ins[0]]
+
+
+def _clamp_torch(src: OpSource) -> list[str | None]:
+    """The bounds that are given and not `None` (torch.clamp's default)."""
+    return [_kw(src, name, None) for name in ("min", "max") if src.attrs[name].strip() != "None"]
+
+
+def _clamp_onnx(ctx: OnnxContext) -> list[str]:
+    """Clip with an absent bound as an empty (optional) input."""
+    bounds = [scalar(ctx, ctx.attrs[name], f"clamp_{name}") if ctx.attrs[name] is not None else ""
+              for name in ("min", "max")]
+    while bounds and not bounds[-1]:
+        bounds.pop()
+    return [ctx.b.one("Clip", [ctx.x, *bounds], ctx.hint)]
+
+
 def _silu_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
 
@@ -92,6 +117,12 @@ register(
     OpDef("hardtanh", (Param("min", float_, -1.0, "number"), Param("max", float_, 1.0, "number")), _hardtanh_infer,
           "x clipped to [min, max]", "x -> same", "activation", elementwise_flops=2,
           torch=_pair("nn.Hardtanh", "F.hardtanh", _hardtanh_torch), onnx=_hardtanh_onnx),
+    # one comparison per bound; an op has one count per element, so two, as with both bounds
+    OpDef("clamp", (Param("min", optional(float_), None, "number | none"),
+                    Param("max", optional(float_), None, "number | none")), _clamp_infer,
+          "x clipped to [min, max]; either bound may be none (torch.clamp)", "x -> same", "activation",
+          elementwise_flops=2, torch=_pair("Clamp", "torch.clamp", _clamp_torch, helpers=("Clamp",)),
+          onnx=_clamp_onnx),
     _activation("leaky_relu", "x if x > 0 else slope*x",
                 _pair("nn.LeakyReLU", "F.leaky_relu", lambda s: [_kw(s, "slope", 0.01, "")]), _leaky_relu_onnx,
                 (Param("slope", float_, 0.01, "number"),)),
