@@ -52,6 +52,7 @@ CASES = [
     C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),
     C("clamp", {"min": 0}, [(2, 3, 4)]), C("clamp", {"max": 0.5}, [(2, 3)]),
     C("clamp", {"min": -0.5, "max": 0.5}, [(2, 3)]), C("clamp", {"min": None, "max": 1}, [(2, 3)]),
+    C("hardsigmoid", {}, [(2, 3, 4)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),

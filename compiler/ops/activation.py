@@ -105,6 +105,12 @@ def _clamp_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Clip", [ctx.x, *bounds], ctx.hint)]
 
 
+def _float_only(a: Attrs, ins: Types) -> Types:
+    """PyTorch's CPU kernel has no integer form."""
+    need_float(ins[0])
+    return [ins[0]]
+
+
 def _silu_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
 
@@ -142,6 +148,11 @@ register(
     # ONNX's HardSwish (opset 14) is x * max(0, min(1, x/6 + 1/2)), the same function
     _activation("hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", _pair("nn.Hardswish", "F.hardswish"),
                 unary("HardSwish"), flops=5),
+    # four per element: add 3, clamp to [0, 6] (two comparisons), divide by 6; ONNX's HardSigmoid
+    # is max(0, min(1, alpha*x + beta)), PyTorch's function with alpha = 1/6, beta = 1/2
+    OpDef("hardsigmoid", (), _float_only, "relu6(x + 3) / 6 (MobileNetV3)", "x -> same", "activation",
+          elementwise_flops=4, torch=_pair("nn.Hardsigmoid", "F.hardsigmoid"),
+          onnx=unary("HardSigmoid", alpha=1.0 / 6.0, beta=0.5)),
     _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
     _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
     _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),
