@@ -94,7 +94,7 @@ CASES = [
     ("hardtanh", V, "scale(2) -> hardtanh"), ("hardtanh_bounds", V, "scale(4) -> hardtanh(-0.5, max=3.5)"),
     ("clamp_min", V, "clamp(0.25)"), ("clamp_max", V, "clamp(max=-0.5)"), ("clamp_both", V, "clamp(-1, 1.5)"),
     ("clamp_none_min", V, "clamp(none, 0.5)"), ("clamp_equal", V, "clamp(0.5, 0.5)"),
-    ("hardsigmoid", V, "scale(4) -> hardsigmoid"),
+    ("hardsigmoid", V, "scale(4) -> hardsigmoid"), ("mish", V, "scale(3) -> mish"),
     # dense
     ("linear_2d", "x: f32[B, 6]", "linear(5)"), ("linear_2d_nobias", "x: f32[B, 6]", "linear(5, bias=false)"),
     ("linear_3d", V, "linear(4)"), ("linear_3d_nobias", V, "linear(4, bias=false)"),

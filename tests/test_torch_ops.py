@@ -52,7 +52,7 @@ CASES = [
     C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),
     C("clamp", {"min": 0}, [(2, 3, 4)]), C("clamp", {"max": 0.5}, [(2, 3)]),
     C("clamp", {"min": -0.5, "max": 0.5}, [(2, 3)]), C("clamp", {"min": None, "max": 1}, [(2, 3)]),
-    C("hardsigmoid", {}, [(2, 3, 4)]),
+    C("hardsigmoid", {}, [(2, 3, 4)]), C("mish", {}, [(2, 3, 4)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),
@@ -321,6 +321,16 @@ def test_bounds_pytorch_refuses_are_shape_errors(tmp_path, stage, run):
     assert [(d.code, d.primary.span.line) for d in result.diagnostics] == [("E0401", 3)]
     with pytest.raises((AssertionError, RuntimeError, ValueError)):
         run(torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("op", ["hardtanh", "hardsigmoid", "mish"])
+def test_float_activations_refuse_integers_as_pytorch_does(tmp_path, op):
+    result = compile_text(f"network N {{\n  input x: i64[B, 4]\n  output y = x -> {op}\n}}\n", tmp_path)
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("E0401", f"shape error in `{op}`: expects a floating-point input, got i64")]
+    if op != "hardtanh":  # F.hardtanh runs on integers, with the bounds truncated
+        with pytest.raises(RuntimeError, match="not implemented for 'Long'"):
+            getattr(F, op)(torch.arange(4))
 
 
 def test_clamp_with_crossed_bounds_is_refused(tmp_path):

@@ -153,6 +153,10 @@ register(
     OpDef("hardsigmoid", (), _float_only, "relu6(x + 3) / 6 (MobileNetV3)", "x -> same", "activation",
           elementwise_flops=4, torch=_pair("nn.Hardsigmoid", "F.hardsigmoid"),
           onnx=unary("HardSigmoid", alpha=1.0 / 6.0, beta=0.5)),
+    # ten per element: softplus (four, as `softplus`), tanh (five, as `tanh`), multiply by x;
+    # ONNX's Mish (opset 18) is x * tanh(softplus(x)), PyTorch's function
+    OpDef("mish", (), _float_only, "x * tanh(softplus(x)) (YOLOv4)", "x -> same", "activation",
+          elementwise_flops=10, torch=_pair("nn.Mish", "F.mish"), onnx=unary("Mish")),
     _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
     _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
     _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),
