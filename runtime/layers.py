@@ -353,3 +353,28 @@ class Clamp(nn.Module):
 
     def extra_repr(self):
         return f"min={self.min}, max={self.max}"
+
+
+def drop_path(x, p, training=True):
+    """Stochastic depth (Huang et al. 2016), torchvision's `stochastic_depth(x, p, "row")`: while
+    training, each sample's whole tensor is zeroed with probability p and the others are scaled by
+    1 / (1 - p); the identity at inference."""
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)  # (B, 1, ...)
+    return x * noise.bernoulli_(survival).div_(survival)
+
+
+class DropPath(nn.Module):
+    """drop_path(x, p) as a layer (torchvision's StochasticDepth(p, "row")): the identity in eval mode."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -82,6 +82,7 @@ CASES = [
     ("groupnorm_flat", "x: f32[B, 6]", "groupnorm(2)"),
     ("dropout", V, "dropout(0.1)"),
     ("dropout2d", X2, "dropout2d"),
+    ("drop_path", X2, "drop_path(0.2)"), ("drop_path_seq", V, "linear(3) -> drop_path(0.5)"),
     # activations
     ("relu", V, "relu"), ("leaky_relu", V, "leaky_relu(0.2)"), ("sigmoid", V, "sigmoid"), ("tanh", V, "tanh"),
     ("softplus", V, "scale(15) -> softplus"), ("softplus_beta", V, "scale(15) -> softplus(beta=2)"),

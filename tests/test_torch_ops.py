@@ -81,6 +81,7 @@ CASES = [
     C("layernorm", {}, [(2, 5, 8)]), C("layernorm", {"dims": 2, "affine": False, "eps": 1e-6}, [(2, 5, 8)]),
     C("groupnorm", {"groups": 2}, [(2, 4, 3, 3)]),
     C("dropout", {"p": 0.1}, [(2, 3)]), C("dropout2d", {}, [(2, 3, 4, 4)]),
+    C("drop_path", {"p": 0.2}, [(2, 3, 4)]), C("drop_path", {"p": 0.0}, [(3,)]),
     C("embedding", {"num": 10, "dim": 4, "padding_idx": 0}, [(2, 5)], "i64"),
     C("pos_embedding", {"max_len": 8}, [(2, 5, 6)]),
     C("sinusoidal_pe", {}, [(2, 5, 6)]), C("sinusoidal_pe", {"max_len": 16}, [(2, 5, 6)]),
@@ -288,6 +289,9 @@ def test_activation_pool_and_dropout_sources():
     assert OPS["dropout"].torch.module(drop) == "nn.Dropout(p)"
     assert OPS["dropout"].torch.call(drop, None, ["h"]) == "F.dropout(h, p, training=self.training)"
     assert OPS["leaky_relu"].torch.module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
+    drop = src({"p": "0.1 * i"}, {"p"}, (None, "8"))
+    assert OPS["drop_path"].torch.module(drop) == "DropPath(0.1 * i)"
+    assert OPS["drop_path"].torch.call(drop, None, ["h"]) == "drop_path(h, 0.1 * i, training=self.training)"
     up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
     assert OPS["upsample"].torch.module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
 
@@ -492,3 +496,36 @@ def test_additive_attention_and_reparameterize():
     eps = torch.randn_like(mu)
     torch.manual_seed(1)
     torch.testing.assert_close(reparameterize(mu, logvar, True), mu + torch.exp(logvar / 2) * eps)
+
+
+def test_drop_path_is_torchvision_s_row_mode_stochastic_depth():
+    """torchvision.ops.stochastic_depth(x, p, "row", training) (torchvision is not installed here):
+    noise = empty(B, 1, ..., 1).bernoulli_(1 - p), divided by 1 - p; x * noise while training."""
+    ns = namespace(OPS["drop_path"].torch.helpers)
+    drop_path, layer = ns["drop_path"], ns["DropPath"](0.3)
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 4, 5)
+    assert drop_path(x, 0.3, training=False) is x and layer.eval()(x) is x
+    assert drop_path(x, 0.0, training=True) is x
+    for p in (0.3, 0.9):
+        torch.manual_seed(1)
+        noise = torch.empty(64, 1, 1, 1).bernoulli_(1 - p).div_(1 - p)
+        torch.manual_seed(1)
+        torch.testing.assert_close(drop_path(x, p, training=True), x * noise, rtol=0, atol=0)
+    torch.manual_seed(2)
+    out = layer.train()(x)
+    kept = [bool(out[i].any()) for i in range(64)]
+    for i, k in enumerate(kept):  # a whole sample is dropped, or all of it is scaled
+        torch.testing.assert_close(out[i], x[i] / 0.7 if k else torch.zeros_like(x[i]))
+    assert 0 < sum(kept) < 64
+
+
+def test_drop_path_keeps_the_expectation_while_training():
+    """E[drop_path(x)] = x: (1 - p) of the samples survive, each scaled by 1 / (1 - p)."""
+    layer = namespace(OPS["drop_path"].torch.helpers)["DropPath"](0.25).train()
+    torch.manual_seed(0)
+    x = torch.rand(40000, 2) + 0.5
+    out = layer(x)
+    dropped = (out == 0).all(dim=1).float().mean().item()
+    assert dropped == pytest.approx(0.25, abs=0.015)  # 7 standard deviations
+    torch.testing.assert_close(out.mean(dim=0), x.mean(dim=0), rtol=0, atol=0.02)

@@ -1,5 +1,6 @@
-"""Normalization and regularization: batch norm, layer norm, group norm, dropout, with their
-PyTorch modules and their ONNX forms in inference mode (running statistics; dropout the identity)."""
+"""Normalization and regularization: batch norm, layer norm, group norm, dropout, stochastic depth,
+with their PyTorch modules and their ONNX forms in inference mode (running statistics; dropout and
+stochastic depth the identity)."""
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext, filled, identity, scalar
@@ -167,3 +168,26 @@ register(
           torch=_dropout_torch("nn.Dropout2d", "F.dropout2d"), onnx=identity),
 )
 
+
+
+# --- stochastic depth ---------------------------------------------------------------------------
+
+def _drop_path_infer(a: Attrs, ins: Types) -> Types:
+    """Samples are dropped along dim 0; the noise is float (PyTorch's x * noise), so floats only."""
+    if ins[0].rank < 1:
+        raise ShapeError("expects a batch dimension (B, ...), got a scalar")
+    need_float(ins[0])
+    return [ins[0]]
+
+
+def _drop_path_torch() -> TorchEntry:
+    p: Args = lambda s: [_tidy(s.attrs["p"])]
+    return _unary(lambda s: _call("DropPath", p(s)),
+                  lambda s, x: _call("drop_path", [x, *p(s), "training=self.training"]), ("drop_path", "DropPath"))
+
+
+register(OpDef(
+    "drop_path", (Param("p", prob, type_name="number in [0, 1)"),), _drop_path_infer,
+    "stochastic depth (Huang et al. 2016): while training, zero each sample with probability p and scale "
+    "the others by 1/(1-p); identity at inference", "(B, ...) -> same", "regularization",
+    torch=_drop_path_torch(), onnx=identity))
