@@ -378,3 +378,13 @@ class DropPath(nn.Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """ConvNeXt's channels-first layer norm, as torchvision.models.convnext.LayerNorm2d: each
+    position of (B, C, H, W) normalized over its C channels; weight and bias of shape (C,)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)  # (B, C, H, W)

@@ -80,6 +80,7 @@ CASES = [
     C("batchnorm2d", {"eps": 1e-3, "momentum": 0.2}, [(2, 3, 4, 4)]),
     C("layernorm", {}, [(2, 5, 8)]), C("layernorm", {"dims": 2, "affine": False, "eps": 1e-6}, [(2, 5, 8)]),
     C("groupnorm", {"groups": 2}, [(2, 4, 3, 3)]),
+    C("layernorm2d", {}, [(2, 3, 4, 5)]), C("layernorm2d", {"eps": 1e-3}, [(1, 6, 2, 1)]),
     C("dropout", {"p": 0.1}, [(2, 3)]), C("dropout2d", {}, [(2, 3, 4, 4)]),
     C("drop_path", {"p": 0.2}, [(2, 3, 4)]), C("drop_path", {"p": 0.0}, [(3,)]),
     C("embedding", {"num": 10, "dim": 4, "padding_idx": 0}, [(2, 5)], "i64"),
@@ -374,6 +375,10 @@ def test_sequence_sources():
     assert OPS["linear"].torch.module(lin) == "nn.Linear(d, 4 * d)"
     ln = src({"eps": "eps", "dims": "1", "affine": "True"}, {"eps"}, (None, None, "d"))
     assert OPS["layernorm"].torch.module(ln) == "nn.LayerNorm(d, eps=eps)"
+    ln2d = src({"eps": "1e-06"}, set(), (None, "dim", None, None))
+    assert OPS["layernorm2d"].torch.module(ln2d) == "LayerNorm2d(dim, eps=1e-06)"
+    assert OPS["layernorm2d"].torch.module(src({"eps": "1e-05"}, {"eps"}, (None, "96", "56", "56"))) == \
+        "LayerNorm2d(96, eps=1e-05)"
 
 
 def test_non_literal_dims_are_written_as_given():
@@ -529,3 +534,21 @@ def test_drop_path_keeps_the_expectation_while_training():
     dropped = (out == 0).all(dim=1).float().mean().item()
     assert dropped == pytest.approx(0.25, abs=0.015)  # 7 standard deviations
     torch.testing.assert_close(out.mean(dim=0), x.mean(dim=0), rtol=0, atol=0.02)
+
+
+def test_layernorm2d_normalizes_each_position_over_its_channels():
+    """torchvision's ConvNeXt LayerNorm2d, written out: per (b, h, w), the mean and biased variance
+    over C, then the per-channel affine; the state_dict is nn.LayerNorm(C)'s."""
+    torch.manual_seed(0)
+    norm = helper("LayerNorm2d")(6, eps=1e-6)
+    assert isinstance(norm, nn.LayerNorm)
+    assert {k: tuple(v.shape) for k, v in norm.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in nn.LayerNorm(6).state_dict().items()} == {"weight": (6,), "bias": (6,)}
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(6))
+        norm.bias.copy_(torch.randn(6))
+    x = torch.randn(2, 6, 3, 5) * 3 + 1
+    mean = x.mean(dim=1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-6) * norm.weight.view(1, 6, 1, 1) + norm.bias.view(1, 6, 1, 1)
+    torch.testing.assert_close(norm(x), expected, atol=1e-5, rtol=1e-5)
