@@ -115,8 +115,8 @@ def unknown_callee(span: Span, name: str, candidates: Iterable[str]) -> Diagnost
     near miss such as `relu8` must not be led to `relu`, a function of other semantics, unsaid."""
     close = closest(name, [c for c in candidates if c not in OPS or OPS[c].category != "internal"])
     hint = None if close is None else f"did you mean `{close}`?"
-    if close in OPS:
-        hint += f" (`{close}`: {_first_clause(OPS[close].doc)})"
+    if close is not None and close in OPS:
+        hint = f"{hint} (`{close}`: {_first_clause(OPS[close].doc)})"
     return Diagnostic("E0201", f"unknown op `{name}`", Label(span, "not an op, block, network or layer"), help=hint)
 
 

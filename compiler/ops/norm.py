@@ -1,7 +1,6 @@
-"""Normalization and regularization: batch norm, layer norm (channels-last and ConvNeXt's
-channels-first), group norm, dropout, stochastic depth,
-with their PyTorch modules and their ONNX forms in inference mode (running statistics; dropout and
-stochastic depth the identity)."""
+"""Normalization and regularization: batch norm, layer norm (over trailing dims, and ConvNeXt's
+channels-first one), group norm, dropout, stochastic depth, with their PyTorch modules and their
+ONNX forms in inference mode (running statistics; dropout and stochastic depth the identity)."""
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext, filled, identity, scalar
@@ -198,7 +197,6 @@ register(
           "zero whole channels with probability p while training", "x -> same", "regularization",
           torch=_dropout_torch("nn.Dropout2d", "F.dropout2d"), onnx=identity),
 )
-
 
 
 # --- stochastic depth ---------------------------------------------------------------------------
