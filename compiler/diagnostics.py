@@ -71,10 +71,16 @@ class Diagnostics:
         return len(self.items)
 
 
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to `word`, if one is close enough."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate, as a help text, if one is close enough."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    close = closest(word, candidates)
+    return f"did you mean `{close}`?" if close else None
 
 
 class CompileError(Exception):

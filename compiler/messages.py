@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from .diagnostics import Diagnostic, Label, did_you_mean
+from .diagnostics import Diagnostic, Label, closest, did_you_mean
+from .ops import OPS
 from .source import Span
 
 RETIRED = {"E0402": "dtype error (never emitted; a dtype an op cannot take is a shape error, E0401)"}
@@ -109,8 +110,26 @@ def cannot_read_checkpoint(path: str, reason: str) -> Diagnostic:
 # --- E02xx names and arguments --------------------------------------------------------
 
 def unknown_callee(span: Span, name: str, candidates: Iterable[str]) -> Diagnostic:
-    return Diagnostic("E0201", f"unknown op `{name}`", Label(span, "not an op, block, network or layer"),
-                      help=did_you_mean(name, candidates))
+    """The help names the closest candidate (never an op the compiler inserts itself) and, when
+    that is an op, what the op computes (the first clause of its doc line in the op table): a
+    near miss such as `relu8` must not be led to `relu`, a function of other semantics, unsaid."""
+    close = closest(name, [c for c in candidates if c not in OPS or OPS[c].category != "internal"])
+    hint = None if close is None else f"did you mean `{close}`?"
+    if close is not None and close in OPS:
+        hint = f"{hint} (`{close}`: {_first_clause(OPS[close].doc)})"
+    return Diagnostic("E0201", f"unknown op `{name}`", Label(span, "not an op, block, network or layer"), help=hint)
+
+
+def _first_clause(doc: str) -> str:
+    """`doc` up to its first `; ` or `: ` outside brackets and backticks (what the op is, without
+    the details that follow: "multi-head attention: self (x), ..." -> "multi-head attention")."""
+    depth, quoted = 0, False
+    for i, ch in enumerate(doc):
+        quoted = quoted != (ch == "`")
+        depth += 0 if quoted else (ch in "([") - (ch in ")]")
+        if depth == 0 and not quoted and ch in ";:" and doc[i + 1:i + 2] == " ":
+            return doc[:i]
+    return doc
 
 
 def undefined_name(span: Span, name: str, candidates: Iterable[str], what: str = "name") -> Diagnostic:

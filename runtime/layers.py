@@ -338,3 +338,53 @@ class Split(nn.Module):
 
     def extra_repr(self):
         return f"sizes={self.sizes}, dim={self.dim}"
+
+
+class Clamp(nn.Module):
+    """torch.clamp(x, min, max) as a layer; either bound may be None (not both)."""
+
+    def __init__(self, min=None, max=None):
+        super().__init__()
+        self.min = min
+        self.max = max
+
+    def forward(self, x):
+        return torch.clamp(x, min=self.min, max=self.max)
+
+    def extra_repr(self):
+        return f"min={self.min}, max={self.max}"
+
+
+def drop_path(x, p, training=True):
+    """Stochastic depth (Huang et al. 2016), torchvision's `stochastic_depth(x, p, "row")`: while
+    training, each sample's whole tensor is zeroed with probability p and the others are scaled by
+    1 / (1 - p); the identity at inference."""
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)  # (B, 1, ...)
+    return x * noise.bernoulli_(survival).div_(survival)
+
+
+class DropPath(nn.Module):
+    """drop_path(x, p) as a layer (torchvision's StochasticDepth(p, "row")): the identity in eval mode."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """ConvNeXt's channels-first layer norm, as torchvision.models.convnext.LayerNorm2d: each
+    position of (B, C, H, W) normalized over its C channels; weight and bias of shape (C,)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)  # (B, C, H, W)

@@ -12,7 +12,7 @@ import re
 import onnx
 import pytest
 
-from conftest import onnx_vs_torch
+from conftest import onnx_vs_torch, random_inputs, torch_weights
 from dlc.compiler.errors import EmitError
 from dlc.compiler.pipeline import compile_file, default_graph
 
@@ -80,8 +80,10 @@ CASES = [
     ("groupnorm", X2, "groupnorm(2)"),
     ("groupnorm_1d", "x: f32[B, 6, 7]", "groupnorm(3, eps=1e-3)"),
     ("groupnorm_flat", "x: f32[B, 6]", "groupnorm(2)"),
+    ("layernorm2d", X2, "layernorm2d"), ("layernorm2d_eps", "x: f32[B, 3, 1, 5]", "layernorm2d(eps=1e-3)"),
     ("dropout", V, "dropout(0.1)"),
     ("dropout2d", X2, "dropout2d"),
+    ("drop_path", X2, "drop_path(0.2)"), ("drop_path_seq", V, "linear(3) -> drop_path(0.5)"),
     # activations
     ("relu", V, "relu"), ("leaky_relu", V, "leaky_relu(0.2)"), ("sigmoid", V, "sigmoid"), ("tanh", V, "tanh"),
     ("softplus", V, "scale(15) -> softplus"), ("softplus_beta", V, "scale(15) -> softplus(beta=2)"),
@@ -91,6 +93,10 @@ CASES = [
     ("identity", V, "identity"), ("scale", V, "scale(2.5)"),
     ("softmax", V, "softmax(dim=1)"), ("log_softmax", V, "log_softmax"),
     ("relu6", V, "scale(5) -> relu6"), ("hardswish", V, "scale(4) -> hardswish"),
+    ("hardtanh", V, "scale(2) -> hardtanh"), ("hardtanh_bounds", V, "scale(4) -> hardtanh(-0.5, max=3.5)"),
+    ("clamp_min", V, "clamp(0.25)"), ("clamp_max", V, "clamp(max=-0.5)"), ("clamp_both", V, "clamp(-1, 1.5)"),
+    ("clamp_none_min", V, "clamp(none, 0.5)"), ("clamp_equal", V, "clamp(0.5, 0.5)"),
+    ("hardsigmoid", V, "scale(4) -> hardsigmoid"), ("mish", V, "scale(3) -> mish"),
     # dense
     ("linear_2d", "x: f32[B, 6]", "linear(5)"), ("linear_2d_nobias", "x: f32[B, 6]", "linear(5, bias=false)"),
     ("linear_3d", V, "linear(4)"), ("linear_3d_nobias", V, "linear(4, bias=false)"),
@@ -166,6 +172,40 @@ def test_converter_matches_pytorch(tmp_path, name, inputs, body):
     _check(_spec(tmp_path, name, inputs, body))
 
 
+# --- trained affine weights ------------------------------------------------------------------------
+
+AFFINE = [("layernorm2d", X2, "layernorm2d"), ("layernorm", V, "layernorm"), ("groupnorm", X2, "groupnorm(2)")]
+
+
+@pytest.mark.parametrize(("name", "inputs", "body"), AFFINE, ids=[c[0] for c in AFFINE])
+def test_norms_apply_their_own_weight_and_bias(tmp_path, name, inputs, body):
+    """A fresh module's weight is 1 and its bias 0, which would hide a converter that drops or
+    swaps them: here both are random, and ONNX Runtime must still match the module."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from dlc.compiler.emit.onnx import emit_onnx
+    from dlc.compiler.emit.torch import torch_namespace
+
+    path = _spec(tmp_path, name, inputs, body)
+    graph = default_graph(compile_file(path), None)
+    module = getattr(torch_namespace(path), graph.name)().eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.copy_(torch.randn_like(param))
+    weights = torch_weights(module)
+    assert sorted(weights) == sorted(w.name for w in graph.weights) and len(weights) == 2
+    model = emit_onnx(graph, {w.name: weights[w.name] for w in graph.weights})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = random_inputs(graph, {**dict(graph.dim_examples), "B": 2})
+    with torch.no_grad():
+        expected = module(*(torch.from_numpy(feeds[n]) for n, _ in graph.inputs))
+    (got,) = session.run([n for n, _ in graph.outputs], feeds)
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-5, rtol=1e-5)
+
+
 # --- symbolic dims stay symbolic ---------------------------------------------------------------------
 
 SYMBOLIC = [
@@ -180,6 +220,7 @@ SYMBOLIC = [
     ("upsample_hw", "x: f32[B, 3, H=4, W=4]", "upsample(2, mode=\"bilinear\")"),
     ("groupnorm_hw", "x: f32[B, 4, H=4, W=4]", "groupnorm(2)"),
     ("layernorm_t", "x: f32[B, T=5, 6]", "layernorm"),
+    ("layernorm2d_hw", "x: f32[B, 4, H=4, W=4]", "layernorm2d"),
     ("flatten_hw", "x: f32[B, 3, H=4, W=4]", "flatten"),
     ("flatten_ct", "x: f32[B, 3, 2, T=4]", "flatten(1, 2)"),
     ("flatten_bt", "x: f32[B, T=4, 6]", "flatten(0, 1)"),

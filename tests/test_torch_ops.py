@@ -16,8 +16,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from conftest import ROOT, SPEC
+from conftest import ROOT, SPEC, compile_text
 from dlc.compiler.emit.torch.forms import MissingSize, OpSource
 from dlc.compiler.ir.dims import Dim
 from dlc.compiler.ir.types import TensorType
@@ -48,6 +49,10 @@ CASES = [
     C("exp", {}, [(2, 3)]), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
     C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
     C("relu6", {}, [(2, 3, 4)]), C("hardswish", {}, [(2, 3, 4)]),
+    C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),
+    C("clamp", {"min": 0}, [(2, 3, 4)]), C("clamp", {"max": 0.5}, [(2, 3)]),
+    C("clamp", {"min": -0.5, "max": 0.5}, [(2, 3)]), C("clamp", {"min": None, "max": 1}, [(2, 3)]),
+    C("hardsigmoid", {}, [(2, 3, 4)]), C("mish", {}, [(2, 3, 4)]),
     C("conv1d", {"out": 4, "kernel": 3, "padding": "same", "groups": 2}, [(2, 4, 10)]),
     C("conv2d", {"out": 8, "kernel": [3, 5], "stride": 2, "padding": [1, 2], "bias": False}, [(2, 3, 9, 11)]),
     C("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": "valid"}, [(1, 2, 10, 10)]),
@@ -75,7 +80,9 @@ CASES = [
     C("batchnorm2d", {"eps": 1e-3, "momentum": 0.2}, [(2, 3, 4, 4)]),
     C("layernorm", {}, [(2, 5, 8)]), C("layernorm", {"dims": 2, "affine": False, "eps": 1e-6}, [(2, 5, 8)]),
     C("groupnorm", {"groups": 2}, [(2, 4, 3, 3)]),
+    C("layernorm2d", {}, [(2, 3, 4, 5)]), C("layernorm2d", {"eps": 1e-3}, [(1, 6, 2, 1)]),
     C("dropout", {"p": 0.1}, [(2, 3)]), C("dropout2d", {}, [(2, 3, 4, 4)]),
+    C("drop_path", {"p": 0.2}, [(2, 3, 4)]), C("drop_path", {"p": 0.0}, [(3,)]),
     C("embedding", {"num": 10, "dim": 4, "padding_idx": 0}, [(2, 5)], "i64"),
     C("pos_embedding", {"max_len": 8}, [(2, 5, 6)]),
     C("sinusoidal_pe", {}, [(2, 5, 6)]), C("sinusoidal_pe", {"max_len": 16}, [(2, 5, 6)]),
@@ -283,8 +290,59 @@ def test_activation_pool_and_dropout_sources():
     assert OPS["dropout"].torch.module(drop) == "nn.Dropout(p)"
     assert OPS["dropout"].torch.call(drop, None, ["h"]) == "F.dropout(h, p, training=self.training)"
     assert OPS["leaky_relu"].torch.module(src({"slope": "0.2"}, {"slope"}, (None, "8"))) == "nn.LeakyReLU(0.2)"
+    drop = src({"p": "0.1 * i"}, {"p"}, (None, "8"))
+    assert OPS["drop_path"].torch.module(drop) == "DropPath(0.1 * i)"
+    assert OPS["drop_path"].torch.call(drop, None, ["h"]) == "drop_path(h, 0.1 * i, training=self.training)"
     up = src({"scale": "2.0", "mode": "'bilinear'", "align_corners": "False"}, {"mode"}, (None, "3", "H", "8"))
     assert OPS["upsample"].torch.module(up) == "nn.Upsample(scale_factor=2, mode='bilinear')"
+
+
+def test_clipping_sources_name_pytorch_s_keywords():
+    """nn.Hardtanh's bounds are `min_val`/`max_val`; a bound is written only when given or not PyTorch's default."""
+    ht = src({"min": "0.0", "max": "1.0"}, {"min"}, (None, "8"))
+    assert OPS["hardtanh"].torch.module(ht) == "nn.Hardtanh(min_val=0.0)"
+    assert OPS["hardtanh"].torch.call(ht, None, ["h"]) == "F.hardtanh(h, min_val=0.0)"
+    ht = src({"min": "-1.0", "max": "top"}, {"max"}, (None, "8"))
+    assert OPS["hardtanh"].torch.module(ht) == "nn.Hardtanh(max_val=top)"
+    cl = src({"min": "None", "max": "6.0"}, {"min", "max"}, (None, "8"))
+    assert OPS["clamp"].torch.module(cl) == "Clamp(max=6.0)"
+    assert OPS["clamp"].torch.call(cl, None, ["h"]) == "torch.clamp(h, max=6.0)"
+    cl = src({"min": "lo", "max": "hi"}, {"min", "max"}, (None, "8"))
+    assert OPS["clamp"].torch.call(cl, None, ["h"]) == "torch.clamp(h, min=lo, max=hi)"
+
+
+# Bounds PyTorch refuses when it builds or runs the layer: the op's own shape rule refuses them first.
+REFUSED = [
+    ("hardtanh(1, 1)", lambda x: nn.Hardtanh(1.0, 1.0)(x)),
+    ("hardtanh(0.5, max=-0.5)", lambda x: F.hardtanh(x, 0.5, -0.5)),
+    ("clamp", lambda x: torch.clamp(x)),
+    ("clamp(none, none)", lambda x: torch.clamp(x, None, None)),
+]
+
+
+@pytest.mark.parametrize("stage,run", REFUSED, ids=[r[0] for r in REFUSED])
+def test_bounds_pytorch_refuses_are_shape_errors(tmp_path, stage, run):
+    result = compile_text(f"network N {{\n  input x: f32[B, 4]\n  output y = x -> {stage}\n}}\n", tmp_path)
+    assert [(d.code, d.primary.span.line) for d in result.diagnostics] == [("E0401", 3)]
+    with pytest.raises((AssertionError, RuntimeError, ValueError)):
+        run(torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("op", ["hardtanh", "hardsigmoid", "mish"])
+def test_float_activations_refuse_integers_as_pytorch_does(tmp_path, op):
+    result = compile_text(f"network N {{\n  input x: i64[B, 4]\n  output y = x -> {op}\n}}\n", tmp_path)
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("E0401", f"shape error in `{op}`: expects a floating-point input, got i64")]
+    if op != "hardtanh":  # F.hardtanh runs on integers, with the bounds truncated
+        with pytest.raises(RuntimeError, match="not implemented for 'Long'"):
+            getattr(F, op)(torch.arange(4))
+
+
+def test_clamp_with_crossed_bounds_is_refused(tmp_path):
+    """torch.clamp(x, 1, 0.5) is the constant 0.5, which no one means: a shape error too."""
+    result = compile_text("network N {\n  input x: f32[B, 4]\n  output y = x -> clamp(1, 0.5)\n}\n", tmp_path)
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("E0401", "shape error in `clamp`: needs min <= max, got min=1.0, max=0.5")]
 
 
 def test_tensor_op_sources():
@@ -317,6 +375,10 @@ def test_sequence_sources():
     assert OPS["linear"].torch.module(lin) == "nn.Linear(d, 4 * d)"
     ln = src({"eps": "eps", "dims": "1", "affine": "True"}, {"eps"}, (None, None, "d"))
     assert OPS["layernorm"].torch.module(ln) == "nn.LayerNorm(d, eps=eps)"
+    ln2d = src({"eps": "1e-06"}, set(), (None, "dim", None, None))
+    assert OPS["layernorm2d"].torch.module(ln2d) == "LayerNorm2d(dim, eps=1e-06)"
+    assert OPS["layernorm2d"].torch.module(src({"eps": "1e-05"}, {"eps"}, (None, "96", "56", "56"))) == \
+        "LayerNorm2d(96, eps=1e-05)"
 
 
 def test_non_literal_dims_are_written_as_given():
@@ -439,3 +501,54 @@ def test_additive_attention_and_reparameterize():
     eps = torch.randn_like(mu)
     torch.manual_seed(1)
     torch.testing.assert_close(reparameterize(mu, logvar, True), mu + torch.exp(logvar / 2) * eps)
+
+
+def test_drop_path_is_torchvision_s_row_mode_stochastic_depth():
+    """torchvision.ops.stochastic_depth(x, p, "row", training) (torchvision is not installed here):
+    noise = empty(B, 1, ..., 1).bernoulli_(1 - p), divided by 1 - p; x * noise while training."""
+    ns = namespace(OPS["drop_path"].torch.helpers)
+    drop_path, layer = ns["drop_path"], ns["DropPath"](0.3)
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 4, 5)
+    assert drop_path(x, 0.3, training=False) is x and layer.eval()(x) is x
+    assert drop_path(x, 0.0, training=True) is x
+    for p in (0.3, 0.9):
+        torch.manual_seed(1)
+        noise = torch.empty(64, 1, 1, 1).bernoulli_(1 - p).div_(1 - p)
+        torch.manual_seed(1)
+        torch.testing.assert_close(drop_path(x, p, training=True), x * noise, rtol=0, atol=0)
+    torch.manual_seed(2)
+    out = layer.train()(x)
+    kept = [bool(out[i].any()) for i in range(64)]
+    for i, k in enumerate(kept):  # a whole sample is dropped, or all of it is scaled
+        torch.testing.assert_close(out[i], x[i] / 0.7 if k else torch.zeros_like(x[i]))
+    assert 0 < sum(kept) < 64
+
+
+def test_drop_path_keeps_the_expectation_while_training():
+    """E[drop_path(x)] = x: (1 - p) of the samples survive, each scaled by 1 / (1 - p)."""
+    layer = namespace(OPS["drop_path"].torch.helpers)["DropPath"](0.25).train()
+    torch.manual_seed(0)
+    x = torch.rand(40000, 2) + 0.5
+    out = layer(x)
+    dropped = (out == 0).all(dim=1).float().mean().item()
+    assert dropped == pytest.approx(0.25, abs=0.015)  # 7 standard deviations
+    torch.testing.assert_close(out.mean(dim=0), x.mean(dim=0), rtol=0, atol=0.02)
+
+
+def test_layernorm2d_normalizes_each_position_over_its_channels():
+    """torchvision's ConvNeXt LayerNorm2d, written out: per (b, h, w), the mean and biased variance
+    over C, then the per-channel affine; the state_dict is nn.LayerNorm(C)'s."""
+    torch.manual_seed(0)
+    norm = helper("LayerNorm2d")(6, eps=1e-6)
+    assert isinstance(norm, nn.LayerNorm)
+    assert {k: tuple(v.shape) for k, v in norm.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in nn.LayerNorm(6).state_dict().items()} == {"weight": (6,), "bias": (6,)}
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(6))
+        norm.bias.copy_(torch.randn(6))
+    x = torch.randn(2, 6, 3, 5) * 3 + 1
+    mean = x.mean(dim=1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-6) * norm.weight.view(1, 6, 1, 1) + norm.bias.view(1, 6, 1, 1)
+    torch.testing.assert_close(norm(x), expected, atol=1e-5, rtol=1e-5)

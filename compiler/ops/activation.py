@@ -10,7 +10,8 @@ import math
 from ..emit.onnx.context import Converter, NoOnnxForm, OnnxContext, identity, scalar, unary
 from ..emit.torch.forms import OpSource, TorchEntry, _call, _join, _kw, _pair, _tidy, _unary
 from ..ir.types import FLOAT_DTYPES, TensorType
-from .table import Attrs, OpDef, Param, Types, choice, float_, int_, norm_dim, register, same
+from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, float_, int_, need_float, norm_dim, optional,
+                    register, same)
 
 
 def _activation(name: str, doc: str, torch: TorchEntry, onnx: Converter, params: tuple[Param, ...] = (),
@@ -62,6 +63,54 @@ def _relu6_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Clip", [ctx.x, scalar(ctx, 0.0, "relu6_min"), scalar(ctx, 6.0, "relu6_max")], ctx.hint)]
 
 
+def _hardtanh_infer(a: Attrs, ins: Types) -> Types:
+    """nn.Hardtanh asserts max > min; integer tensors would clip to truncated bounds, so floats only."""
+    need_float(ins[0])
+    if not a["min"] < a["max"]:
+        raise ShapeError(f"needs min < max, got min={a['min']}, max={a['max']}")
+    return [ins[0]]
+
+
+def _hardtanh_torch(src: OpSource) -> list[str | None]:
+    return [_kw(src, "min", -1.0, "min_val"), _kw(src, "max", 1.0, "max_val")]
+
+
+def _hardtanh_onnx(ctx: OnnxContext) -> list[str]:
+    low, high = scalar(ctx, ctx.attrs["min"], "hardtanh_min"), scalar(ctx, ctx.attrs["max"], "hardtanh_max")
+    return [ctx.b.one("Clip", [ctx.x, low, high], ctx.hint)]
+
+
+def _clamp_infer(a: Attrs, ins: Types) -> Types:
+    """torch.clamp needs a bound; an integer tensor with float bounds becomes float, so floats only."""
+    need_float(ins[0])
+    low, high = a["min"], a["max"]
+    if low is None and high is None:
+        raise ShapeError("needs `min`, `max` or both")
+    if low is not None and high is not None and low > high:
+        raise ShapeError(f"needs min <= max, got min={low}, max={high}")
+    return [ins[0]]
+
+
+def _clamp_torch(src: OpSource) -> list[str | None]:
+    """The bounds that are given and not `None` (torch.clamp's default)."""
+    return [_kw(src, name, None) for name in ("min", "max") if src.attrs[name].strip() != "None"]
+
+
+def _clamp_onnx(ctx: OnnxContext) -> list[str]:
+    """Clip with an absent bound as an empty (optional) input."""
+    bounds = [scalar(ctx, ctx.attrs[name], f"clamp_{name}") if ctx.attrs[name] is not None else ""
+              for name in ("min", "max")]
+    while bounds and not bounds[-1]:
+        bounds.pop()
+    return [ctx.b.one("Clip", [ctx.x, *bounds], ctx.hint)]
+
+
+def _float_only(a: Attrs, ins: Types) -> Types:
+    """PyTorch's CPU kernel has no integer form."""
+    need_float(ins[0])
+    return [ins[0]]
+
+
 def _silu_onnx(ctx: OnnxContext) -> list[str]:
     return [ctx.b.one("Mul", [ctx.x, ctx.b.one("Sigmoid", [ctx.x], f"{ctx.hint}/sigmoid")], ctx.hint)]
 
@@ -70,6 +119,16 @@ register(
     _activation("relu", "max(x, 0)", _pair("nn.ReLU", "F.relu"), unary("Relu")),
     # two comparisons per element, as relu's one (max with 0) is counted as one FLOP
     _activation("relu6", "min(max(x, 0), 6) (MobileNet)", _pair("nn.ReLU6", "F.relu6"), _relu6_onnx, flops=2),
+    # two comparisons per element, as relu6
+    OpDef("hardtanh", (Param("min", float_, -1.0, "number"), Param("max", float_, 1.0, "number")), _hardtanh_infer,
+          "x clipped to [min, max]", "x -> same", "activation", elementwise_flops=2,
+          torch=_pair("nn.Hardtanh", "F.hardtanh", _hardtanh_torch), onnx=_hardtanh_onnx),
+    # one comparison per bound; an op has one count per element, so two, as with both bounds
+    OpDef("clamp", (Param("min", optional(float_), None, "number | none"),
+                    Param("max", optional(float_), None, "number | none")), _clamp_infer,
+          "x clipped to [min, max]; either bound may be none (torch.clamp)", "x -> same", "activation",
+          elementwise_flops=2, torch=_pair("Clamp", "torch.clamp", _clamp_torch, helpers=("Clamp",)),
+          onnx=_clamp_onnx),
     _activation("leaky_relu", "x if x > 0 else slope*x",
                 _pair("nn.LeakyReLU", "F.leaky_relu", lambda s: [_kw(s, "slope", 0.01, "")]), _leaky_relu_onnx,
                 (Param("slope", float_, 0.01, "number"),)),
@@ -89,6 +148,15 @@ register(
     # ONNX's HardSwish (opset 14) is x * max(0, min(1, x/6 + 1/2)), the same function
     _activation("hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", _pair("nn.Hardswish", "F.hardswish"),
                 unary("HardSwish"), flops=5),
+    # four per element: add 3, clamp to [0, 6] (two comparisons), divide by 6; ONNX's HardSigmoid
+    # is max(0, min(1, alpha*x + beta)), PyTorch's function with alpha = 1/6, beta = 1/2
+    OpDef("hardsigmoid", (), _float_only, "relu6(x + 3) / 6 (MobileNetV3)", "x -> same", "activation",
+          elementwise_flops=4, torch=_pair("nn.Hardsigmoid", "F.hardsigmoid"),
+          onnx=unary("HardSigmoid", alpha=1.0 / 6.0, beta=0.5)),
+    # ten per element: softplus (four, as `softplus`), tanh (five, as `tanh`), multiply by x;
+    # ONNX's Mish (opset 18) is x * tanh(softplus(x)), PyTorch's function
+    OpDef("mish", (), _float_only, "x * tanh(softplus(x)) (YOLOv4)", "x -> same", "activation",
+          elementwise_flops=10, torch=_pair("nn.Mish", "F.mish"), onnx=unary("Mish")),
     _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
     _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
     _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),

@@ -1,5 +1,6 @@
-"""Normalization and regularization: batch norm, layer norm, group norm, dropout, with their
-PyTorch modules and their ONNX forms in inference mode (running statistics; dropout the identity)."""
+"""Normalization and regularization: batch norm, layer norm (over trailing dims, and ConvNeXt's
+channels-first one), group norm, dropout, stochastic depth, with their PyTorch modules and their
+ONNX forms in inference mode (running statistics; dropout and stochastic depth the identity)."""
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext, filled, identity, scalar
@@ -98,6 +99,36 @@ register(OpDef(
     weights=_ln_weights, elementwise_flops=5, torch=_weighted("layernorm", _ln_module), onnx=_ln_onnx))
 
 
+def _ln2d_infer(a: Attrs, ins: Types) -> Types:
+    need_rank(ins[0], (4,), "(B, C, H, W)")
+    need_float(ins[0])
+    concrete(ins[0].shape[1], "the channel dimension")
+    return [ins[0]]
+
+
+def _ln2d_onnx(ctx: OnnxContext) -> list[str]:
+    """LayerNorm2d as torchvision writes it: channels last, LayerNormalization over C, back."""
+    b, h = ctx.b, ctx.hint
+    last = b.one("Transpose", [ctx.x], f"{h}/channels_last", perm=[0, 2, 3, 1])  # (B, H, W, C)
+    normed = b.one("LayerNormalization", [last, ctx.weights["weight"], ctx.weights["bias"]], f"{h}/normalized",
+                   axis=-1, epsilon=float(ctx.attrs["eps"]))
+    return [b.one("Transpose", [normed], h, perm=[0, 3, 1, 2])]  # (B, C, H, W)
+
+
+# ConvNeXt's LayerNorm2d (torchvision.models.convnext): nn.LayerNorm(C) applied at each position
+# of (B, C, H, W), so its state_dict is nn.LayerNorm's; ConvNeXt builds it with eps=1e-6, the
+# default here, while the class keeps nn.LayerNorm's 1e-5 (so the emitted eps is written out).
+register(OpDef(
+    "layernorm2d", (Param("eps", float_, 1e-6, "number"),), _ln2d_infer,
+    "layer normalization over the channels of (B, C, H, W) at each position (ConvNeXt's LayerNorm2d)",
+    "(B, C, H, W) -> same", "normalization",
+    weights=lambda a, ins: [("weight", (ins[0].shape[1],), True), ("bias", (ins[0].shape[1],), True)],
+    elementwise_flops=5,
+    torch=_weighted("layernorm2d", lambda s: _call("LayerNorm2d", [_size(s, 0, 1), _kw(s, "eps", 1e-5)]),
+                    ("LayerNorm2d",)),
+    onnx=_ln2d_onnx))
+
+
 def _gn_infer(a: Attrs, ins: Types) -> Types:
     x = ins[0]
     if x.rank < 2:
@@ -167,3 +198,25 @@ register(
           torch=_dropout_torch("nn.Dropout2d", "F.dropout2d"), onnx=identity),
 )
 
+
+# --- stochastic depth ---------------------------------------------------------------------------
+
+def _drop_path_infer(a: Attrs, ins: Types) -> Types:
+    """Samples are dropped along dim 0; the noise is float (PyTorch's x * noise), so floats only."""
+    if ins[0].rank < 1:
+        raise ShapeError("expects a batch dimension (B, ...), got a scalar")
+    need_float(ins[0])
+    return [ins[0]]
+
+
+def _drop_path_torch() -> TorchEntry:
+    p: Args = lambda s: [_tidy(s.attrs["p"])]
+    return _unary(lambda s: _call("DropPath", p(s)),
+                  lambda s, x: _call("drop_path", [x, *p(s), "training=self.training"]), ("drop_path", "DropPath"))
+
+
+register(OpDef(
+    "drop_path", (Param("p", prob, type_name="number in [0, 1)"),), _drop_path_infer,
+    "stochastic depth (Huang et al. 2016): while training, zero each sample with probability p and scale "
+    "the others by 1/(1-p); identity at inference", "(B, ...) -> same", "regularization",
+    torch=_drop_path_torch(), onnx=identity))
