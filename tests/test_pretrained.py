@@ -387,3 +387,26 @@ def test_a_malformed_key_map_is_a_located_diagnostic(tmp_path, text, located, re
     assert f" --> {tmp_path / 'map.toml'}{located}\n" in proc.stderr
     line = int(located.split(":")[1])
     assert f"{line} | {text.splitlines()[line - 1]}\n" in proc.stderr  # the line, quoted under the location
+
+
+def test_a_renamed_scalar_stays_a_scalar(tmp_path):
+    """`num_batches_tracked` is 0-d: a rename keeps its shape (np.ascontiguousarray would make it (1,))."""
+    from dlc.compiler.keymaps import read_keymap
+
+    (tmp_path / "map.toml").write_text("[[rename]]\nfrom = 'old\\.(.*)'\nto = 'new.{1}'\n")
+    mapped = read_keymap(tmp_path / "map.toml").apply({"old.num_batches_tracked": np.array(7, np.int64)}, {})
+    assert {k: (v.shape, int(v)) for k, v in mapped.arrays.items()} == {"new.num_batches_tracked": ((), 7)}
+
+
+@pytest.mark.parametrize(("saved", "reason"), [
+    ({"state_dict": {"conv1.weight": torch.zeros(6, 1, 5, 5)}, "epoch": 3},
+     "`state_dict` holds a `dict`, not a tensor (save the model's `state_dict()` alone)"),
+    (torch.nn.Linear(2, 2), "Weights only load failed."),  # a pickled module: weights_only refuses it
+], ids=["training-record", "module"])
+def test_torch_load_reads_state_dicts_only(tmp_path, saved, reason):
+    torch.save(saved, tmp_path / "ckpt.pt")
+    proc = _dlc("export", "onnx", "spec/lenet5.arch", "--weights", str(tmp_path / "ckpt.pt"), "--torch-load",
+                "-o", str(tmp_path / "l.onnx"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"error[E0107]: cannot read checkpoint `{tmp_path / 'ckpt.pt'}`: {reason}")
+    assert "with `--torch-load`, a checkpoint is a `torch.save`d `state_dict`" in proc.stderr
