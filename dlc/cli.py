@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 TORCH_LOAD_HELP = ("read CKPT with torch.load(weights_only=True) instead of as safetensors: a .pt/.pth/.bin "
-                   "state_dict (imports torch; only tensors are unpickled, but read only files you trust)")
+                   "state_dict (an explicit opt-in: imports torch, and unpickles, if only tensors and plain containers)")
 
 
 def _weight_options(p: argparse.ArgumentParser) -> None:

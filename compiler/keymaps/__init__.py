@@ -26,6 +26,7 @@ not fit, named with the source key it came from). A map that cannot be read is E
 """
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -70,10 +71,11 @@ class Fill:
     dtype: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Mapped:
-    """A checkpoint under the network's names: `arrays`; `origin` says which source key (and
-    transform) each renamed key came from, `problems` the source keys a transform could not take."""
+    """A checkpoint under the network's names, as `KeyMap.apply` builds it: `arrays`; `origin`
+    says which source key (and transform) each key a rule made came from, `problems` the source
+    keys a rule could not take."""
 
     arrays: dict[str, np.ndarray]
     origin: dict[str, str] = field(default_factory=dict)
@@ -107,7 +109,7 @@ class KeyMap:
     def _rename(self, key: str, array: np.ndarray, out: Mapped) -> None:
         rule, match = next(((r, m) for r in self.renames if (m := r.pattern.fullmatch(key))), (None, None))
         if rule is None:
-            _put(out, key, array, key, key)
+            _put(out, key, array, key, None)
             return
         try:
             names = [_expand(t, match) for t in rule.targets]
@@ -122,13 +124,14 @@ class KeyMap:
             _put(out, name, part, key, how)
 
 
-def _put(out: Mapped, name: str, array: np.ndarray, key: str, how: str) -> None:
+def _put(out: Mapped, name: str, array: np.ndarray, key: str, how: str | None) -> None:
+    """`array`, from source key `key`, as `name` (`how`: what a rule did; None: no rule matched)."""
     if name in out.arrays:
         out.problems.append(messages.keymap_collision(out.source_key[name], key, name))
         return
     out.arrays[name] = array
     out.source_key[name] = key
-    if name != key:
+    if how is not None:
         out.origin[name] = how
 
 
@@ -167,6 +170,7 @@ def _expand(template: str, match: re.Match[str]) -> str:
 
 # --- finding and reading maps -------------------------------------------------------------
 
+@functools.cache
 def shipped() -> dict[str, KeyMap]:
     """The key maps that come with dlc, by name (their file's stem)."""
     return {p.stem: read_keymap(p, p.stem) for p in sorted(DIR.glob("*.toml"))}
