@@ -43,10 +43,12 @@ def load_weights(graph: Graph, checkpoint: str | Path | None = None, weights_fro
     the `seed`'s initialization. What `--weights`, `--weights-from` and `--torch-load` do, and the
     function a training loop calls to start from a pretrained checkpoint."""
     if checkpoint is None:
+        if weights_from is not None or torch_load:
+            raise ValueError("`weights_from` and `torch_load` say how to read a checkpoint: pass one")
         return random_weights(graph, seed)
     keymap = None
     if weights_from is not None:
-        from .keymaps import find_keymap
+        from .keymaps import find_keymap  # here: keymaps imports CheckpointError from this module
 
         keymap = find_keymap(weights_from, graph.name)
     return load_checkpoint(checkpoint, graph, keymap, torch_load)
@@ -84,17 +86,24 @@ def _read_torch(path: str | Path) -> dict[str, np.ndarray]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(messages.cannot_read_checkpoint(str(path), first, True)) from None
+    return _as_arrays(str(path), state)
+
+
+def _as_arrays(path: str, state: object) -> dict[str, np.ndarray]:
+    """What torch.load returned, as numpy arrays by name, if it is a state_dict."""
+    import torch
+
     if not isinstance(state, Mapping):
-        raise CheckpointError(messages.cannot_read_checkpoint(str(path), messages.not_a_state_dict(state), True))
+        raise CheckpointError(messages.cannot_read_checkpoint(path, messages.not_a_state_dict(state), True))
     arrays = {}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor) or not isinstance(key, str):
-            raise CheckpointError(messages.cannot_read_checkpoint(str(path), messages.not_a_tensor_entry(key, value), True))
+            raise CheckpointError(messages.cannot_read_checkpoint(path, messages.not_a_tensor_entry(key, value), True))
         try:
             arrays[key] = value.detach().cpu().numpy()
         except TypeError:  # bfloat16 and other dtypes numpy has not
             raise CheckpointError(messages.cannot_read_checkpoint(
-                str(path), messages.unsupported_tensor_dtype(key, str(value.dtype)), True)) from None
+                path, messages.unsupported_tensor_dtype(key, str(value.dtype)), True)) from None
     return arrays
 
 
