@@ -9,3 +9,8 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq g++-aarch64-linux-gnu
 fi
 python3 -m pip install -e '.[test]'
+# torchvision's model definitions, for tests/test_pretrained.py (torchvision state_dicts into the zoo).
+# --no-deps, so that it never touches the CPU torch above: its wheel requires torch==2.13.0 and is
+# built against the CUDA build (its C ops do not load here; the test works around that). pillow,
+# its other dependency, comes with the [test] extra.
+python3 -m pip install --no-deps 'torchvision==0.28.0'

@@ -72,7 +72,10 @@ def weights_markdown() -> str:
              "Generated (`python -m dlc.compiler.docs weights > docs/weights.md`); a test keeps it current.",
              "The compiler names every weight; the PyTorch emitter's modules, the ONNX initializers and",
              "checkpoints all use these keys. Buffers (`running_mean`, `running_var`, `num_batches_tracked`)",
-             "are listed too, as in a PyTorch `state_dict`.", ""]
+             "are listed too, as in a PyTorch `state_dict`.", "",
+             "A checkpoint in torchvision's or Hugging Face's own keys loads through a key map",
+             "(`--weights-from torchvision|huggingface`, `dlc convert-weights`; `compiler/keymaps/*.toml`):",
+             "README, \"Pretrained weights\".", ""]
     for spec, model, relation in WEIGHT_DOCS:
         graph = compile_file(spec, model).graphs[model]
         lines += [f"## {model} (`{spec}`)", "", f"Keys: {relation}.", "", "| key | shape |", "|---|---|"]

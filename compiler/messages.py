@@ -15,12 +15,13 @@ A code that is retired is never given to another message: E0402 ("dtype error", 
 
 A problem text that comes from an op's own shape or argument rule (`ShapeError`, `ArgError`
 in compiler/ops/) or from a built-in function's check (compiler/builtins.py) belongs to that
-rule and is passed in as `problem`. The last section holds the texts of `SizeError`: sizes
-given for a graph's symbolic dims that do not fit it (command-line flags; no code, no span).
+rule and is passed in as `problem`. The last sections hold the texts of `SizeError` (sizes
+given for a graph's symbolic dims that do not fit it: command-line flags, no code, no span),
+of `--weights-from` names that find no key map (usage errors too), and E0108's reasons.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .diagnostics import Diagnostic, Label, closest, did_you_mean
 from .ops import OPS
@@ -102,9 +103,30 @@ def import_not_found(span: Span, path: str, searched: list[str]) -> Diagnostic:
                       notes=tuple(f"looked in `{s}`" for s in searched))
 
 
-def cannot_read_checkpoint(path: str, reason: str) -> Diagnostic:
-    return Diagnostic("E0107", f"cannot read checkpoint `{path}`: {reason}", Label(_file_span(path), ""),
-                      help="a checkpoint is a safetensors file of the network's `state_dict`")
+def cannot_read_checkpoint(path: str, reason: str, torch_load: bool = False) -> Diagnostic:
+    help = ("with `--torch-load`, a checkpoint is a `torch.save`d `state_dict`: tensor names to tensors"
+            if torch_load else "a checkpoint is a safetensors file of the network's `state_dict`; a PyTorch "
+            "pickle (`.pt`, `.pth`, `.bin`) is read with `--torch-load` (`torch.load(weights_only=True)`)")
+    return Diagnostic("E0107", f"cannot read checkpoint `{path}`: {reason}", Label(_file_span(path), ""), help=help)
+
+
+def not_a_state_dict(value: object) -> str:
+    return f"it holds a `{type(value).__name__}`, not a state_dict (a dict of tensors)"
+
+
+def not_a_tensor_entry(key: object, value: object) -> str:
+    return f"`{key}` holds a `{type(value).__name__}`, not a tensor (save the model's `state_dict()` alone)"
+
+
+def unsupported_tensor_dtype(key: str, dtype: str) -> str:
+    return f"`{key}` is {dtype}, which numpy cannot hold; convert the checkpoint to float32 first"
+
+
+def cannot_read_keymap(span: Span, reason: str) -> Diagnostic:
+    return Diagnostic("E0108", f"cannot read key map `{span.file}`: {reason}", Label(span, "here" if span.line else ""),
+                      help="a key map is a TOML file of `drop` patterns, `[[rename]]` rules (`from`, `to`, "
+                           "`transpose`, `split`) and `[[fill]]` rules (`key`, `value`, `dtype`): README, "
+                           "\"Pretrained weights\"")
 
 
 # --- E02xx names and arguments --------------------------------------------------------
@@ -324,16 +346,60 @@ def tie_needs_layer(span: Span) -> Diagnostic:
 
 def checkpoint_mismatch(path: str, network: str, network_span: Span, missing: list[tuple[str, tuple[int, ...]]],
                         wrong: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
-                        extra: list[tuple[str, tuple[int, ...]]]) -> Diagnostic:
-    """`wrong`: (key, shape in the checkpoint, shape the spec needs)."""
-    notes = [*(f"missing key `{k}` (expected shape {_shape(s)})" for k, s in missing),
-             *(f"key `{k}` has shape {_shape(got)}, the spec needs {_shape(need)}" for k, got, need in wrong),
-             *(f"unexpected key `{k}` (shape {_shape(s)}): the spec has no such weight" for k, s in extra)]
-    return Diagnostic("E0405", f"checkpoint `{path}` does not fit `{network}`",
+                        extra: list[tuple[str, tuple[int, ...]]], origin: Mapping[str, str] | None = None,
+                        problems: Sequence[str] = (), keymap: str | None = None) -> Diagnostic:
+    """`wrong`: (key, shape in the checkpoint, shape the spec needs); `origin`: which source key a
+    key map made each key of ("from `c_attn.weight`, transposed"); `problems`: source keys the
+    key map could not transform."""
+    origin = origin or {}
+
+    def key(k: str) -> str:
+        return f"`{k}` ({origin[k]})" if k in origin else f"`{k}`"
+
+    notes = [*problems,
+             *(f"missing key `{k}` (expected shape {_shape(s)})" for k, s in missing),
+             *(f"key {key(k)} has shape {_shape(got)}, the spec needs {_shape(need)}" for k, got, need in wrong),
+             *(f"unexpected key {key(k)} (shape {_shape(s)}): the spec has no such weight" for k, s in extra)]
+    after = f" after the key map `{keymap}`" if keymap else ""
+    help = (f"the key map `{keymap}` renames the checkpoint's keys to the network's weight names (`dlc summary "
+            "--json` lists them with their shapes); a key that no rule of it matches keeps its name" if keymap else
+            "its keys must be the network's weight names (the emitted module's `state_dict` keys; `dlc summary "
+            "--json` lists them with their shapes); another implementation's need a key map (`--weights-from`)")
+    return Diagnostic("E0405", f"checkpoint `{path}` does not fit `{network}`{after}",
                       Label(_file_span(path), f"{len(notes)} key(s) do not fit"),
-                      (Label(network_span, f"`{network}` is defined here"),), tuple(notes),
-                      help="its keys must be the network's weight names (the emitted module's `state_dict` "
-                           "keys; `dlc summary --json` lists them with their shapes)")
+                      (Label(network_span, f"`{network}` is defined here"),), tuple(notes), help=help)
+
+
+def mapped_from(key: str, transposed: bool, part: tuple[int, int, int] | None) -> str:
+    """How a key map made a key: `part` is (index from 1, parts, dim) of a split."""
+    how = f"from `{key}`" + (", transposed" if transposed else "")
+    return how + (f", part {part[0]} of {part[1]} along dim {part[2]}" if part else "")
+
+
+def filled_by_keymap(value: float) -> str:
+    return f"filled with {value} by the key map"
+
+
+def keymap_collision(first: str, second: str, name: str) -> str:
+    return f"`{first}` and `{second}` both become `{name}`"
+
+
+def cannot_transpose(key: str, shape: tuple[int, ...]) -> str:
+    return f"`{key}` has shape {_shape(shape)}: the key map transposes it, which takes a 2-D tensor"
+
+
+def cannot_split(key: str, shape: tuple[int, ...], dim: int, parts: int) -> str:
+    return f"`{key}` has shape {_shape(shape)}: dim {dim} does not split into {parts} equal parts"
+
+
+def cannot_shift(key: str, value: str) -> str:
+    return f"`{key}`: the key map shifts its capture `{value}`, which is not a number"
+
+
+def tie_differs(alias: str, tied: str, alias_origin: str | None, tied_origin: str | None) -> str:
+    first = f"`{alias}` ({alias_origin})" if alias_origin else f"`{alias}`"
+    second = f"`{tied}` ({tied_origin})" if tied_origin else f"`{tied}`"
+    return f"key {first} differs from {second}, which the spec ties it to (`tie=`)"
 
 
 def symbolic_weight(span: Span, op: str, weight: str, shape: str) -> Diagnostic:
@@ -476,3 +542,47 @@ def computed_dim(name: str, dim: str) -> str:
 
 def conflicting_sizes(dim: str, first: int, second: int) -> str:
     return f"dim `{dim}` is bound to both {first} and {second}"
+
+
+# --- key maps by name (`--weights-from`: usage errors, no code) ----------------------------
+
+def unknown_keymap(name: str, known: list[str]) -> str:
+    return (f"no key map `{name}`: --weights-from takes {', '.join(f'`{k}`' for k in known)} "
+            "or the path of a key map (`*.toml`)")
+
+
+def no_keymap_for(name: str, network: str, maps: Mapping[str, Sequence[str]]) -> str:
+    fits = "; ".join(f"`{m}` is for {', '.join(f'`{n}`' for n in nets) or 'any network'}" for m, nets in maps.items())
+    return f"no `{name}` key map is for `{network}` ({fits}): name one of them, or pass a key map's path"
+
+
+# --- key map files (E0108's reasons) --------------------------------------------------------
+
+def keymap_field_type(field: str, expected: str) -> str:
+    return f"`{field}` must be {expected}"
+
+
+def keymap_missing_field(table: str, field: str) -> str:
+    return f"a {table} rule needs `{field}`"
+
+
+def keymap_split_targets(pattern: str, split: int | None, targets: int) -> str:
+    if split is None:
+        return f"the rule for `{pattern}` has {targets} names in `to`: several names need `split`, the dim to cut"
+    return f"the rule for `{pattern}` splits dim {split}: `to` must list a name for each part (two or more)"
+
+
+def keymap_unknown_capture(target: str, capture: str, pattern: str) -> str:
+    return f"`{target}` uses `{capture}`, which `{pattern}` does not capture"
+
+
+def keymap_bad_template(target: str) -> str:
+    return f"`{target}` has a `{{` or `}}` that is no capture (`{{1}}`, `{{name}}`, `{{1+1}}`)"
+
+
+def keymap_bad_pattern(pattern: str, problem: str) -> str:
+    return f"bad pattern `{pattern}`: {problem}"
+
+
+def keymap_unknown_field(field: str, where: str, known: Sequence[str]) -> str:
+    return f"unknown field `{field}` in {where} (known: {', '.join(f'`{k}`' for k in known)})"

@@ -187,17 +187,16 @@ def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads
 
 
 def _graph_and_weights(manifest: dict, spec: Path):
-    """The graph and the weights the artifact was compiled with (its seed, or its checkpoint)."""
-    from dlc.compiler.checkpoint import load_checkpoint, random_weights
+    """The graph and the weights the artifact was compiled with (its seed, or its checkpoint and key map)."""
+    from dlc.compiler.checkpoint import load_weights
     from dlc.compiler.pipeline import compile_file
 
     result = compile_file(spec, manifest["model"])
     result.raise_for_errors()
     graph = result.graphs[manifest["model"]]
     source = manifest.get("weights_from", {"seed": 0})
-    if "checkpoint" in source:
-        return graph, load_checkpoint(source["checkpoint"], graph)
-    return graph, random_weights(graph, source["seed"])
+    return graph, load_weights(graph, source.get("checkpoint"), source.get("key_map"),
+                               source.get("torch_load", False), source.get("seed", 0))
 
 
 def table(result: dict[str, Any]) -> str:

@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("format", choices=["onnx"])
     export.add_argument("file", type=Path, metavar="FILE")
     export.add_argument("--model", help="network to export (default: every network of the file)")
-    export.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
+    _weight_options(export)
     export.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
     export.add_argument("--external-data", action="store_true", help="store weights in <out>.data (automatic over 2 GB)")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
@@ -110,6 +110,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(run=cmd_bench, command="bench", target="llvm", arch=None, target_json=None)
 
+    convert = sub.add_parser("convert-weights", help="rename a torchvision or Hugging Face checkpoint's keys into "
+                                                     "a dlc checkpoint: `dlc convert-weights SPEC CKPT --from SOURCE -o OUT`")
+    convert.add_argument("file", type=Path, metavar="SPEC")
+    convert.add_argument("weights", type=Path, metavar="CKPT",
+                         help="the source checkpoint (safetensors; with --torch-load, a torch.save file)")
+    convert.add_argument("--from", dest="weights_from", required=True, metavar="SOURCE|MAP.toml",
+                         help="whose keys CKPT has: torchvision, huggingface, a key map's name or path")
+    convert.add_argument("--torch-load", action="store_true", help=TORCH_LOAD_HELP)
+    convert.add_argument("--model", help="network the weights are for (default: the last one in the file)")
+    convert.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
+                         help="the checkpoint under the network's weight names, for --weights")
+    convert.set_defaults(run=cmd_convert_weights, command="convert-weights")
+
     explain = sub.add_parser("explain", help="explain a diagnostic code, with an example: `dlc explain E0401`")
     explain.add_argument("code", nargs="?", metavar="CODE", help="e.g. E0401 (alone: list every code)")
     explain.set_defaults(run=cmd_explain, command="explain")
@@ -123,9 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+TORCH_LOAD_HELP = ("read CKPT with torch.load(weights_only=True) instead of as safetensors: a .pt/.pth/.bin "
+                   "state_dict (an explicit opt-in: imports torch, and unpickles, if only tensors and plain containers)")
+
+
+def _weight_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", type=Path, metavar="CKPT", help="checkpoint (safetensors; its keys: the state_dict's)")
+    p.add_argument("--weights-from", metavar="SOURCE|MAP.toml",
+                   help="CKPT has another implementation's keys: torchvision, huggingface, or a key map's name or path")
+    p.add_argument("--torch-load", action="store_true", help=TORCH_LOAD_HELP)
+
+
 def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="network to compile (default: the last one in the file)")
-    p.add_argument("--weights", type=Path, metavar="CKPT", help="safetensors checkpoint (state_dict keys)")
+    _weight_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialization without --weights")
     p.add_argument("--tune", type=int, nargs="?", const=DEFAULT_TRIALS, metavar="TRIALS",
                    help=f"MetaSchedule-tune with this many trials in all (alone: {DEFAULT_TRIALS}); "
@@ -140,8 +164,9 @@ def _report(result) -> None:
     print(render_all(list(result.diagnostics), result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
 
 
-def _report_one(diag, result) -> None:
-    print(render_all([diag], result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
+def _report_one(diag, result, sources=None) -> None:
+    """One diagnostic; `sources` when it quotes a file that is no spec (a key map's CheckpointError)."""
+    print(render_all([diag], sources or result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -168,10 +193,32 @@ def _one_network(path: Path, model: str | None):
 
 
 def _weights(args: argparse.Namespace, graph):
-    """The `--weights` checkpoint checked against `graph`, or the `--seed` initialization."""
-    from dlc.compiler.checkpoint import load_checkpoint, random_weights
+    """The `--weights` checkpoint (renamed by `--weights-from`) checked against `graph`, or the
+    `--seed` initialization."""
+    from dlc.compiler.checkpoint import load_weights
+    from dlc.compiler.keymaps import KeyMapNotFound
 
-    return load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+    if not args.weights and (args.weights_from or args.torch_load):
+        raise UsageError("--weights-from and --torch-load read the checkpoint of --weights: pass --weights CKPT")
+    try:
+        return load_weights(graph, args.weights, args.weights_from, args.torch_load, getattr(args, "seed", 0))
+    except KeyMapNotFound as err:
+        raise UsageError(str(err)) from None
+
+
+def _weights_record(args: argparse.Namespace) -> dict:
+    """Where an artifact's weights came from, as its manifest says (and `dlc bench` reloads them)."""
+    if not args.weights:
+        return {"seed": args.seed}
+    record = {"checkpoint": str(args.weights.resolve())}
+    if args.weights_from:
+        from dlc.compiler.keymaps import is_keymap_path
+
+        wanted = args.weights_from
+        record["key_map"] = str(Path(wanted).resolve()) if is_keymap_path(wanted) else wanted
+    if args.torch_load:
+        record["torch_load"] = True
+    return record
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -240,7 +287,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             target = args.output if single else args.output / f"{graph.name}.onnx"
             models[target] = emit_onnx(graph, weights)
     except (CheckpointError, EmitError) as err:
-        _report_one(err.diag, result)
+        _report_one(err.diag, result, getattr(err, "sources", None))
         return 1
     for target, model in models.items():
         save_onnx(model, target, external=True if args.external_data else None)
@@ -277,15 +324,38 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
         weights = _weights(args, graph)
         built = build(graph, weights, spec, result.content_hash(), result.path, tuning=tuning, dims=static)
     except (CheckpointError, EmitError) as err:
-        _report_one(err.diag, result)
+        _report_one(err.diag, result, getattr(err, "sources", None))
         return False
-    built.manifest["weights_from"] = {"checkpoint": str(args.weights.resolve())} if args.weights else {"seed": args.seed}
+    built.manifest["weights_from"] = _weights_record(args)
     write_artifact(built, spec, output)
     if built.tuning is not None:
         from dlc.compiler.backends.tvm.tune import describe
 
         describe(built.tuning, sys.stderr)
     return True
+
+
+def cmd_convert_weights(args: argparse.Namespace) -> int:
+    """Read CKPT through its key map, check it against the network, write it under the network's
+    weight names (a safetensors file `--weights` takes as it is); nothing is written on an error."""
+    from safetensors.numpy import save_file
+
+    from dlc.compiler.checkpoint import CheckpointError
+
+    compiled = _one_network(args.file, args.model)
+    if compiled is None:
+        return 1
+    result, graph = compiled
+    try:
+        weights = _weights(args, graph)
+    except CheckpointError as err:
+        _report_one(err.diag, result, err.sources)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(f".{args.output.name}.tmp")
+    save_file(weights, str(tmp), metadata={"format": "pt", "dlc_network": graph.name})
+    tmp.replace(args.output)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from dlc.cli import _parser
 from dlc.compiler import explain, messages
-from dlc.compiler.checkpoint import CheckpointError, load_checkpoint, random_weights
+from dlc.compiler.checkpoint import CheckpointError, load_weights
 from dlc.compiler.diagnostics import CompileError
 from dlc.compiler.errors import EmitError
 from dlc.compiler.pipeline import compile_file, default_graph
@@ -52,7 +52,7 @@ def test_explanation_has_a_title_and_both_examples(code):
     assert sorted(blocks) == ["erroneous", "fixed"]
     for example in blocks.values():
         assert example[0].kind == "arch"
-        assert {b.kind for b in example} <= {"arch", "checkpoint", "console"}
+        assert {b.kind for b in example} <= {"arch", "checkpoint", "keymap", "console"}
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -73,7 +73,7 @@ def run_example(blocks: list[explain.Block]) -> list[str]:
     command = "dlc check example.arch"
     for i, block in enumerate(blocks):
         name = block.name or ("example.arch" if i == 0 else None)
-        if block.kind == "arch":
+        if block.kind in ("arch", "keymap"):
             Path(name).write_text(block.text)
         elif block.kind == "checkpoint":
             _write_checkpoint(Path(name), block.text)
@@ -126,7 +126,7 @@ def _emit_torch(args) -> list[str]:
 
 
 def _weights(args, graph):
-    return load_checkpoint(args.weights, graph) if args.weights else random_weights(graph, args.seed)
+    return load_weights(graph, args.weights, args.weights_from, args.torch_load, args.seed)
 
 
 def _export_onnx(args) -> list[str]:

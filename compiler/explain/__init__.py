@@ -10,6 +10,8 @@ fenced blocks:
   it imports, each with its `# file: NAME` line;
 - a ```checkpoint block lists a safetensors checkpoint's keys, one `name: [d0, d1]` a line,
   under its `# file: NAME` line;
+- a ```keymap block is a key map (TOML, `--weights-from`), written as it stands, its
+  `# file: NAME` line a comment;
 - a ```console block is the `dlc` command that reports the code (without one: `dlc check
   example.arch`).
 
