@@ -165,23 +165,24 @@ def _make_call(backend: str, artifact: Path, manifest: dict, spec: Path, threads
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(emit_onnx(graph, weights).SerializeToString(), options,
                                        providers=["CPUExecutionProvider"])
-        return lambda feeds: dict(zip(names, session.run(None, feeds)))
+        return lambda feeds: dict(zip(names, session.run(None, feeds), strict=True))
     import torch
 
     from dlc.compiler.emit.torch import torch_namespace
 
     torch.set_num_threads(threads)
+    from dlc.compiler.checkpoint import module_state_dict
+
     module = getattr(torch_namespace(spec), graph.name)().eval()
-    missing, unexpected = module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-    if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
-        raise RuntimeError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+    state = {k: torch.from_numpy(v) for k, v in module_state_dict(graph, weights).items()}
+    module.load_state_dict(state, strict=True)  # tie aliases included: a GPT-2's lm_head.weight
     order = [i["name"] for i in manifest["inputs"]]
 
     def run(feeds):
         with torch.inference_mode():
             result = module(*(torch.from_numpy(feeds[n]) for n in order))
         result = result if isinstance(result, tuple) else (result,)
-        return {n: r.numpy() for n, r in zip(names, result)}
+        return {n: r.numpy() for n, r in zip(names, result, strict=True)}
 
     return run
 

@@ -55,7 +55,7 @@ class CompiledModel:
         arrays = [tvm.runtime.tensor(feeds[spec["name"]], self.device) for spec in self.inputs]
         result = self._vm["main"](*arrays, *self._params)
         results = [result] if len(self.outputs) == 1 else list(result)
-        return {spec["name"]: r.numpy() for spec, r in zip(self.outputs, results)}
+        return {spec["name"]: r.numpy() for spec, r in zip(self.outputs, results, strict=True)}
 
     def _feeds(self, args: tuple, kwargs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if args:

@@ -32,7 +32,7 @@ def infer_shapes(graph: Graph, diags: Diagnostics) -> Graph:
         except ValueError as err:  # symbolic arithmetic the rule cannot express
             diags.add(_shape_diag(graph, node, values, ShapeError(str(err))))
             continue
-        for vid, t in zip(node.outputs, outs):
+        for vid, t in zip(node.outputs, outs, strict=True):  # a rule giving too few types is a bug, not silence
             values[vid] = replace(values[vid], type=t)
     return replace(graph, values=tuple(values))
 
