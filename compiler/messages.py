@@ -408,6 +408,14 @@ def builtin_failed(span: Span, name: str, problem: str) -> Diagnostic:
     return Diagnostic("E0518", f"built-in `{name}` failed: {problem}", Label(span, "here"))
 
 
+def unknown_function(span: Span, name: str, builtins: Sequence[str], layers: Iterable[str]) -> Diagnostic:
+    """`builtins`: every built-in function (compiler/builtins.py); `layers`: the ops and defs in
+    scope, which a call also names (a layer value), for "did you mean"."""
+    return Diagnostic("E0519", f"unknown function `{name}`", Label(span, "not a built-in function, op or block"),
+                      notes=(f"built-in functions: {', '.join(f'`{b}`' for b in builtins)}",),
+                      help=did_you_mean(name, [*builtins, *layers]))
+
+
 # --- E06xx backend limits -------------------------------------------------------------
 
 def emit_unsupported(span: Span, what: str) -> Diagnostic:

@@ -186,3 +186,93 @@ network N {
 """
     r = compile_text(text, tmp_path)
     assert error_codes(r) == ["E0215", "E0216"]  # used before definition; a tensor as a value
+
+
+# --- conditional expressions and round() -------------------------------------------------------------
+
+def _holds(tmp_path, *asserts: str, params: str = "") -> list[str]:
+    """The codes a network with these `assert` lines reports ([] when every one holds)."""
+    body = "\n".join(f"  assert {a}, \"{a}\"" for a in asserts)
+    text = f"network N({params}) {{\n  input x: f32[B, 2]\n{body}\n  output y = x -> relu\n}}\n"
+    return error_codes(compile_text(text, tmp_path))
+
+
+def test_conditional_expression_binds_like_pythons(tmp_path):
+    assert _holds(tmp_path,
+                  "(1 if false else 2 + 3) == 5",            # the else part is `2 + 3`
+                  "(1 if true else 2) * 3 == 3",
+                  "(1 if false else 2 if false else 3) == 3",  # right-associative
+                  "(1 if false or true else 2) == 1",         # the condition is an `or`
+                  "(2 if true and false else 4) == 4",
+                  "[w if w > 2 else 0, 7][0] == 3",
+                  "(w // 2 if w % 2 == 1 else w) == 1",
+                  params="w=3") == []
+    assert _holds(tmp_path, "(1 if true else 2) == 2") == ["E0501"]
+
+
+def test_only_the_branch_taken_is_evaluated(tmp_path):
+    assert _holds(tmp_path, "(1 if d == 0 else 10 // d) == 1", "(10 // d if d != 0 else 0) == 0",
+                  params="d=0") == []
+
+
+def test_a_let_followed_by_an_if_statement_is_not_a_conditional(tmp_path):
+    text = """
+network N(stride=2) {
+  input x: f32[B, 4, 8, 8]
+  let w = 8 if stride == 2 else 4
+  let v = w
+  if v == 8 {
+    h = x -> conv2d(w, 1)
+  } else {
+    h = x -> conv2d(v, 3)
+  }
+  assert v > 0
+  if v > 100 { h = h -> relu }
+  output h
+}
+"""
+    r = compile_text(text, tmp_path)
+    assert r.ok, r.diagnostics
+    assert _weights(r, "N") == {"0.weight": (8, 4, 1, 1), "0.bias": (8,)}
+
+
+def test_round_is_pythons_round(tmp_path):
+    assert _holds(tmp_path, "round(2.5) == 2", "round(3.5) == 4", "round(-0.5) == 0", "round(7) == 7",
+                  "round(2.675, 2) == 2.67", "round(w / 8) * 8 == 32", params="w=36") == []
+    r = compile_text("network N {\n  input x: f32[B, 2]\n  output y = x -> linear(round(\"a\"))\n}\n", tmp_path)
+    assert error_codes(r) == ["E0502"]
+    r = compile_text("network N {\n  input x: f32[B, 2]\n  output y = x -> linear(round(1.5, 2, 3))\n}\n", tmp_path)
+    assert error_codes(r) == ["E0517"]
+
+
+def test_an_unknown_function_lists_the_built_ins(tmp_path):
+    from dlc.compiler.builtins import BUILTINS
+
+    r = compile_text("network N {\n  input x: f32[B, 2]\n  output y = x -> linear(roud(2.5))\n}\n", tmp_path)
+    (diag,) = r.diagnostics
+    assert diag.code == "E0519" and diag.message == "unknown function `roud`"
+    assert diag.help == "did you mean `round`?"
+    assert diag.notes == ("built-in functions: " + ", ".join(f"`{b}`" for b in sorted(BUILTINS)),)
+    assert "round" in BUILTINS
+
+
+def _literal(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else repr(v)
+
+
+def test_conditionals_and_round_in_python_compute_what_the_compiler_does(tmp_path):
+    """The PyTorch emitter writes spec expressions as Python: each must evaluate to the IR's value."""
+    from dlc.compiler.emit.torch.pysource import py_expr
+    from dlc.compiler.syntax.parse import parse
+    from dlc.compiler.diagnostics import Diagnostics
+
+    exprs = ["a if b else c", "(a if b else c) + 1", "a if b else c if a else 7", "-(a if b else c)",
+             "not (b if a else b)", "(a if a > c else c) ** 2", "round(a / 3) if b else round(c / 2, 1)",
+             "[a, c][0 if b else 1] * 2", "(a or c) if b else (a and c)"]
+    for a, b, c in [(1, True, 5), (4, False, 2), (0, True, 9)]:
+        for text in exprs:
+            module = parse(f"let v = {text}\n", "e.arch", Diagnostics())
+            source = py_expr(module.items[0].value, str)
+            spec = f"network N(a={a}, b={'true' if b else 'false'}, c={c}) {{\n  input x: f32[B, 2]\n" \
+                   f"  assert ({text}) == {_literal(eval(source))}\n  output y = x -> relu\n}}\n"
+            assert compile_text(spec, tmp_path).ok, (text, source)

@@ -256,7 +256,11 @@ class _BodyChecker(StmtVisitor[None]):
                 return
             self.expr(e.obj, env, dims)
         elif isinstance(e, ast.Call):
-            self.expr(e.func, env, dims)
+            if isinstance(e.func, ast.Name) and e.func.id not in env and not self._known_value(e.func.id):
+                self.diags.add(messages.unknown_function(e.func.span, e.func.id, sorted(BUILTINS),
+                                                         [*self.scope.defs, *OPS]))
+            else:
+                self.expr(e.func, env, dims)
             for a in e.args:
                 self.expr(a.value, env, dims)
         elif isinstance(e, ast.ListExpr):
@@ -270,6 +274,9 @@ class _BodyChecker(StmtVisitor[None]):
         elif isinstance(e, ast.Index):
             self.expr(e.obj, env, dims)
             self.expr(e.index, env, dims)
+        elif isinstance(e, ast.IfExpr):
+            for part in (e.cond, e.then, e.orelse):
+                self.expr(part, env, dims)
 
     def _known_value(self, name: str) -> bool:
         return name in self.scope.value_names() or name in BUILTINS or name in OPS

@@ -72,7 +72,17 @@ class Attr:
     span: Span
 
 
-Expr = Union[Literal, Name, ListExpr, BinOp, UnaryOp, Call, Index, Attr]
+@dataclass(frozen=True, slots=True)
+class IfExpr:
+    """A conditional expression, `then if cond else orelse`: only the branch taken is evaluated."""
+
+    cond: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+Expr = Union[Literal, Name, ListExpr, BinOp, UnaryOp, Call, Index, Attr, IfExpr]
 
 
 @dataclass(frozen=True, slots=True)

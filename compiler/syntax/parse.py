@@ -6,8 +6,11 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from typing import Iterator
+
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
 
 from .. import messages
 from ..diagnostics import Diagnostics
@@ -17,14 +20,68 @@ from . import ast
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 
+class _ConditionalIf(PostLex):
+    """Retypes the `if` of a conditional expression (`a if c else b`) as IF_EXPR.
+
+    Newlines are not significant, so after `let w = a` an `if` may start a statement or continue
+    the expression; one token of lookahead cannot tell. What tells them apart is what comes first
+    after the `if` at its own bracket depth: the `else` of a conditional (nested conditionals
+    counted), or the `{` of a statement's body. The text is scanned for that, not the token
+    stream: the contextual lexer lexes each token for the parser state it is read in."""
+
+    always_accept = ("IF",)
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        for tok in stream:
+            if tok.type == "IF" and _is_conditional(self.text, tok.end_pos):
+                tok = Token.new_borrow_pos("IF_EXPR", tok.value, tok)
+            yield tok
+
+
+# Strings and comments (skipped whole), words, numbers, and single characters.
+_WORDS = re.compile(r'"(?:\\.|[^"\\\n])*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\S')
+
+
+def _is_conditional(text: str, pos: int) -> bool:
+    """Whether the `if` ending at `pos` is a conditional expression's: its `else` comes before a
+    `{` at its bracket depth (a closing bracket or the end of the text first: an unfinished
+    conditional, which the parser then reports as missing its `else`)."""
+    depth = pending = 0
+    for m in _WORDS.finditer(text, pos):
+        word = m.group()
+        if word in ("(", "["):
+            depth += 1
+        elif word in (")", "]"):
+            if depth == 0:
+                return True
+            depth -= 1
+        elif depth == 0 and word == "{":
+            return False
+        elif depth == 0 and word == "if":
+            pending += 1
+        elif depth == 0 and word == "else":
+            if pending == 0:
+                return True
+            pending -= 1
+    return True
+
+
+_POSTLEX = _ConditionalIf()
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                postlex=_POSTLEX)
 
 
 def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     """Parse one file; on a syntax error, report it to `diags` and return None."""
     try:
+        _POSTLEX.text = text
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
@@ -62,7 +119,7 @@ def _misspelled_keyword(text: str, tok: Token) -> str | None:
 
 
 # Tokens that would only continue an expression; listing them buries the useful suggestions.
-_CONTINUATIONS = {"ADD_OP", "MUL_OP", "COMP_OP", "[", ".", "(", "or", "and", "*", "**", "-"}
+_CONTINUATIONS = {"ADD_OP", "MUL_OP", "COMP_OP", "[", ".", "(", "or", "and", "*", "**", "-", "IF_EXPR"}
 
 
 def _expected(names) -> list[str]:
@@ -186,6 +243,10 @@ class _ToAst(Transformer):
         return ast.Arg(str(c[0]), c[1], self._span(meta))
 
     # expressions
+    def cond(self, meta, c):
+        then, _, test, orelse = c
+        return ast.IfExpr(test, then, orelse, self._span(meta))
+
     def or_(self, meta, c):
         return ast.BinOp("or", c[0], c[1], self._span(meta))
 
