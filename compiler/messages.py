@@ -416,6 +416,13 @@ def unknown_function(span: Span, name: str, builtins: Sequence[str], layers: Ite
                       help=did_you_mean(name, [*builtins, *layers]))
 
 
+def bad_label_piece(span: Span, label: str, what: str) -> Diagnostic:
+    """`what`: the value the piece in braces has, described (`describe` in passes/evaluate.py)."""
+    return Diagnostic("E0520", f"the numbered label `{label}` needs an integer or a name here, got {what}",
+                      Label(span, "evaluates to this"),
+                      help="a piece in braces is usually computed from a loop variable: `denselayer{i + 1}`")
+
+
 # --- E06xx backend limits -------------------------------------------------------------
 
 def emit_unsupported(span: Span, what: str) -> Diagnostic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from conftest import compile_text, error_codes
+from dlc.compiler.pipeline import compile_file
 
 
 def _weights(result, model):
@@ -276,3 +277,67 @@ def test_conditionals_and_round_in_python_compute_what_the_compiler_does(tmp_pat
             spec = f"network N(a={a}, b={'true' if b else 'false'}, c={c}) {{\n  input x: f32[B, 2]\n" \
                    f"  assert ({text}) == {_literal(eval(source))}\n  output y = x -> relu\n}}\n"
             assert compile_text(spec, tmp_path).ok, (text, source)
+
+
+# --- numbered labels ----------------------------------------------------------------------------------
+
+def test_numbered_labels_name_layers_from_the_loop_variable(tmp_path):
+    text = """
+block Stack(n, start=1) {
+  input x
+  for i in range(n) {
+    x = x -> denselayer{i + start}: linear(4)
+  }
+  for i, kind in enumerate(["a", "b"]) {
+    x = x -> head_{kind}{i}_x: linear(4) -> relu
+  }
+  output x
+}
+network N {
+  input x: f32[B, 4]
+  h = x -> block: Stack(3) -> Stack(2, start=5)
+  output h
+}
+"""
+    r = compile_text(text, tmp_path)
+    assert r.ok, r.diagnostics
+    names = [w.name for w in r.graphs["N"].weights if w.name.endswith("weight")]
+    assert names == ["block.denselayer1.weight", "block.denselayer2.weight", "block.denselayer3.weight",
+                     "block.head_a0_x.weight", "block.head_b1_x.weight",
+                     "0.denselayer5.weight", "0.denselayer6.weight", "0.head_a0_x.weight", "0.head_b1_x.weight"]
+    assert [n.path for n in r.graphs["N"].nodes if n.op == "relu"] == ["block.0", "block.1", "0.0", "0.1"]
+
+
+def test_numbered_labels_that_repeat_are_duplicate_labels(tmp_path):
+    text = "network N {\n input x: f32[B, 4]\n h = x\n for i in range(3) {\n  h = h -> fc{i // 2}: linear(4)\n }\n output h\n}\n"
+    r = compile_text(text, tmp_path)
+    assert error_codes(r) == ["E0211"]
+    assert r.diagnostics[0].message == "label `fc0` names two layers in `the network`"
+
+
+def test_a_numbered_label_piece_must_be_an_integer_or_a_name(tmp_path):
+    for piece, what in [("i / 2", "`0.0`"), ("[i]", "a list"), ("i > 0", "`False`"), ('"a.b"', '"a.b"')]:
+        text = f"network N {{\n input x: f32[B, 4]\n h = x\n for i in range(1) {{\n  h = h -> fc{{{piece}}}: linear(4)\n }}\n output h\n}}\n"
+        r = compile_text(text, tmp_path)
+        assert error_codes(r) == ["E0520"], piece
+        assert r.diagnostics[0].message == f"the numbered label `fc{{{piece}}}` needs an integer or a name here, got {what}"
+
+
+def test_a_numbered_label_binds_no_layer_value(tmp_path):
+    text = "network N {\n input x: f32[B, 4]\n h = x -> fc{1}: linear(4) -> fc1\n output h\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0201"]
+    text = "network N(k=2) {\n input x: f32[B, 4]\n h = x -> fc{q}: linear(4)\n output h\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0202"]  # its pieces are resolved like any expression
+
+
+def test_densenet121_has_torchvisions_state_dict_keys():
+    """torchvision's densenet121().state_dict(): 727 entries, dense layers `denselayer1` ... per block."""
+    graph = compile_file("spec/densenet121.arch").graphs["DenseNet121"]
+    keys = {w.name: w.shape for w in graph.weights}
+    assert len(keys) == 727
+    for block, layers in enumerate([6, 12, 24, 16], start=1):
+        prefix = f"features.denseblock{block}.denselayer"
+        assert {k.split(".")[2] for k in keys if k.startswith(prefix)} == {f"denselayer{k}" for k in range(1, layers + 1)}
+    assert keys["features.denseblock1.denselayer1.norm1.weight"] == (64,)
+    assert keys["features.denseblock4.denselayer16.conv2.weight"] == (32, 128, 3, 3)
+    assert keys["features.transition3.conv.weight"] == (512, 1024, 1, 1) and keys["classifier.weight"] == (1000, 1024)

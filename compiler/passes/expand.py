@@ -15,6 +15,7 @@ independent mistakes without cascades.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +34,7 @@ from .resolve import DefRef, Resolved
 from .values import POISON, Abort, Fail, Layer, Scope, Tensor, join
 
 MAX_DEPTH = 64
+_LABEL_PIECE = re.compile(r"[A-Za-z0-9_]+")
 
 
 def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | None:
@@ -212,8 +214,9 @@ class _Expander(Evaluator):
         return current
 
     def stage(self, stage: ast.Stage, inputs: list[Any], scope: Scope) -> list[Any]:
-        if stage.label and stage.label in scope.labels:
-            self.diags.add(messages.duplicate_label(stage.span, stage.label, scope.path or "the network"))
+        label = self.label(stage, scope)
+        if label and label in scope.labels:
+            self.diags.add(messages.duplicate_label(stage.span, label, scope.path or "the network"))
             raise Fail
         repeat = 1 if stage.repeat is None else self.eval(stage.repeat, scope)
         if not is_int(repeat) or repeat < 0:
@@ -223,19 +226,32 @@ class _Expander(Evaluator):
         outs = inputs
         for i in range(repeat):
             layer = shared or self.make_layer(self.callee(stage, scope), stage.args or (), stage.span, scope)
-            if stage.label:
-                name = stage.label if repeat == 1 else f"{stage.label}.{i}"
+            if label:
+                name = label if repeat == 1 else f"{label}.{i}"
             elif shared is not None:
                 name = stage.callee[0]
             else:
                 name = str(scope.counter)
                 scope.counter += 1
             outs = self.apply(layer, outs, name, stage, scope)
-            if stage.label and i == 0:
-                scope.env[stage.label] = layer
-        if stage.label:
-            scope.labels.add(stage.label)
+            if label and i == 0 and not stage.label_parts:  # a numbered label binds no layer value
+                scope.env[label] = layer
+        if label:
+            scope.labels.add(label)
         return outs
+
+    def label(self, stage: ast.Stage, scope: Scope) -> str | None:
+        """The stage's label; a numbered one (`denselayer{i + 1}`) evaluated here: each piece in
+        braces must be an integer or a string of letters, digits and `_`."""
+        if not stage.label_parts:
+            return stage.label
+        pieces = []
+        for part in stage.label_parts:
+            value = part if isinstance(part, str) else self.eval(part, scope)
+            if not (is_int(value) or isinstance(value, str)) or not _LABEL_PIECE.fullmatch(str(value)):
+                self.error(messages.bad_label_piece(part.span, stage.label, describe(value)))
+            pieces.append(str(value))
+        return "".join(pieces)
 
     def shared_layer(self, stage: ast.Stage, scope: Scope) -> Layer | None:
         """The layer value a stage names (`-> tower`), or None for a fresh op or block."""

@@ -212,7 +212,10 @@ class _BodyChecker(StmtVisitor[None]):
                 self.expr(arg.value, env)
             if stage.repeat is not None:
                 self.expr(stage.repeat, env)
-            if stage.label:
+            for part in stage.label_parts:
+                if not isinstance(part, str):
+                    self.expr(part, env)
+            if stage.label and not stage.label_parts:  # a numbered label names weights, not a layer value
                 env[stage.label] = "value"
 
     def tensor_name(self, name: ast.Name, env: dict[str, str]) -> None:

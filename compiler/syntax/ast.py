@@ -116,7 +116,10 @@ class TensorTypeExpr:
 
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """One step of a chain: `label: callee(args) * repeat`."""
+    """One step of a chain: `label: callee(args) * repeat`.
+
+    A numbered label (`denselayer{i + 1}`) is `label` as written, for messages, and its pieces in
+    `label_parts`: name fragments and the expressions in braces, evaluated where the stage runs."""
 
     label: str | None
     callee: tuple[str, ...]  # qualified name, e.g. ("std", "Residual")
@@ -124,6 +127,7 @@ class Stage:
     repeat: Expr | None
     span: Span
     callee_span: Span
+    label_parts: tuple[str | Expr, ...] = ()  # empty for a plain label
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
         return None
-    items = _ToAst(path).transform(tree)
+    items = _ToAst(path, text).transform(tree)
     return ast.Module(path, tuple(items.children))
 
 
@@ -140,9 +140,10 @@ def _tok_span(path: str, tok: Token) -> Span:
 class _ToAst(Transformer):
     """Builds AST nodes bottom-up; each method mirrors one grammar rule."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, source: str) -> None:
         super().__init__()
         self.path = path
+        self._source = source
 
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):
@@ -225,7 +226,24 @@ class _ToAst(Transformer):
 
     def stage(self, meta, c):
         label, (callee, callee_span), args, repeat = c
-        return ast.Stage(str(label) if label else None, callee, args, repeat, self._span(meta), callee_span)
+        text, parts = label if label else (None, ())
+        return ast.Stage(text, callee, args, repeat, self._span(meta), callee_span, parts)
+
+    def label(self, meta, c):
+        """(the label as written, its pieces): `("conv1", ())`, or for `denselayer{i + 1}` the
+        text and ("denselayer", <i + 1>); a plain label has no pieces."""
+        if len(c) == 1:
+            return str(c[0]), ()
+        parts = [str(c[0]), *(p for part in c[1:] for p in part)]
+        return self._text(meta), tuple(parts)
+
+    def label_part(self, meta, c):
+        expr, tail = c
+        return (expr, str(tail)) if tail else (expr,)
+
+    def _text(self, meta) -> str:
+        """The source text a rule covers (a numbered label, for messages), spaces collapsed."""
+        return " ".join(self._source[meta.start_pos:meta.end_pos].split())
 
     def qualname(self, meta, c):
         return tuple(str(t) for t in c), self._span(meta)

@@ -9,6 +9,7 @@ use agrees on -- and each stage's output sizes come from the op table's own shap
 """
 from __future__ import annotations
 
+import ast as py
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -183,13 +184,13 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
-        self._materialize(carried)
+        self._materialize_carried(carried)
         self.init.add(f"for {targets} in {py_expr(s.iterable, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
         self.loops.append((s.names, s.iterable))
         body_at = len(self.init.entries)
-        self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
+        self._indented(lambda: (self.visit_body(s.body), self._reassign_carried(carried)))
         self.loops.pop()
         read = names_read([Stmt(text) for _, text in self.init.entries[body_at:]])
         for var, d in sorted(self._lost[-1]):
@@ -201,14 +202,14 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
-        self._materialize(carried)
+        self._materialize_carried(carried)
         init_at, fwd_at, level = len(self.init.entries), len(self.fwd.entries), self.init.level
         self.init.add(f"if {py_expr(s.cond, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
         materialized = {v: list(self.shapes[v]) for v in carried}
         first = len(self.assigned)
-        self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
+        self._indented(lambda: (self.visit_body(s.then), self._reassign_carried(carried)))
         then_attrs, else_attrs = self.assigned[first:], []
         self.shapes.update({v: list(sh) for v, sh in materialized.items()})
         if s.orelse:
@@ -216,7 +217,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             if not self.sequential:
                 self.fwd.add("else:")
             first = len(self.assigned)
-            self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
+            self._indented(lambda: (self.visit_body(s.orelse), self._reassign_carried(carried)))
             else_attrs = self.assigned[first:]
         self._restore(carried)
         if not self.sequential and not self.loop_depth:
@@ -237,6 +238,22 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         test = "is not None" if then_attrs else "is None"
         self.fwd.entries[fwd_at] = (self.fwd.entries[fwd_at][0], f"if self.{direct[0]} {test}:")
         self.init.entries[init_at:init_at] = [(level, f"self.{a} = None") for a in direct]
+
+    def _materialize_carried(self, carried: set[str]) -> None:
+        """Running size variables before a loop or branch (tracking.py); a first value that is a
+        size argument (`x_channels = in_channels`) makes the class take that argument."""
+        at = len(self.init.entries)
+        self._materialize(carried)
+        for _, line in self.init.entries[at:]:
+            self._use_size_args(line.split(" = ", 1)[1])
+
+    def _reassign_carried(self, carried: set[str]) -> None:
+        """Running size variables at the end of a body (tracking.py); a new value read from a child
+        (`getattr(self, f"denselayer{i + 1}").out_channels`) makes the child expose that size."""
+        at = len(self.init.entries)
+        self._reassign(carried)
+        for _, line in self.init.entries[at:]:
+            self._note_exposed(line.split(" = ", 1)[1])
 
     def _indented(self, fn) -> None:
         self.init.level += 1
@@ -299,8 +316,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             else:
                 self._assign(attr, module)
                 self._tie(op, stage, attr)
-            call = entry.call(src_fwd, attr_ref(attr), inputs)
-            if stage.label:
+            call = entry.call(src_fwd, self._fwd_ref(stage, attr), inputs)
+            if stage.label and not stage.label_parts:
                 self.layers[stage.label] = attr_ref(attr)
         else:
             call = entry.call(src_fwd, None, inputs)
@@ -328,7 +345,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def _seq_module(self, stage: ast.Stage, module: str, outputs, shapes) -> None:
         repeat = self._repeat(stage)
         comment = self._comment(outputs, shapes)
-        line = f"self.add_module({py_value(stage.label)}, {module})" if stage.label else f"self.append({module})"
+        label = self._label_source(stage, self.init_name) if stage.label_parts else py_value(stage.label)
+        line = f"self.add_module({label}, {module})" if stage.label else f"self.append({module})"
         if repeat:
             self.init.add(f"for _ in range({repeat}):")
             self.init.level += 1
@@ -356,6 +374,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def _attr_name(self, stage: ast.Stage, paths: list[tuple[Instance, str]]) -> str:
         """The submodule name: the label, or the stage's number (`"3"`), which must not vary."""
+        if stage.label_parts:
+            return "=" + self._label_source(stage, self.init_name)
         if stage.label:
             return stage.label
         names = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
@@ -394,6 +414,18 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.numbered_from_zero = names[0]
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
+    def _label_source(self, stage: ast.Stage, names) -> str:
+        """A numbered label as a Python f-string: `denselayer{i + 1}` -> f"denselayer{i + 1}"."""
+        pieces = [p if isinstance(p, str) else "{" + py_expr(p, names) + "}" for p in stage.label_parts]
+        quote = "'" if any('"' in p for p in pieces) else '"'
+        return py.unparse(py.parse(f"f{quote}{''.join(pieces)}{quote}", mode="eval"))  # as code.py reads it back
+
+    def _fwd_ref(self, stage: ast.Stage, attr: str) -> str:
+        """The submodule as forward() reads it: a numbered label's pieces in forward's names."""
+        if stage.label_parts:
+            return attr_ref("=" + self._label_source(stage, self.fwd_name))
+        return attr_ref(attr)
+
     def _assign(self, attr: str, value: str) -> None:
         self.assigned.append((attr, self.init.level))
         if attr.startswith("="):
@@ -430,9 +462,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         ref_src = attr_ref(attr)
         out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
                       for k, s in enumerate(out_shapes)]
-        if stage.label:
+        if stage.label and not stage.label_parts:
             self.layers[stage.label] = ref_src
-        self.fwd.add(f"{', '.join(outs)} = {ref_src}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+        call = f"{self._fwd_ref(stage, attr)}({', '.join(inputs)})"
+        self.fwd.add(f"{', '.join(outs)} = {call}{self._comment(outputs, out_shapes)}")
         return out_shapes
 
     def _size_values(self, stage: ast.Stage, ref: DefRef, in_shapes) -> list[tuple[str, str, int, int]]:
@@ -457,6 +490,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             attr = self._attr_name(stage, [])
             self._assign(attr, "nn.Sequential()")
             container = attr_ref(attr)
+        fwd_container = container if self.sequential else self._fwd_ref(stage, attr)
         running = []
         for name, value, i, d in sizes:
             var = f"{inputs[i]}_{dim_word(d, len(in_shapes[i]))}"
@@ -480,9 +514,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.init.level -= 1
         out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs, stage)
         if not self.sequential:
-            if stage.label:
+            if stage.label and not stage.label_parts:
                 self.layers[stage.label] = container
-            self.fwd.add(f"{', '.join(outs)} = {container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+            self.fwd.add(f"{', '.join(outs)} = {fwd_container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
         return out_shapes
 
     def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
@@ -491,6 +525,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             return known
         token = f"{attr}.{exposed_attr(out_index, d, rank)}"
         self.exposure_tokens[token] = (key, out_index, d, rank)
+        if not attr.startswith("self."):
+            self.placeholders.add(token)  # `getattr(self, f"layer{i}").out_channels`: no size for a comment
         return built(token)
 
     def _note_exposed(self, text: str) -> None:
