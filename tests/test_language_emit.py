@@ -38,6 +38,27 @@ network N {
   output h
 }
 """,
+    # `* n` over several inputs: each copy's output is the next one's first input, the rest stay
+    "repeat_two_inputs": """
+block Cross(d) {
+  input x, memory
+  a = (x, memory) -> attn: mha(2)
+  output y = (x, a) -> add -> norm: layernorm
+}
+block Decoder(n, d) {
+  input x, memory
+  output y = (x, memory) -> layers: Cross(d) * n
+}
+network N {
+  input x: f32[B, T=5, 8]
+  input memory: f32[B, S=7, 8]
+  y = (x, memory) -> decoder: Decoder(3, 8)
+  q = (y, memory) -> mixers: mha(2) * 2
+  s = (q, y) -> add * 2
+  r = s -> tanh * 2
+  output out = (s, r) -> add
+}
+""",
 }
 
 
@@ -67,6 +88,23 @@ def test_module_weights_and_outputs_match_the_compiler(tmp_path, name):
 def test_onnx_runtime_matches_the_module(tmp_path, name):
     path, _ = _compile(tmp_path, name)
     onnx_vs_torch(path, batches=(1, 3))
+
+
+def test_repeated_two_input_stages_loop_over_a_module_list(tmp_path):
+    from dlc.compiler.emit.torch import torch_source
+
+    path, graph = _compile(tmp_path, "repeat_two_inputs")
+    source = torch_source(path)
+    assert "self.layers = nn.ModuleList(Cross(d) for _ in range(n))" in source
+    assert "        y = x\n        for layer in self.layers:\n            y = layer(y, memory)" in source
+    assert "            q = layer(q, memory)" in source and "for _ in range(2):\n            s = s + y" in source
+    assert "        r = s\n        for _ in range(2):\n            r = torch.tanh(r)" in source  # `s` stays for `s + r`
+    memory = dict(graph.inputs)["memory"]
+    cross = [n for n in graph.nodes if n.path.endswith(".attn")]
+    assert [n.path for n in cross] == ["decoder.layers.0.attn", "decoder.layers.1.attn", "decoder.layers.2.attn"]
+    assert all(n.inputs[1] == memory for n in cross)
+    y = next(n.outputs[0] for n in graph.nodes if n.path == "decoder.layers.2.norm")
+    assert [n.inputs[1] == y for n in graph.nodes if n.op == "add" and not n.trace] == [True, True, False]
 
 
 def test_numbered_labels_are_f_strings_in_both_methods(tmp_path):

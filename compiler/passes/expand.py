@@ -9,6 +9,9 @@ applied twice (`let tower = Tower(64)`, labels, block arguments) share one weigh
 
 Naming follows `nn.Sequential`: unlabeled stages of a scope are numbered 0, 1, 2, ... in
 the order they run; a label names its layer; `label: X * n` names copies label.0, label.1.
+A copy's outputs take the place of the next copy's first inputs; the other inputs go unchanged
+to every copy (`(x, memory) -> DecoderLayer(...) * 6`). A numbered label (`denselayer{i + 1}`)
+is evaluated where its stage runs.
 
 Errors are reported and the offending tensors become `POISON`, so one run reports many
 independent mistakes without cascades.
@@ -225,6 +228,8 @@ class _Expander(Evaluator):
         shared = self.shared_layer(stage, scope)
         outs = inputs
         for i in range(repeat):
+            if i:  # a copy's outputs feed the next one's first inputs; its other inputs stay (`(x, memory)`)
+                outs = outs + inputs[len(outs):]
             layer = shared or self.make_layer(self.callee(stage, scope), stage.args or (), stage.span, scope)
             if label:
                 name = label if repeat == 1 else f"{label}.{i}"

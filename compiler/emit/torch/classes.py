@@ -308,27 +308,54 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
             return out_shapes
         repeat = self._repeat(stage)
+        comment = self._comment(outputs, out_shapes)
         if weighted or (stage.label and entry.module is not None):
             attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
             module = self._module(entry, src_init, stage)
+            if stage.label and not stage.label_parts:
+                self.layers[stage.label] = attr_ref(attr)
+            if repeat and len(inputs) > 1:
+                self._assign(attr, f"nn.ModuleList({module} for _ in range({repeat}))")
+                self._repeated_calls(stage, inputs, outs, lambda layer, xs: entry.call(src_fwd, layer, xs),
+                                     self._fwd_ref(stage, attr), comment)
+                return out_shapes
             if repeat:
                 self._assign(attr, f"nn.Sequential(*({module} for _ in range({repeat})))")
             else:
                 self._assign(attr, module)
                 self._tie(op, stage, attr)
             call = entry.call(src_fwd, self._fwd_ref(stage, attr), inputs)
-            if stage.label and not stage.label_parts:
-                self.layers[stage.label] = attr_ref(attr)
+        elif repeat:
+            self._repeated_calls(stage, inputs, outs, lambda _, xs: entry.call(src_fwd, None, xs),
+                                 f"range({py_expr(stage.repeat, self.fwd_name)})", comment)
+            return out_shapes
         else:
             call = entry.call(src_fwd, None, inputs)
-            if repeat:
-                self.fwd.add(f"for _ in range({repeat}):")
-                self.fwd.level += 1
-                self.fwd.add(f"{inputs[0]} = {call}")
-                self.fwd.level -= 1
-                call = inputs[0]
-        self.fwd.add(f"{', '.join(outs)} = {call}{self._comment(outputs, out_shapes)}")
+        self.fwd.add(f"{', '.join(outs)} = {call}{comment}")
         return out_shapes
+
+    def _repeated_calls(self, stage: ast.Stage, inputs: list[str], outs: list[str], call, over: str,
+                        comment: str) -> None:
+        """`* n` in forward as a loop: `y = x`, then `for layer in self.layers: y = layer(y, memory)`
+        (`for _ in range(n)` for a weight-free op). Each pass's outputs take the place of the first
+        inputs and the other inputs stay, as in the IR (passes/expand.py)."""
+        if len(outs) > len(inputs):
+            raise emit_error(stage.span, "a repeated stage with more outputs than inputs")
+        first, rest = inputs[:len(outs)], inputs[len(outs):]
+        if first != outs:
+            self.fwd.add(f"{', '.join(outs)} = {', '.join(first)}")
+        var = "_" if over.startswith("range(") else self._free_name("layer")
+        self.fwd.add(f"for {var} in {over}:")
+        self.fwd.level += 1
+        self.fwd.add(f"{', '.join(outs)} = {call(var, [*outs, *rest])}{comment}")
+        self.fwd.level -= 1
+
+    def _free_name(self, name: str) -> str:
+        """`name`, or `name_`, ... where a tensor of the spec already has it."""
+        taken = set(self.shapes) | set(self.inputs)
+        while name in taken:
+            name += "_"
+        return name
 
     def _module(self, entry, src: OpSource, stage: ast.Stage) -> str:
         if entry.module is None:
@@ -455,18 +482,29 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self._seq_module(stage, construct, outputs, out_shapes)
             return out_shapes
         attr = self._attr_name(stage, [(i, c.frame.path) for i, c in execs])
-        if repeat:
+        looped = bool(repeat) and len(inputs) > 1  # several inputs: a ModuleList, looped over in forward
+        if looped:
+            self._assign(attr, f"nn.ModuleList({construct} for _ in range({repeat}))")
+        elif repeat:
             self._assign(attr, f"nn.Sequential(*({construct} for _ in range({repeat})))")
         else:
             self._assign(attr, construct)
         ref_src = attr_ref(attr)
-        out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
-                      for k, s in enumerate(out_shapes)]
+        if not looped:  # a child's sizes, read from the one instance built here
+            out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
+                          for k, s in enumerate(out_shapes)]
         if stage.label and not stage.label_parts:
             self.layers[stage.label] = ref_src
-        call = f"{self._fwd_ref(stage, attr)}({', '.join(inputs)})"
-        self.fwd.add(f"{', '.join(outs)} = {call}{self._comment(outputs, out_shapes)}")
+        self._block_call(stage, inputs, outs, self._fwd_ref(stage, attr), looped,
+                         self._comment(outputs, out_shapes))
         return out_shapes
+
+    def _block_call(self, stage: ast.Stage, inputs: list[str], outs: list[str], ref: str, looped: bool,
+                    comment: str) -> None:
+        if looped:
+            self._repeated_calls(stage, inputs, outs, lambda layer, xs: f"{layer}({', '.join(xs)})", ref, comment)
+        else:
+            self.fwd.add(f"{', '.join(outs)} = {ref}({', '.join(inputs)}){comment}")
 
     def _size_values(self, stage: ast.Stage, ref: DefRef, in_shapes) -> list[tuple[str, str, int, int]]:
         """The child's size arguments as (name, value here, input index, dim)."""
@@ -488,7 +526,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             container = "self"
         else:
             attr = self._attr_name(stage, [])
-            self._assign(attr, "nn.Sequential()")
+            self._assign(attr, "nn.Sequential()" if len(inputs) == 1 else "nn.ModuleList()")
             container = attr_ref(attr)
         fwd_container = container if self.sequential else self._fwd_ref(stage, attr)
         running = []
@@ -516,7 +554,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if not self.sequential:
             if stage.label and not stage.label_parts:
                 self.layers[stage.label] = container
-            self.fwd.add(f"{', '.join(outs)} = {fwd_container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+            self._block_call(stage, inputs, outs, fwd_container, len(inputs) > 1, self._comment(outputs, out_shapes))
         return out_shapes
 
     def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
