@@ -423,6 +423,15 @@ def bad_label_piece(span: Span, label: str, what: str) -> Diagnostic:
                       help="a piece in braces is usually computed from a loop variable: `denselayer{i + 1}`")
 
 
+def bad_initializer(span: Span, param: str, found: str, initializers: Sequence[str]) -> Diagnostic:
+    """`found`: the name written (`xavier`), or the value it has, described."""
+    return Diagnostic("E0521", f"parameter tensor `{param}` needs an initializer or a number, got {found}",
+                      Label(span, "not an initializer"),
+                      notes=(f"initializers: {', '.join(f'`{i}`' for i in initializers)}, or a number (every "
+                             "entry that value)",),
+                      help=did_you_mean(found.strip("`"), initializers))
+
+
 # --- E06xx backend limits -------------------------------------------------------------
 
 def emit_unsupported(span: Span, what: str) -> Diagnostic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from conftest import compile_text, error_codes
+from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file
 
 
@@ -341,3 +342,90 @@ def test_densenet121_has_torchvisions_state_dict_keys():
     assert keys["features.denseblock1.denselayer1.norm1.weight"] == (64,)
     assert keys["features.denseblock4.denselayer16.conv2.weight"] == (32, 128, 3, 3)
     assert keys["features.transition3.conv.weight"] == (512, 1024, 1, 1) and keys["classifier.weight"] == (1000, 1024)
+
+
+# --- free parameter tensors -------------------------------------------------------------------------
+
+def test_parameter_tensors_are_named_in_their_block_and_counted(tmp_path):
+    text = """
+block LayerScale(d, init=1e-6) {
+  input x
+  param gamma: f32[d, 1, 1] = init
+  output y = (x, gamma) -> mul
+}
+network N(d=4) {
+  input x: f32[B, 4, 5, 5]
+  param cls_token: f32[1, d, 1, 1] = normal(0.0, 0.02)
+  let scale = LayerScale(d)
+  h = (x, cls_token) -> add -> block: LayerScale(d, 0.1) -> scale -> scale
+  output h
+}
+"""
+    r = compile_text(text, tmp_path)
+    assert r.ok, r.diagnostics
+    g = r.graphs["N"]
+    assert _weights(r, "N") == {"cls_token": (1, 4, 1, 1), "block.gamma": (4, 1, 1), "scale.gamma": (4, 1, 1)}
+    assert count_costs(g).total_params == 4 + 4 + 4  # the shared layer's tensor counts once
+    params = [n for n in g.nodes if n.op == "parameter"]
+    assert [(n.path, n.weight_scope) for n in params] == [("cls_token", ""), ("block.gamma", "block"),
+                                                          ("scale.gamma", "scale"), ("scale@1.gamma", "scale")]
+    assert [n.attr["init"] for n in params[:2]] == [("normal", (("mean", 0.0), ("std", 0.02))),
+                                                    ("constant", (("value", 0.1),))]
+    assert params[0].inputs == () and g.values[params[0].outputs[0]].name == "cls_token"
+
+
+def test_a_parameter_tensor_is_a_tensor_that_chains_read(tmp_path):
+    text = "network N {\n input x: f32[B, 3]\n param t: f32[3] = ones\n y = t -> relu\n output z = (x, y) -> add\n}\n"
+    assert compile_text(text, tmp_path).ok
+    text = "network N {\n input x: f32[B, 3]\n y = (x, t) -> add\n param t: f32[3] = ones\n output y\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0215"]  # used before its declaration
+    text = "network N {\n input x: f32[B, 3]\n param t: f32[3] = ones\n output y = x -> linear(t)\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0216"]  # a tensor, not a value
+
+
+def test_parameter_tensor_names_share_the_labels_namespace(tmp_path):
+    text = "network N {\n input x: f32[B, 3]\n param fc: f32[3]\n output y = x -> fc: linear(3)\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0211"]
+    text = "network N {\n input x: f32[B, 3]\n y = x -> fc: linear(3)\n param fc: f32[3]\n output z = (y, fc) -> add\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0211"]
+    text = "network N {\n input x: f32[B, 3]\n for i in range(2) {\n  param t: f32[3]\n  x = (x, t) -> add\n }\n output x\n}\n"
+    assert error_codes(compile_text(text, tmp_path)) == ["E0211"]
+
+
+def test_parameter_tensor_mistakes_are_located(tmp_path):
+    def codes(decl: str) -> list[str]:
+        text = f"network N(d=3) {{\n input x: f32[B, 3]\n param t: {decl}\n output y = t -> identity\n}}\n"
+        return error_codes(compile_text(text, tmp_path))
+
+    assert codes("f32[d] = zeros") == codes("f32[3]") == codes("f32[1] = -0.5") == codes("f32[d] = uniform(high=2)") == []
+    assert codes("f32[d] = xavier") == ["E0521"]  # not an initializer
+    assert codes('f32[d] = "zeros"') == ["E0521"]
+    assert codes("f32[d] = normal(sd=1)") == ["E0203"]
+    assert codes("f32[d] = normal(0, 1, 2)") == ["E0217"]
+    assert codes("f32[d] = normal(std=-1)") == ["E0220"]
+    assert codes("f32[d] = uniform(1, -1)") == ["E0220"]
+    assert codes("i64[d] = zeros") == ["E0401"]  # must be floating-point
+    assert codes("f32[T] = zeros") == ["E0406"]  # a weight needs fixed sizes
+    r = compile_text("network N {\n input x: f32[B, 3]\n param t: f32[3] = gaussian\n output y = (x, t) -> add\n}\n",
+                     tmp_path)
+    (diag,) = r.diagnostics
+    assert diag.message == "parameter tensor `t` needs an initializer or a number, got `gaussian`"
+    assert diag.notes == ("initializers: `zeros`, `ones`, `normal`, `uniform`, or a number (every entry that value)",)
+
+
+def test_vit_b_16_has_torchvisions_keys():
+    """torchvision's vit_b_16().state_dict() keys, but the attention's in_proj_weight / in_proj_bias,
+    which are q_proj, k_proj, v_proj here (same parameters, 3 tensors instead of 1)."""
+    graph = compile_file("spec/vit_b_16.arch").graphs["VisionTransformer"]
+    keys = {w.name: w.shape for w in graph.weights}
+    assert count_costs(graph).total_params == 86_567_656
+    assert keys["class_token"] == (1, 1, 768) and keys["encoder.pos_embedding"] == (1, 197, 768)
+    assert keys["conv_proj.weight"] == (768, 3, 16, 16) and keys["heads.head.weight"] == (1000, 768)
+    assert keys["encoder.ln.weight"] == (768,)
+    layer = "encoder.layers.encoder_layer_11."
+    assert {k[len(layer):] for k in keys if k.startswith(layer)} == {
+        "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "mlp.0.weight", "mlp.0.bias", "mlp.3.weight",
+        "mlp.3.bias", "self_attention.out_proj.weight", "self_attention.out_proj.bias",
+        *(f"self_attention.{p}_proj.{w}" for p in "qkv" for w in ("weight", "bias"))}
+    assert {k.split(".")[2] for k in keys if k.startswith("encoder.layers.")} == {f"encoder_layer_{i}" for i in range(12)}
+    assert len(keys) == 152 + 12 * 4  # torchvision's 152, each layer's in_proj pair as three pairs

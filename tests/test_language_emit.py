@@ -38,6 +38,30 @@ network N {
   output h
 }
 """,
+    # free parameter tensors: a class token broadcast to the batch, a position embedding, a layer scale
+    "parameters": """
+block LayerScale(d, init=1e-6) {
+  input x
+  param gamma: f32[d] = init
+  output y = (x, gamma) -> mul
+}
+block Encoder(seq, d) {
+  input x
+  param pos_embedding: f32[1, seq, d] = normal(std=0.02)
+  h = (x, pos_embedding) -> add -> ln: layernorm -> scale: LayerScale(d, 0.5)
+  output h
+}
+network N(d=8) {
+  input x: f32[B, 3, 8, 8]
+  param class_token: f32[1, 1, d]
+  param bias: f32[1, 1, 1] = uniform(-0.5, 0.5)
+  h = x -> conv_proj: conv2d(d, 4, stride=4) -> flatten(2) -> permute([0, 2, 1])  # (B, 4, d)
+  c = (class_token, h) -> expand
+  h = (c, h) -> concat(dim=1) -> encoder: Encoder(5, d)
+  bias = (bias, h) -> expand(dims=[0, 1])
+  output y = (h, bias) -> add -> select(1, 0) -> head: linear(3)
+}
+""",
     # `* n` over several inputs: each copy's output is the next one's first input, the rest stay
     "repeat_two_inputs": """
 block Cross(d) {
@@ -105,6 +129,31 @@ def test_repeated_two_input_stages_loop_over_a_module_list(tmp_path):
     assert all(n.inputs[1] == memory for n in cross)
     y = next(n.outputs[0] for n in graph.nodes if n.path == "decoder.layers.2.norm")
     assert [n.inputs[1] == y for n in graph.nodes if n.op == "add" and not n.trace] == [True, True, False]
+
+
+def test_parameter_tensors_are_named_counted_and_written_as_nn_parameters(tmp_path):
+    from dlc.compiler.emit.torch import torch_source
+
+    path, graph = _compile(tmp_path, "parameters")
+    shapes = {w.name: w.shape for w in graph.weights}
+    assert {k: v for k, v in shapes.items() if "." not in k or "gamma" in k or "pos" in k} == {
+        "class_token": (1, 1, 8), "bias": (1, 1, 1), "encoder.pos_embedding": (1, 5, 8),
+        "encoder.scale.gamma": (8,)}
+    source = torch_source(path)
+    assert "self.class_token = nn.Parameter(torch.zeros(1, 1, d))" in source
+    assert "self.bias = nn.Parameter(torch.empty(1, 1, 1).uniform_(-0.5, 0.5))" in source
+    assert "self.pos_embedding = nn.Parameter(torch.empty(1, seq, d).normal_(std=0.02))" in source
+    assert "self.gamma = nn.Parameter(torch.full((d,), init))" in source
+    assert "c = self.class_token.expand(h.shape[0], -1, -1)" in source  # as torchvision's ViT writes it
+    assert "bias = self.bias" in source  # the name is bound again: a local first
+    module = getattr(torch_namespace(path), "N")()
+    assert torch.equal(module.class_token, torch.zeros(1, 1, 8))
+    assert torch.equal(module.encoder.scale.gamma, torch.full((8,), 0.5))
+    assert 0.005 < module.encoder.pos_embedding.std().item() < 0.04
+    assert module.bias.abs().max().item() <= 0.5
+    onnx = onnx_vs_torch(path, batches=(2,))
+    assert {"class_token", "bias", "encoder.pos_embedding", "encoder.scale.gamma"} <= {
+        t.name for t in onnx.graph.initializer}
 
 
 def test_numbered_labels_are_f_strings_in_both_methods(tmp_path):

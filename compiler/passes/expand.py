@@ -28,6 +28,7 @@ from ..ir.dims import Dim
 from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
 from ..ops import OPS, ArgError, OpDef
+from ..ops.internal import CONSTANT, INITIALIZERS
 from ..ops.table import REQUIRED
 from ..source import Span
 from ..syntax import ast
@@ -202,6 +203,47 @@ class _Expander(Evaluator):
         attrs = (("dims", dims), ("dtype", s.type.dtype), ("input", s.name))
         (out,) = self.add_node(OPS["expect"], attrs, [value], join(scope.path, f"{s.name}:type"), "", (), s.span, scope)
         return out
+
+    # --- parameter tensors -----------------------------------------------------------------
+    def param_tensor(self, s: ast.ParamTensor, scope: Scope) -> Tensor:
+        """A `parameter` node: its weight is named `s.name` in the scope's weights, like a label."""
+        if s.name in scope.labels:
+            self.diags.add(messages.duplicate_label(s.span, s.name, scope.path or "the network"))
+            raise Fail
+        dtype, dims = self.tensor_type(s.type, scope)
+        shape = tuple(Dim.sym(x) if isinstance(x, str) else Dim.of(x) for x in dims)
+        attrs = (("dims", shape), ("dtype", dtype), ("init", self.initializer(s, scope)), ("name", s.name))
+        scope.labels.add(s.name)
+        (out,) = self.add_node(OPS["parameter"], attrs, [], join(scope.path, s.name), scope.weights, (), s.span, scope)
+        self.name_value(out, s.name)
+        return out
+
+    def initializer(self, s: ast.ParamTensor, scope: Scope) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """(kind, sorted arguments): `zeros` without an init, `normal(std=0.02)` bound and checked
+        like an op's arguments, or a number as ("constant", (("value", v),))."""
+        e = s.init
+        head = e.func if isinstance(e, ast.Call) else e
+        if e is None:
+            return "zeros", ()
+        if isinstance(head, ast.Name) and head.id in INITIALIZERS and head.id not in scope.env:
+            init = INITIALIZERS[head.id]
+            positional = [(a, self.eval(a.value, scope)) for a in e.args if a.name is None] \
+                if isinstance(e, ast.Call) else []
+            keyword = {}
+            for a in e.args if isinstance(e, ast.Call) else ():
+                if a.name is not None:
+                    if a.name in keyword:
+                        self.error(messages.duplicate_argument(a.span, init.name, a.name))
+                    keyword[a.name] = (a, self.eval(a.value, scope))
+            args = self.bind_op(init, positional, keyword, e.span)
+            problem = init.check(dict(args))
+            if problem is not None:
+                self.error(messages.bad_argument(e.span, init.name, *problem))
+            return init.name, args
+        value = self.eval(e, scope)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.error(messages.bad_initializer(e.span, s.name, describe(value), list(INITIALIZERS)))
+        return CONSTANT, (("value", float(value)),)
 
     # --- chains and stages -----------------------------------------------------------------
     def chain(self, c: ast.Chain, scope: Scope) -> list[Any]:
@@ -471,6 +513,9 @@ class _Statements(StmtVisitor[None]):
         x, scope = self.x, self.scope
         scope.env[s.name] = x.block_input(s, scope) if scope.inputs is not None else x.graph_input(s, scope)
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        self.scope.env[s.name] = self.x.param_tensor(s, self.scope)
+
     def visit_output(self, s: ast.Output) -> None:
         self.x.output(s, self.scope)
 
@@ -495,6 +540,9 @@ class _BoundNames(StmtVisitor[tuple[str, ...]]):
     """The names one statement binds in its own scope (not inside loop or branch bodies)."""
 
     def visit_input(self, s: ast.Input) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> tuple[str, ...]:
         return (s.name,)
 
     def visit_output(self, s: ast.Output) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from ..syntax.load import Program
 from ..syntax.visitor import StmtVisitor, bound_tensors
 from .decorators import check_decorators
 from ..builtins import BUILTINS
+from ..ops.internal import INITIALIZERS
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,21 @@ class _BodyChecker(StmtVisitor[None]):
             for dim in s.type.dims:
                 if not isinstance(dim, ast.DimExample):
                     self.expr(dim, self.env, dims=True)
+        self.env[s.name] = "tensor"
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        for dim in s.type.dims:
+            if not isinstance(dim, ast.DimExample):
+                self.expr(dim, self.env, dims=True)
+        init = s.init
+        head = init.func if isinstance(init, ast.Call) else init
+        if isinstance(head, ast.Name) and head.id in INITIALIZERS and head.id not in self.env:
+            for a in init.args if isinstance(init, ast.Call) else ():
+                self.expr(a.value, self.env)
+        elif isinstance(head, ast.Name) and head.id not in self.env and not self._known_value(head.id):
+            self.diags.add(messages.bad_initializer(head.span, s.name, f"`{head.id}`", list(INITIALIZERS)))
+        elif init is not None:
+            self.expr(init, self.env)
         self.env[s.name] = "tensor"
 
     def visit_output(self, s: ast.Output) -> None:

@@ -151,6 +151,21 @@ class Input:
 
 
 @dataclass(frozen=True, slots=True)
+class ParamTensor:
+    """`param cls_token: f32[1, 1, d] = zeros`: a learned tensor of its own, named like a label.
+
+    `init` is as written (`zeros`, `normal(std=0.02)`, a number); None means zeros."""
+
+    name: str
+    type: TensorTypeExpr
+    init: Expr | None
+    span: Span
+
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_param_tensor(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     name: str
     chain: Chain | None
@@ -212,7 +227,7 @@ class Assert:
         return visitor.visit_assert(self)
 
 
-Stmt = Union[Input, Output, Let, Bind, For, If, Assert]
+Stmt = Union[Input, ParamTensor, Output, Let, Bind, For, If, Assert]
 
 # --- top level --------------------------------------------------------------------------
 

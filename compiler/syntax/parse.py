@@ -106,7 +106,7 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str):
                                      _misspelled_keyword(text, tok))
 
 
-_KEYWORDS = ("input", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
+_KEYWORDS = ("input", "param", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
 
 
 def _misspelled_keyword(text: str, tok: Token) -> str | None:
@@ -185,6 +185,9 @@ class _ToAst(Transformer):
 
     def dim_example(self, meta, c):
         return ast.DimExample(str(c[0]), int(c[1]), self._span(meta))
+
+    def param_stmt(self, meta, c):
+        return ast.ParamTensor(str(c[0]), c[1], c[2], self._span(meta))
 
     def output_stmt(self, meta, c):
         return tuple(c)

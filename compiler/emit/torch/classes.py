@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ...ops import OPS, OpDef
+from ...ops.internal import INITIALIZERS
 from ...ops.table import REQUIRED
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
@@ -23,11 +24,11 @@ from .instances import DefKey, Instance
 from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
-from .pysource import py_expr, py_value
+from .pysource import py_expr, py_value, py_value_tuple
 from .sizes import (Sizes, built, comment_size, observed,
-                    py_size, source_shapes)
+                    py_size, source_shapes, spec_size)
 from .tracking import SizeTracking
-from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
+from .text import (INIT_FUNCTIONS, TORCH_DTYPES, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
                    emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.placeholders: set[str] = set()
         self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
         self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
+        self.tensor_refs: dict[str, str] = {}  # a parameter tensor forward() reads as `self.cls_token`
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -101,7 +103,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if var is not None and self.assigned == [(f"=str({var})", 1)]:
             as_module_list(init, forward, var)
             base = "nn.ModuleList"
-        used = (self_attributes_read(forward) & self.params) | self.fwd_params
+        submodules = {attr for attr, _ in self.assigned}  # a label named like a parameter is the layer
+        used = (self_attributes_read(forward) & (self.params - submodules)) | self.fwd_params
         init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
             init.append(Stmt(f"self.{exposed_attr(out_index, dim, rank)} = {self._out_dim(out_index, dim)}"))
@@ -171,6 +174,38 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.shapes[s.name] = shape
         self.initial_shapes[s.name] = list(shape)
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        """`self.cls_token = nn.Parameter(torch.zeros(1, 1, d))`; forward reads `self.cls_token`
+        (or a local of that name, when the spec binds the name again)."""
+        dims = [d.name if isinstance(d, ast.DimExample) else py_expr(d, self.init_name) for d in s.type.dims]
+        self.init.add(f"self.{s.name} = nn.Parameter({self._param_init(s, dims)})")
+        self.shapes[s.name] = [None if isinstance(d, ast.DimExample) else spec_size(d, self.init_name)
+                               for d in s.type.dims]
+        if s.name in rebound(self.d.body):
+            self.fwd.add(f"{s.name} = self.{s.name}")
+        else:
+            self.tensor_refs[s.name] = f"self.{s.name}"
+
+    def _param_init(self, s: ast.ParamTensor, dims: list[str]) -> str:
+        """The initial tensor, as the spec's initializer makes it (ops/internal.py)."""
+        dtype = "" if (s.type.dtype or "f32") == "f32" else f", dtype=torch.{TORCH_DTYPES[s.type.dtype]}"
+        shape = ", ".join(dims)
+        e = s.init
+        name = (e.func if isinstance(e, ast.Call) else e).id if isinstance(e, (ast.Name, ast.Call)) else None
+        if e is None or name == "zeros" or name == "ones":
+            return f"torch.{name or 'zeros'}({shape}{dtype})"
+        if name not in INITIALIZERS:  # a number: every entry that value
+            return f"torch.full({py_value_tuple(dims)}, {py_expr(e, self.init_name)}{dtype})"
+        init = INITIALIZERS[name]
+        given = dict(zip((p.name for p in init.params), (a.value for a in e.args if a.name is None)))
+        given.update({a.name: a.value for a in e.args if a.name is not None})
+        if name == "normal":
+            args = [f"{k}={py_expr(given[k], self.init_name)}" for k in ("mean", "std") if k in given]
+        else:  # torch's uniform_(a, b)
+            args = [py_expr(given[p.name], self.init_name) if p.name in given else py_value(p.default)
+                    for p in init.params]
+        return f"torch.empty({shape}{dtype}).{name}_({', '.join(args)})"
+
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
@@ -184,13 +219,16 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
+        before = {v: list(self.shapes[v] or ()) for v in carried}
         self._materialize_carried(carried)
         self.init.add(f"for {targets} in {py_expr(s.iterable, self.init_name)}:")
         if not self.sequential:
             self.fwd.add(f"for {targets} in {py_expr(s.iterable, self.fwd_name)}:")
         self.loops.append((s.names, s.iterable))
         body_at = len(self.init.entries)
-        self._indented(lambda: (self.visit_body(s.body), self._reassign_carried(carried)))
+        ends: dict[str, list] = {}
+        self._indented(lambda: (self.visit_body(s.body), ends.update({v: list(self.shapes.get(v) or ()) for v in carried}),
+                                self._reassign_carried(carried)))
         self.loops.pop()
         read = names_read([Stmt(text) for _, text in self.init.entries[body_at:]])
         for var, d in sorted(self._lost[-1]):
@@ -199,6 +237,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                 raise emit_error(s.span, f"a loop in which the size of dim {d} of `{var}` changes in a way "
                                          "that follows from no parameter")
         self._restore(carried)
+        for var in carried:  # a size the body leaves as it found it (`d` through n encoder layers) stays that
+            if self.shapes.get(var) is not None and len(before[var]) == len(ends[var]) == len(self.shapes[var]):
+                self.shapes[var] = [b if b is not None and b == e else now
+                                    for b, e, now in zip(before[var], ends[var], self.shapes[var], strict=True)]
 
     def visit_if(self, s: ast.If) -> None:
         carried = (rebound(s.then) | rebound(s.orelse)) & set(self.shapes)
@@ -268,8 +310,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     # --- chains --------------------------------------------------------------------------
     def chain(self, c: ast.Chain, targets: tuple[str, ...]) -> None:
-        current = [src.id for src in c.sources]
-        shapes = [self.shapes.get(v) for v in current]
+        shapes = [self.shapes.get(src.id) for src in c.sources]
+        current = [self.tensor_refs.get(src.id, src.id) for src in c.sources]
         if not c.stages:
             self.fwd.add(f"{', '.join(targets)} = {', '.join(current)}")
             for t, s in zip(targets, shapes):
@@ -531,7 +573,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         fwd_container = container if self.sequential else self._fwd_ref(stage, attr)
         running = []
         for name, value, i, d in sizes:
-            var = f"{inputs[i]}_{dim_word(d, len(in_shapes[i]))}"
+            var = f"{inputs[i].removeprefix('self.')}_{dim_word(d, len(in_shapes[i]))}"
             self.placeholders.add(var)
             self.init.add(f"{var} = {value}")
             running.append((name, var, i, d))

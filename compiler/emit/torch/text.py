@@ -26,6 +26,10 @@ class PyClass:
     helpers: set[str] = field(default_factory=set)
 
 
+TORCH_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
+                "i32": "int32", "u8": "uint8", "bool": "bool"}
+
+
 def emit_error(span, text: str) -> EmitError:
     return EmitError(messages.emit_unsupported(span, text))
 
@@ -91,6 +95,9 @@ class _SequentialCheck(StmtVisitor[bool]):
 
     def visit_input(self, s: ast.Input) -> bool:
         return True
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> bool:
+        return False  # an nn.Sequential holds modules only
 
     def visit_assert(self, s: ast.Assert) -> bool:
         return True
