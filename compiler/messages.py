@@ -449,6 +449,24 @@ def no_tvm_form(span: Span, network: str, why: str) -> Diagnostic:
                       help="its PyTorch and ONNX exports work; the README lists the ops TVM's importer lacks")
 
 
+# --- network parameters given by the caller (ParamError texts: usage errors, no code) --
+
+def unknown_network_param(network: str, name: str, accepted: Sequence[str]) -> str:
+    hint = did_you_mean(name, accepted)
+    takes = ", ".join(accepted) or "no parameters"
+    return f"`{network}` has no parameter `{name}` (it takes: {takes}){'; ' + hint if hint else ''}"
+
+
+def bad_param_value(name: str, kind: str) -> str:
+    return (f"the value of `{name}` is a {kind}; a network parameter is a number, a bool, a string, none "
+            "or a list of those")
+
+
+def param_value_syntax(item: str) -> str:
+    return (f"--param expects NAME=VALUE with VALUE a number, true, false, none, a string in double quotes "
+            f"or a list of those ([6, 12, 24, 16]), got `{item}`")
+
+
 # --- sizes of symbolic dims (SizeError texts: usage errors, no code) ------------------
 
 def unbound_dims(network: str, names: list[str]) -> str:

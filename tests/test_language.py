@@ -1,9 +1,14 @@
 """Language features end to end: naming, loops, conditionals, recursion, sharing, tying, imports."""
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
-from conftest import compile_text, error_codes
+import pytest
+
+from conftest import ROOT, compile_text, error_codes
 from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file
 
@@ -429,3 +434,86 @@ def test_vit_b_16_has_torchvisions_keys():
         *(f"self_attention.{p}_proj.{w}" for p in "qkv" for w in ("weight", "bias"))}
     assert {k.split(".")[2] for k in keys if k.startswith("encoder.layers.")} == {f"encoder_layer_{i}" for i in range(12)}
     assert len(keys) == 152 + 12 * 4  # torchvision's 152, each layer's in_proj pair as three pairs
+
+
+# --- compiling with other parameter values (dlc summary --param, dlc.torch_module(spec, **params)) ---
+
+PARAMS_SPEC = """
+network Small(d=4, d_ff=4*d, acts=[true, false]) {
+  input x: f32[B, 8]
+  h = x -> linear(d) -> linear(d_ff)
+  if acts[0] { h = h -> relu }
+  output h
+}
+network Big(width, blocks=[2, 3]) {
+  input x: f32[B, 8]
+  h = x -> linear(width * blocks[1])
+  output h
+}
+"""
+
+
+def test_params_replace_defaults_and_later_defaults_follow(tmp_path):
+    r = compile_text(PARAMS_SPEC, tmp_path, model="Small")
+    assert r.ok and _weights(r, "Small")["1.weight"] == (16, 4)
+    path = tmp_path / "t.arch"
+    r = compile_file(path, "Small", params={"d": 6})
+    assert r.ok and _weights(r, "Small")["1.weight"] == (24, 6)  # d_ff = 4*d with the new d
+    r = compile_file(path, "Small", params={"d": 6, "d_ff": 5, "acts": [False, True]})
+    assert _weights(r, "Small")["1.weight"] == (5, 6) and all(n.op != "relu" for n in r.graphs["Small"].nodes)
+
+
+def test_params_go_to_the_model_or_the_last_network(tmp_path):
+    r = compile_text(PARAMS_SPEC, tmp_path)
+    assert error_codes(r) == ["E0212"]  # `Big` has no default for `width`
+    r = compile_file(tmp_path / "t.arch", params={"width": 3})  # the last network, Big
+    assert r.ok, r.diagnostics
+    assert _weights(r, "Big")["0.weight"] == (9, 8) and _weights(r, "Small")["1.weight"] == (16, 4)
+    r = compile_file(tmp_path / "t.arch", "Big", params={"width": 2, "blocks": (1, 1)})
+    assert list(r.graphs) == ["Big"] and _weights(r, "Big")["0.weight"] == (2, 8)
+
+
+def test_a_bad_param_is_a_param_error_or_a_located_diagnostic(tmp_path):
+    from dlc.compiler.pipeline import ParamError
+
+    compile_text(PARAMS_SPEC, tmp_path)
+    path = tmp_path / "t.arch"
+    with pytest.raises(ParamError, match=r"^`Small` has no parameter `dd` \(it takes: d, d_ff, acts\); "
+                                         r"did you mean `d`\?$"):
+        compile_file(path, "Small", params={"dd": 3})
+    with pytest.raises(ParamError, match="the value of `d` is a dict"):
+        compile_file(path, "Small", params={"d": {"a": 1}})
+    assert error_codes(compile_file(path, "Small", params={"d": 0})) == ["E0220"]  # where `d` is used
+    assert error_codes(compile_file(path, "Small", params={"acts": 3})) == ["E0503"]
+
+
+def test_literals_as_the_command_line_gives_them():
+    from dlc.compiler.syntax.parse import parse_literal
+
+    assert [parse_literal(t) for t in ["10", "-2", "0.5", "-1e-3", "true", "none", '"relu"', "[6, 12, [1]]"]] == \
+        [10, -2, 0.5, -1e-3, True, None, "relu", (6, 12, (1,))]
+    for text in ["relu", "1 + 2", "[1,", "", "f(3)", "-true"]:
+        with pytest.raises(ValueError):
+            parse_literal(text)
+
+
+def test_dlc_summary_param(tmp_path):
+    def dlc(*args):
+        return subprocess.run([sys.executable, "-m", "dlc", "summary", *args], capture_output=True, text=True,
+                              cwd=ROOT)
+
+    proc = dlc("spec/densenet121.arch", "--param", "blocks=[6, 12, 32, 32]", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["total_params"] == 14_149_480  # torchvision's densenet169
+    proc = dlc("spec/vit_b_16.arch", "--param", "hidden_dim=384", "--param", "num_heads=6", "--param",
+               "mlp_dim=1536", "--json")
+    assert json.loads(proc.stdout)["total_params"] == 22_050_664  # ViT-S/16
+    bad_name = dlc("spec/resnet18.arch", "--param", "num_clases=10")
+    assert (bad_name.returncode, bad_name.stdout) == (2, "")
+    assert bad_name.stderr == ("error: `ResNet18` has no parameter `num_clases` (it takes: num_classes); "
+                               "did you mean `num_classes`?\n")
+    bad_value = dlc("spec/resnet18.arch", "--param", "num_classes=ten")
+    assert bad_value.returncode == 2 and "--param expects NAME=VALUE" in bad_value.stderr
+    unusable = dlc("spec/resnet18.arch", "--param", "num_classes=-3")
+    assert unusable.returncode == 1 and "error[E0220]" in unusable.stderr and "--> spec/resnet18.arch:12:" in unusable.stderr
+    assert "Traceback" not in bad_name.stderr + bad_value.stderr + unusable.stderr

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import Any, Mapping
 
 from .. import messages
 from ..diagnostics import Diagnostics
@@ -41,9 +41,12 @@ MAX_DEPTH = 64
 _LABEL_PIECE = re.compile(r"[A-Za-z0-9_]+")
 
 
-def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | None:
-    """Expand `network` into a graph; None if its definition is broken beyond use."""
-    return _Expander(resolved, diags).network(network)
+def expand(resolved: Resolved, network: DefRef, diags: Diagnostics,
+           params: Mapping[str, Any] | None = None) -> Graph | None:
+    """Expand `network` into a graph; None if its definition is broken beyond use. `params`
+    (checked names, values as the evaluator's: lists as tuples) replace the network's defaults;
+    the defaults after them are computed from them (`d_ff=4*d`)."""
+    return _Expander(resolved, diags).network(network, params or {})
 
 
 class _Expander(Evaluator):
@@ -61,13 +64,16 @@ class _Expander(Evaluator):
         self.calls: list[BlockCall] = []
 
     # --- networks --------------------------------------------------------------------------
-    def network(self, ref: DefRef) -> Graph | None:
+    def network(self, ref: DefRef, params: Mapping[str, Any]) -> Graph | None:
         d = ref.node
         if id(d) in self.r.broken:
             return None
         scope = Scope("", "", ref.module, {}, ())
         try:
             for p in d.params:
+                if p.name in params:
+                    scope.env[p.name] = params[p.name]
+                    continue
                 if p.default is None:
                     self.diags.add(messages.missing_network_param(p.span, d.name, p.name))
                     raise Fail

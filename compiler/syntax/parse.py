@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -75,19 +75,42 @@ _POSTLEX = _ConditionalIf()
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                postlex=_POSTLEX)
+                postlex=_POSTLEX, start=["start", "expr"])
 
 
 def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     """Parse one file; on a syntax error, report it to `diags` and return None."""
     try:
         _POSTLEX.text = text
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
         return None
     items = _ToAst(path, text).transform(tree)
     return ast.Module(path, tuple(items.children))
+
+
+def parse_literal(text: str) -> Any:
+    """A literal value as written in a spec (`10`, `0.5`, `-3`, `true`, `none`, `"relu"`,
+    `[6, 12, 24, 16]`), as the evaluator holds it (lists as tuples); ValueError for any other
+    text (names, arithmetic, syntax errors): the command line gives values, not expressions."""
+    try:
+        _POSTLEX.text = text
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput:
+        raise ValueError(text) from None
+    return _literal(_ToAst("<value>", text).transform(tree))
+
+
+def _literal(e: ast.Expr) -> Any:
+    if isinstance(e, ast.Literal):
+        return e.value
+    if isinstance(e, ast.ListExpr):
+        return tuple(_literal(x) for x in e.items)
+    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Literal) \
+            and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
+        return -e.operand.value
+    raise ValueError(e)
 
 
 def _syntax_error(err: UnexpectedInput, text: str, path: str):
