@@ -165,3 +165,17 @@ def test_numbered_labels_are_f_strings_in_both_methods(tmp_path):
     assert 'x = getattr(self, f"layer{i + self.start}")(x)' in source
     assert 'self.add_module(f"denselayer{i + 1}", Dense(3, in_channels=x_channels))' in source
     assert 'x_channels = x_channels + 3' in source  # the child's output size in this class's terms
+
+
+def test_a_layer_chosen_by_a_conditional_is_refused_not_miswritten(tmp_path):
+    from dlc.compiler.emit.torch import torch_source
+    from dlc.compiler.errors import EmitError
+
+    path = tmp_path / "choice.arch"
+    path.write_text("network N(v2=true) {\n  input x: f32[B, 4]\n  let act = relu6() if v2 else hardswish()\n"
+                    "  output y = x -> act\n}\n")
+    graph = compile_file(path).graphs["N"]
+    assert [n.op for n in graph.nodes] == ["relu6"]  # the compiler takes the branch
+    with pytest.raises(EmitError) as err:
+        torch_source(path)
+    assert err.value.diag.code == "E0601" and "conditional expression" in err.value.diag.message

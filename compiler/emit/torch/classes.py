@@ -211,10 +211,19 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
             return
+        if isinstance(s.value, ast.IfExpr) and self._makes_layer(s.value):
+            raise emit_error(s.value.span, "a layer value chosen by a conditional expression")
         self.init.add(f"{s.name} = {py_expr(s.value, self.init_name)}")
         if not self.sequential:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
             self.fwd_lets.add(s.name)
+
+    def _makes_layer(self, e: ast.Expr) -> bool:
+        """Whether a branch of a conditional expression calls an op or a block (a layer value)."""
+        if isinstance(e, ast.IfExpr):
+            return self._makes_layer(e.then) or self._makes_layer(e.orelse)
+        callee = callee_name(e)
+        return callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,)) is not None)
 
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
