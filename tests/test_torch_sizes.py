@@ -29,11 +29,12 @@ network N { input x: f32[B, 3, 8, 8]
 """
 
 # The same, but the loop body reads the running width before the block that loses it: the
-# second iteration's conv would be built with the first iteration's input width.
+# second iteration's conv would be built with the first iteration's input width. (Stage's loop
+# widens its tensor: a width its loop leaves unchanged would be expressible, `c`.)
 STALE_INSIDE_LOOP = """
 block Stage(cin, c, n) { input x
   h = x -> conv2d(c, 3, padding=1)
-  for i in range(1, n) { h = h -> conv2d(c, 3, padding=1) }
+  for i in range(1, n) { h = h -> conv2d(c + i, 3, padding=1) }
   output h }
 block Features(settings) { input x
   h = x -> conv2d(8, 3, padding=1)

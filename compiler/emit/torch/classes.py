@@ -9,12 +9,10 @@ use agrees on -- and each stage's output sizes come from the op table's own shap
 """
 from __future__ import annotations
 
-import ast as py
 import re
 from typing import TYPE_CHECKING, Any
 
 from ...ops import OPS, OpDef
-from ...ops.internal import INITIALIZERS
 from ...ops.table import REQUIRED
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
@@ -24,12 +22,13 @@ from .instances import DefKey, Instance
 from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
-from .pysource import py_expr, py_value, py_value_tuple
+from .pysource import py_expr, py_value
 from .sizes import (Sizes, built, comment_size, observed,
                     py_size, source_shapes, spec_size)
 from .tracking import SizeTracking
-from .text import (INIT_FUNCTIONS, TORCH_DTYPES, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
-                   emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
+from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
+                   emit_error, exposed_attr, is_sequential, label_source, makes_layer, parameter_source, rebound,
+                   tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
@@ -177,8 +176,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_param_tensor(self, s: ast.ParamTensor) -> None:
         """`self.cls_token = nn.Parameter(torch.zeros(1, 1, d))`; forward reads `self.cls_token`
         (or a local of that name, when the spec binds the name again)."""
-        dims = [d.name if isinstance(d, ast.DimExample) else py_expr(d, self.init_name) for d in s.type.dims]
-        self.init.add(f"self.{s.name} = nn.Parameter({self._param_init(s, dims)})")
+        self.init.add(f"self.{s.name} = nn.Parameter({parameter_source(s, self.init_name)})")
         self.shapes[s.name] = [None if isinstance(d, ast.DimExample) else spec_size(d, self.init_name)
                                for d in s.type.dims]
         if s.name in rebound(self.d.body):
@@ -186,44 +184,20 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         else:
             self.tensor_refs[s.name] = f"self.{s.name}"
 
-    def _param_init(self, s: ast.ParamTensor, dims: list[str]) -> str:
-        """The initial tensor, as the spec's initializer makes it (ops/internal.py)."""
-        dtype = "" if (s.type.dtype or "f32") == "f32" else f", dtype=torch.{TORCH_DTYPES[s.type.dtype]}"
-        shape = ", ".join(dims)
-        e = s.init
-        name = (e.func if isinstance(e, ast.Call) else e).id if isinstance(e, (ast.Name, ast.Call)) else None
-        if e is None or name == "zeros" or name == "ones":
-            return f"torch.{name or 'zeros'}({shape}{dtype})"
-        if name not in INITIALIZERS:  # a number: every entry that value
-            return f"torch.full({py_value_tuple(dims)}, {py_expr(e, self.init_name)}{dtype})"
-        init = INITIALIZERS[name]
-        given = dict(zip((p.name for p in init.params), (a.value for a in e.args if a.name is None)))
-        given.update({a.name: a.value for a in e.args if a.name is not None})
-        if name == "normal":
-            args = [f"{k}={py_expr(given[k], self.init_name)}" for k in ("mean", "std") if k in given]
-        else:  # torch's uniform_(a, b)
-            args = [py_expr(given[p.name], self.init_name) if p.name in given else py_value(p.default)
-                    for p in init.params]
-        return f"torch.empty({shape}{dtype}).{name}_({', '.join(args)})"
-
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
             return
-        if isinstance(s.value, ast.IfExpr) and self._makes_layer(s.value):
+        if isinstance(s.value, ast.IfExpr) and makes_layer(s.value, self._is_layer_callee):
             raise emit_error(s.value.span, "a layer value chosen by a conditional expression")
         self.init.add(f"{s.name} = {py_expr(s.value, self.init_name)}")
         if not self.sequential:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
             self.fwd_lets.add(s.name)
 
-    def _makes_layer(self, e: ast.Expr) -> bool:
-        """Whether a branch of a conditional expression calls an op or a block (a layer value)."""
-        if isinstance(e, ast.IfExpr):
-            return self._makes_layer(e.then) or self._makes_layer(e.orelse)
-        callee = callee_name(e)
-        return callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,)) is not None)
+    def _is_layer_callee(self, name: str) -> bool:
+        return name in OPS or self.fw.resolved.lookup_def(self.ref.module, (name,)) is not None
 
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
@@ -403,7 +377,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def _free_name(self, name: str) -> str:
         """`name`, or `name_`, ... where a tensor of the spec already has it."""
-        taken = set(self.shapes) | set(self.inputs)
+        taken = set(self.shapes) | set(self.inputs) | self.fwd_lets
         while name in taken:
             name += "_"
         return name
@@ -423,7 +397,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def _seq_module(self, stage: ast.Stage, module: str, outputs, shapes) -> None:
         repeat = self._repeat(stage)
         comment = self._comment(outputs, shapes)
-        label = self._label_source(stage, self.init_name) if stage.label_parts else py_value(stage.label)
+        label = label_source(stage, self.init_name) if stage.label_parts else py_value(stage.label)
         line = f"self.add_module({label}, {module})" if stage.label else f"self.append({module})"
         if repeat:
             self.init.add(f"for _ in range({repeat}):")
@@ -453,7 +427,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def _attr_name(self, stage: ast.Stage, paths: list[tuple[Instance, str]]) -> str:
         """The submodule name: the label, or the stage's number (`"3"`), which must not vary."""
         if stage.label_parts:
-            return "=" + self._label_source(stage, self.init_name)
+            return "=" + label_source(stage, self.init_name)
         if stage.label:
             return stage.label
         names = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
@@ -492,16 +466,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.numbered_from_zero = names[0]
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
-    def _label_source(self, stage: ast.Stage, names) -> str:
-        """A numbered label as a Python f-string: `denselayer{i + 1}` -> f"denselayer{i + 1}"."""
-        pieces = [p if isinstance(p, str) else "{" + py_expr(p, names) + "}" for p in stage.label_parts]
-        quote = "'" if any('"' in p for p in pieces) else '"'
-        return py.unparse(py.parse(f"f{quote}{''.join(pieces)}{quote}", mode="eval"))  # as code.py reads it back
-
     def _fwd_ref(self, stage: ast.Stage, attr: str) -> str:
         """The submodule as forward() reads it: a numbered label's pieces in forward's names."""
         if stage.label_parts:
-            return attr_ref("=" + self._label_source(stage, self.fwd_name))
+            return attr_ref("=" + label_source(stage, self.fwd_name))
         return attr_ref(attr)
 
     def _assign(self, attr: str, value: str) -> None:
