@@ -417,9 +417,10 @@ def unknown_function(span: Span, name: str, builtins: Sequence[str], layers: Ite
 
 
 def bad_label_piece(span: Span, label: str, what: str) -> Diagnostic:
-    """`what`: the value the piece in braces has, described (`describe` in passes/evaluate.py)."""
-    return Diagnostic("E0520", f"the numbered label `{label}` needs an integer or a name here, got {what}",
-                      Label(span, "evaluates to this"),
+    """`what`: the value the piece in braces has, described (`describe` in passes/evaluate.py); it is
+    in the label, so that a loop reports the piece once."""
+    return Diagnostic("E0520", f"a piece of the numbered label `{label}` is not an integer or a name",
+                      Label(span, f"this is {what}"),
                       help="a piece in braces is usually computed from a loop variable: `denselayer{i + 1}`")
 
 

@@ -326,7 +326,8 @@ def test_a_numbered_label_piece_must_be_an_integer_or_a_name(tmp_path):
         text = f"network N {{\n input x: f32[B, 4]\n h = x\n for i in range(1) {{\n  h = h -> fc{{{piece}}}: linear(4)\n }}\n output h\n}}\n"
         r = compile_text(text, tmp_path)
         assert error_codes(r) == ["E0520"], piece
-        assert r.diagnostics[0].message == f"the numbered label `fc{{{piece}}}` needs an integer or a name here, got {what}"
+        assert r.diagnostics[0].message == f"a piece of the numbered label `fc{{{piece}}}` is not an integer or a name"
+        assert r.diagnostics[0].primary.text == f"this is {what}"
 
 
 def test_a_numbered_label_binds_no_layer_value(tmp_path):
