@@ -62,6 +62,22 @@ network N(d=8) {
   output y = (h, bias) -> add -> select(1, 0) -> head: linear(3)
 }
 """,
+    # a parameter tensor in a branch: built, and read, only where the branch is taken
+    "parameter_in_branch": """
+block Block(d, layer_scale=true) {
+  input x
+  h = x -> fc: linear(d)
+  if layer_scale {
+    param gamma: f32[d] = 1e-6
+    h = (h, gamma) -> mul
+  }
+  output y = (x, h) -> add
+}
+network N {
+  input x: f32[B, 8]
+  output y = x -> first: Block(8) -> second: Block(8, false)
+}
+""",
     # `* n` over several inputs: each copy's output is the next one's first input, the rest stay
     "repeat_two_inputs": """
 block Cross(d) {

@@ -67,6 +67,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
         self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
         self.tensor_refs: dict[str, str] = {}  # a parameter tensor forward() reads as `self.cls_token`
+        self.rebound_names = rebound(self.d.body)  # ... unless the spec binds its name again: a local then
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -102,7 +103,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if var is not None and self.assigned == [(f"=str({var})", 1)]:
             as_module_list(init, forward, var)
             base = "nn.ModuleList"
-        submodules = {attr for attr, _ in self.assigned}  # a label named like a parameter is the layer
+        submodules = {attr for attr, _ in self.assigned} | set(self.tensor_refs)  # a label (or `param`) of that name
         used = (self_attributes_read(forward) & (self.params - submodules)) | self.fwd_params
         init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         for out_index, dim, rank in sorted(self.fw.exposed.get(self.key, ())):
@@ -179,10 +180,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.init.add(f"self.{s.name} = nn.Parameter({parameter_source(s, self.init_name)})")
         self.shapes[s.name] = [None if isinstance(d, ast.DimExample) else spec_size(d, self.init_name)
                                for d in s.type.dims]
+        self.tensor_refs[s.name] = f"self.{s.name}"
         if s.name in rebound(self.d.body):
             self.fwd.add(f"{s.name} = self.{s.name}")
-        else:
-            self.tensor_refs[s.name] = f"self.{s.name}"
 
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
@@ -294,7 +294,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     # --- chains --------------------------------------------------------------------------
     def chain(self, c: ast.Chain, targets: tuple[str, ...]) -> None:
         shapes = [self.shapes.get(src.id) for src in c.sources]
-        current = [self.tensor_refs.get(src.id, src.id) for src in c.sources]
+        current = [src.id if src.id in self.rebound_names else self.tensor_refs.get(src.id, src.id)
+                   for src in c.sources]
         if not c.stages:
             self.fwd.add(f"{', '.join(targets)} = {', '.join(current)}")
             for t, s in zip(targets, shapes):
