@@ -34,6 +34,14 @@ def _int(v: Any) -> int:
     return int(v)
 
 
+def _round(v: Any, ndigits: Any = None) -> int | float:
+    """Python's `round`: to the nearest integer, halves to even (`round(2.5)` is 2), or to
+    `ndigits` decimals (a number); the emitted PyTorch calls the same function."""
+    if ndigits is not None and (isinstance(ndigits, bool) or not isinstance(ndigits, int)):
+        raise EvalError("`round` takes a number and, optionally, an integer count of digits")
+    return round(_numbers((v,), "round")[0], ndigits)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "range": _range,
     "len": lambda v: len(_seq(v, "len")),
@@ -49,4 +57,5 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "sqrt": lambda v: math.sqrt(_numbers((v,), "sqrt")[0]),
     "floor": lambda v: math.floor(_numbers((v,), "floor")[0]),
     "ceil": lambda v: math.ceil(_numbers((v,), "ceil")[0]),
+    "round": _round,
 }

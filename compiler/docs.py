@@ -58,9 +58,11 @@ WEIGHT_DOCS = (
     ("spec/alexnet.arch", "AlexNet", "the keys and shapes of torchvision's `alexnet().state_dict()`"),
     ("spec/googlenet.arch", "GoogLeNet",
      "torchvision's `googlenet(aux_logits=False, init_weights=False).state_dict()` keys"),
-    ("spec/densenet121.arch", "DenseNet121",
-     "torchvision's `densenet121().state_dict()` with `denselayer{K+1}.` renamed to `denselayer.{K}.`: "
-     "`re.sub(r\"denselayer(\\d+)\\.\", lambda m: f\"denselayer.{int(m[1]) - 1}.\", key)`"),
+    ("spec/densenet121.arch", "DenseNet121", "the keys and shapes of torchvision's `densenet121().state_dict()`"),
+    ("spec/vit_b_16.arch", "VisionTransformer",
+     "torchvision's `vit_b_16().state_dict()` keys, but each layer's `self_attention.in_proj_weight` "
+     "(2304 x 768) and `in_proj_bias` are here `q_proj`, `k_proj` and `v_proj` (its three 768-row "
+     "slices, in that order)"),
 )
 
 

@@ -493,6 +493,31 @@ def builtin_failed(span: Span, name: str, problem: str) -> Diagnostic:
     return Diagnostic("E0518", f"built-in `{name}` failed: {problem}", Label(span, "here"))
 
 
+def unknown_function(span: Span, name: str, builtins: Sequence[str], layers: Iterable[str]) -> Diagnostic:
+    """`builtins`: every built-in function (compiler/builtins.py); `layers`: the ops and defs in
+    scope, which a call also names (a layer value), for "did you mean"."""
+    return Diagnostic("E0519", f"unknown function `{name}`", Label(span, "not a built-in function, op or block"),
+                      notes=(f"built-in functions: {', '.join(f'`{b}`' for b in builtins)}",),
+                      help=did_you_mean(name, [*builtins, *layers]))
+
+
+def bad_label_piece(span: Span, label: str, what: str) -> Diagnostic:
+    """`what`: the value the piece in braces has, described (`describe` in passes/evaluate.py); it is
+    in the label, so that a loop reports the piece once."""
+    return Diagnostic("E0520", f"a piece of the numbered label `{label}` is not an integer or a name",
+                      Label(span, f"this is {what}"),
+                      help="a piece in braces is usually computed from a loop variable: `denselayer{i + 1}`")
+
+
+def bad_initializer(span: Span, param: str, found: str, initializers: Sequence[str]) -> Diagnostic:
+    """`found`: the name written (`xavier`), or the value it has, described."""
+    return Diagnostic("E0521", f"parameter tensor `{param}` needs an initializer or a number, got {found}",
+                      Label(span, "not an initializer"),
+                      notes=(f"initializers: {', '.join(f'`{i}`' for i in initializers)}, or a number (every "
+                             "entry that value)",),
+                      help=did_you_mean(found.strip("`"), initializers))
+
+
 # --- E06xx backend limits -------------------------------------------------------------
 
 def emit_unsupported(span: Span, what: str) -> Diagnostic:
@@ -508,6 +533,24 @@ def no_onnx_form(span: Span, op: str, why: str) -> Diagnostic:
 def no_tvm_form(span: Span, network: str, why: str) -> Diagnostic:
     return Diagnostic("E0603", f"`{network}` cannot be compiled with TVM: {why}", Label(span, "this network"),
                       help="its PyTorch and ONNX exports work; the README lists the ops TVM's importer lacks")
+
+
+# --- network parameters given by the caller (ParamError texts: usage errors, no code) --
+
+def unknown_network_param(network: str, name: str, accepted: Sequence[str]) -> str:
+    hint = did_you_mean(name, accepted)
+    takes = ", ".join(accepted) or "no parameters"
+    return f"`{network}` has no parameter `{name}` (it takes: {takes}){'; ' + hint if hint else ''}"
+
+
+def bad_param_value(name: str, kind: str) -> str:
+    return (f"the value of `{name}` is a {kind}; a network parameter is a number, a bool, a string, none "
+            "or a list of those")
+
+
+def param_value_syntax(item: str) -> str:
+    return (f"--param expects NAME=VALUE with VALUE a number, true, false, none, a string in double quotes "
+            f"or a list of those ([6, 12, 24, 16]), got `{item}`")
 
 
 # --- sizes of symbolic dims (SizeError texts: usage errors, no code) ------------------

@@ -4,13 +4,17 @@
 
 `compile_file` runs them for every network of a file (or one, by name) and returns the
 graphs with all diagnostics; `compile_network` is the one-model form that raises
-`CompileError` on any error.
+`CompileError` on any error. Both take `params`: values for the parameters of the network
+compiled as the model (`model`, else the file's last network) in place of its defaults, as
+`dlc summary --param` and `dlc.torch_module(spec, **params)` give them. A name the network does
+not have, or a value no spec could hold, raises `ParamError` (a caller's mistake: no span); a
+value the network cannot use is a located diagnostic where it is used.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from . import messages
 from .diagnostics import CompileError, Diagnostic, Diagnostics
@@ -18,11 +22,16 @@ from .ir.graph import Graph
 from .passes.expand import expand
 from .passes.infer_shapes import infer_shapes
 from .passes.params import collect_weights
-from .passes.resolve import Resolved, resolve
+from .passes.resolve import DefRef, Resolved, resolve
 from .source import SourceMap, Span, display_path
 from .syntax.load import load_program
 
 GRAPH_PASSES: tuple[Callable[[Graph, Diagnostics], Graph], ...] = (infer_shapes, collect_weights)
+
+
+class ParamError(Exception):
+    """Network parameters given by the caller that the network does not have, or values that no
+    spec expression could have (a dict, an object); the text comes from messages.py."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,10 @@ class Compilation:
             raise CompileError(list(self.diagnostics), self.sources)
 
 
-def compile_file(path: str | Path, model: str | None = None, text: str | None = None) -> Compilation:
-    """Run the front end on one file: every network in it, or only `model`."""
+def compile_file(path: str | Path, model: str | None = None, text: str | None = None,
+                 params: Mapping[str, Any] | None = None) -> Compilation:
+    """Run the front end on one file: every network in it, or only `model`; `params` are values
+    for the parameters of `model` (default: the file's last network), checked first (ParamError)."""
     path = Path(path)
     sources, diags = SourceMap(), Diagnostics()
     program = load_program(path, sources, diags, text)
@@ -67,9 +78,11 @@ def compile_file(path: str | Path, model: str | None = None, text: str | None = 
         if not chosen:
             diags.add(messages.unknown_model(file_span, model, [n.name for n in networks]))
         networks = chosen
+    target = networks[-1] if networks else None  # no such network: E0105 (or E0104 for the caller) says so
+    given = network_params(target, params) if params and target is not None else {}
     graphs = {}
     for ref in networks:
-        graph = expand(resolved, ref, diags)
+        graph = expand(resolved, ref, diags, given if ref is target else None)
         if graph is None:
             continue
         for graph_pass in GRAPH_PASSES:
@@ -78,9 +91,27 @@ def compile_file(path: str | Path, model: str | None = None, text: str | None = 
     return Compilation(program.root, graphs, tuple(diags.sorted()), sources, resolved)
 
 
-def compile_network(path: str | Path, model: str | None = None) -> Graph:
+def network_params(ref: DefRef, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` checked against the network's parameters, with values as compile-time values
+    (lists become tuples); ParamError for a name it does not have or a value of no spec type."""
+    names = [p.name for p in ref.node.params]
+    for name in params:
+        if name not in names:
+            raise ParamError(messages.unknown_network_param(ref.name, name, names))
+    return {name: _spec_value(name, value) for name, value in params.items()}
+
+
+def _spec_value(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_spec_value(name, v) for v in value)
+    raise ParamError(messages.bad_param_value(name, type(value).__name__))
+
+
+def compile_network(path: str | Path, model: str | None = None, params: Mapping[str, Any] | None = None) -> Graph:
     """The graph of one network (default: the last one in the file); raises CompileError."""
-    result = compile_file(path, model)
+    result = compile_file(path, model, params=params)
     result.raise_for_errors()
     return default_graph(result, model)
 

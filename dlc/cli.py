@@ -18,7 +18,7 @@ from typing import Sequence
 from dlc.compiler.backends.tvm.targets import TARGET_NAMES
 from dlc.compiler.diagnostics import CompileError, render_all
 from dlc.compiler.passes.cost import count_costs
-from dlc.compiler.pipeline import compile_file, default_graph
+from dlc.compiler.pipeline import ParamError, compile_file, default_graph
 from dlc.compiler.report import summary_json, summary_table
 from dlc.compiler.sizes import SizeError, bind_sizes, static_sizes
 
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0,D1,...",
                          help="concrete input shape, binding the input's symbolic dims; repeatable")
     summary.add_argument("--dim", action="append", default=[], metavar="SYM=N", help="size of a symbolic dim")
+    summary.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="compile the network with this parameter value (a literal: 10, 0.5, true, "
+                              "\"relu\", [6, 12, 24, 16]); repeatable")
     summary.add_argument("--symbolic", action="store_true", help="show symbolic output shapes")
     summary.add_argument("--json", action="store_true", help="machine-readable output")
     summary.set_defaults(run=cmd_summary, command="summary")
@@ -179,9 +182,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _one_network(path: Path, model: str | None):
+def _one_network(path: Path, model: str | None, params: dict | None = None):
     """(compilation, graph) of `model` (default: the file's last network), or None after reporting."""
-    result = compile_file(path, model)
+    try:
+        result = compile_file(path, model, params=params)
+    except ParamError as err:
+        raise UsageError(str(err)) from None
     if not result.ok:
         _report(result)
         return None
@@ -222,7 +228,7 @@ def _weights_record(args: argparse.Namespace) -> dict:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    compiled = _one_network(args.file, args.model)
+    compiled = _one_network(args.file, args.model, _params(args.param))
     if compiled is None:
         return 1
     _, graph = compiled
@@ -474,6 +480,23 @@ def _dims(items: list[str]) -> dict[str, int]:
         if not name.isidentifier() or not value.isdigit() or int(value) < 1:
             raise UsageError(f"--dim expects SYM=N with a positive integer, got `{item}`")
         out[name] = int(value)
+    return out
+
+
+def _params(items: list[str]) -> dict:
+    """`--param NAME=VALUE`: VALUE a literal as a spec writes it; the compiler checks the name."""
+    from dlc.compiler import messages
+    from dlc.compiler.syntax.parse import parse_literal
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.isidentifier():
+                raise ValueError(item)
+            out[name] = parse_literal(value)
+        except ValueError:
+            raise UsageError(messages.param_value_syntax(item)) from None
     return out
 
 

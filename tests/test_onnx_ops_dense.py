@@ -109,6 +109,12 @@ CASES = [
     ("permute", X2, "permute([0, 2, 3, 1])"), ("transpose", X2, "transpose(1, -1)"),
     ("unsqueeze", V, "unsqueeze(1)"), ("unsqueeze_last", V, "unsqueeze(-1)"),
     ("squeeze", "x: f32[B, 1, 6]", "squeeze(1)"),
+    ("expand_batch", "x: f32[B, 5, 6], z: f32[1, 1, 6]", "(z, x) -> expand"),
+    ("expand_static", "x: f32[B, 5, 6], z: f32[B, 1, 6]", "(z, x) -> expand(dims=[1])"),
+    ("expand_two", "x: f32[B, 5, 6], z: f32[1, 1, 6]", "(z, x) -> expand(dims=[-2, 0])"),
+    # parameter tensors (ONNX initializers)
+    ("parameter", V, "param t: f32[1, 1, 6] = normal(std=0.5)\n  output y = (x, t) -> add"),
+    ("parameter_expanded", V, "param t: f32[1, 1, 6] = ones\n  c = (t, x) -> expand\n  output y = (c, x) -> concat"),
     # combining
     ("concat", "x: f32[B, 3, 4], z: f32[B, 5, 4]", "(x, z) -> concat"),
     ("concat_last", "x: f32[B, 3], z: f32[B, 4], w: f32[B, 1]", "(x, z, w) -> concat(dim=-1)"),

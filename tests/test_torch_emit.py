@@ -91,9 +91,14 @@ def test_generated_module_matches_the_compiler(namespaces, spec, name):
         if node is not None and len(node.outputs) == 1:
             assert shape == tuple(d.evaluate(env) for d in graph.values[node.outputs[0]].type.shape), path
             checked.add(path)
-    # every single-output layer that owns weights is a submodule under its IR path, and ran
+    # every single-output layer that owns weights is a submodule under its IR path, and ran; a
+    # parameter tensor (`param`) is an nn.Parameter under its weight name instead
     by_id = {n.id: n for n in graph.nodes}
-    owners = {by_id[w.owner].path for w in graph.weights if len(by_id[w.owner].outputs) == 1}
+    owners = {by_id[w.owner].path for w in graph.weights if len(by_id[w.owner].outputs) == 1
+              and by_id[w.owner].op != "parameter"}
+    for w in graph.weights:
+        if by_id[w.owner].op == "parameter":
+            assert isinstance(module.get_parameter(w.name), torch.nn.Parameter), w.name
     assert owners <= checked, sorted(owners - checked)
     assert checked or not graph.weights
 

@@ -1,4 +1,4 @@
-"""Shape manipulation: flatten, reshape, unflatten, permute, transpose, unsqueeze, squeeze.
+"""Shape manipulation: flatten, reshape, unflatten, permute, transpose, unsqueeze, squeeze, expand.
 
 PyTorch forms are tensor methods (`h.flatten(1)`) with a module for nn.Sequential (nn.Flatten or a
 helper such as `Reshape`). ONNX forms never turn a symbolic dim (`B`, `T`, `H`) into a constant:
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..emit.onnx.context import OnnxContext, identity, reshape_range
-from ..emit.torch.forms import (OpSource, _items, _kw, _method, _simplify, _tidy)
+from ..emit.torch.forms import (OpSource, _atom, _const, _items, _kw, _method, _multi, _simplify, _tidy)
 from ..ir.dims import Dim, numel, shape_str
 from .table import (Attrs, OpDef, Param, ShapeError, Types, differ, exactly, int_, int_list, norm_dim,
                     register)
@@ -200,3 +200,56 @@ register(
           torch=_method("Squeeze", "squeeze", lambda s: [_tidy(s.attrs["dim"])]),
           onnx=_squeeze_onnx),
 )
+
+
+# --- expand -------------------------------------------------------------------------------------
+
+def _expand_dims(a: Attrs, rank: int) -> list[int]:
+    dims = [norm_dim(d, rank) for d in a["dims"]]
+    if len(set(dims)) != len(dims):
+        raise ShapeError(f"dims {list(a['dims'])} name a dimension twice")
+    return dims
+
+
+def _expand_infer(a: Attrs, ins: Types) -> Types:
+    x, like = ins
+    if x.rank != like.rank:
+        raise ShapeError(f"expands a tensor to the sizes of one of the same rank, got {shape_str(x.shape)} "
+                         f"and {shape_str(like.shape)}", 1)
+    shape = list(x.shape)
+    for d in _expand_dims(a, x.rank):
+        if differ(x.shape[d], Dim.const(1)):
+            raise ShapeError(f"only a dimension of size 1 can be expanded; dimension {d} has size `{x.shape[d]}`")
+        shape[d] = like.shape[d]
+    return [x.with_shape(tuple(shape))]
+
+
+def _expand_source(src: OpSource, xs: list[str]) -> str:
+    """`cls_token.expand(x.shape[0], -1, -1)`, as torchvision's ViT writes it."""
+    dims = {d % len(src.in_shapes[0]) for d in _const(src, "dims")}
+    sizes = [f"{_atom(xs[1])}.shape[{d}]" if d in dims else "-1" for d in range(len(src.in_shapes[0]))]
+    return f"{_atom(xs[0])}.expand({', '.join(sizes)})"
+
+
+def _expand_onnx(ctx: OnnxContext) -> list[str]:
+    """Expand to a shape of 1s and the second input's sizes at `dims` (Shape of it where they are
+    symbolic). ONNX's shape inference cannot see into a computed shape, so then a Reshape with
+    the constant sizes (0 = keep) states what the output is."""
+    b, rank = ctx.b, ctx.rank()
+    dims = set(_expand_dims(ctx.attrs, rank))
+    sizes = [ctx.static(1, d) if d in dims else 1 for d in range(rank)]
+    if None not in sizes:
+        return [b.one("Expand", [ctx.x, b.ints(sizes)], ctx.hint)]
+    pieces = [b.ints([v]) if v is not None else b.one("Shape", [ctx.inputs[1]], f"{ctx.hint}/size{d}", start=d, end=d + 1)
+              for d, v in enumerate(sizes)]
+    shape = b.one("Concat", pieces, f"{ctx.hint}/shape", axis=0)
+    y = b.one("Expand", [ctx.x, shape], f"{ctx.hint}/expand")
+    out = ctx.out_types[0].shape
+    return [b.one("Reshape", [y, b.ints([d.value if d.is_const else 0 for d in out])], ctx.hint)]
+
+
+register(OpDef(
+    "expand", (Param("dims", int_list, (0,), "[int]"),), _expand_infer,
+    "repeat size-1 dims to the second input's sizes there (a class token to the batch: (cls, x) -> expand)",
+    "(1, .., n), (B, .., n) -> (B, .., n)", "shape", inputs=(2, 2),
+    torch=_multi(_expand_source), onnx=_expand_onnx))

@@ -52,6 +52,8 @@ class Evaluator:
             return self.call(e, scope)
         if isinstance(e, ast.Index):
             return self.index(e, scope)
+        if isinstance(e, ast.IfExpr):  # as in Python: only the branch taken is evaluated
+            return self.eval(e.then if self.eval(e.cond, scope) else e.orelse, scope)
         if isinstance(e, ast.Attr):
             if isinstance(e.obj, ast.Name) and e.obj.id in self.r.scopes[scope.module].aliases:
                 ref = self.r.lookup_def(scope.module, (e.obj.id, e.name))

@@ -9,14 +9,18 @@ applied twice (`let tower = Tower(64)`, labels, block arguments) share one weigh
 
 Naming follows `nn.Sequential`: unlabeled stages of a scope are numbered 0, 1, 2, ... in
 the order they run; a label names its layer; `label: X * n` names copies label.0, label.1.
+A copy's outputs take the place of the next copy's first inputs; the other inputs go unchanged
+to every copy (`(x, memory) -> DecoderLayer(...) * 6`). A numbered label (`denselayer{i + 1}`)
+is evaluated where its stage runs.
 
 Errors are reported and the offending tensors become `POISON`, so one run reports many
 independent mistakes without cascades.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from typing import Any
+from typing import Any, Mapping
 
 from .. import messages
 from ..diagnostics import Diagnostics
@@ -24,6 +28,7 @@ from ..ir.dims import Dim
 from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
 from ..ops import OPS, ArgError, OpDef
+from ..ops.internal import CONSTANT, INITIALIZERS
 from ..ops.table import REQUIRED
 from ..source import Span
 from ..syntax import ast
@@ -33,11 +38,15 @@ from .resolve import DefRef, Resolved
 from .values import POISON, Abort, Fail, Layer, Scope, Tensor, join
 
 MAX_DEPTH = 64
+_LABEL_PIECE = re.compile(r"[A-Za-z0-9_]+")
 
 
-def expand(resolved: Resolved, network: DefRef, diags: Diagnostics) -> Graph | None:
-    """Expand `network` into a graph; None if its definition is broken beyond use."""
-    return _Expander(resolved, diags).network(network)
+def expand(resolved: Resolved, network: DefRef, diags: Diagnostics,
+           params: Mapping[str, Any] | None = None) -> Graph | None:
+    """Expand `network` into a graph; None if its definition is broken beyond use. `params`
+    (checked names, values as the evaluator's: lists as tuples) replace the network's defaults;
+    the defaults after them are computed from them (`d_ff=4*d`)."""
+    return _Expander(resolved, diags).network(network, params or {})
 
 
 class _Expander(Evaluator):
@@ -55,13 +64,16 @@ class _Expander(Evaluator):
         self.calls: list[BlockCall] = []
 
     # --- networks --------------------------------------------------------------------------
-    def network(self, ref: DefRef) -> Graph | None:
+    def network(self, ref: DefRef, params: Mapping[str, Any]) -> Graph | None:
         d = ref.node
         if id(d) in self.r.broken:
             return None
         scope = Scope("", "", ref.module, {}, ())
         try:
             for p in d.params:
+                if p.name in params:
+                    scope.env[p.name] = params[p.name]
+                    continue
                 if p.default is None:
                     self.diags.add(messages.missing_network_param(p.span, d.name, p.name))
                     raise Fail
@@ -198,6 +210,47 @@ class _Expander(Evaluator):
         (out,) = self.add_node(OPS["expect"], attrs, [value], join(scope.path, f"{s.name}:type"), "", (), s.span, scope)
         return out
 
+    # --- parameter tensors -----------------------------------------------------------------
+    def param_tensor(self, s: ast.ParamTensor, scope: Scope) -> Tensor:
+        """A `parameter` node: its weight is named `s.name` in the scope's weights, like a label."""
+        if s.name in scope.labels:
+            self.diags.add(messages.duplicate_label(s.span, s.name, scope.path or "the network"))
+            raise Fail
+        dtype, dims = self.tensor_type(s.type, scope)
+        shape = tuple(Dim.sym(x) if isinstance(x, str) else Dim.of(x) for x in dims)
+        attrs = (("dims", shape), ("dtype", dtype), ("init", self.initializer(s, scope)), ("name", s.name))
+        scope.labels.add(s.name)
+        (out,) = self.add_node(OPS["parameter"], attrs, [], join(scope.path, s.name), scope.weights, (), s.span, scope)
+        self.name_value(out, s.name)
+        return out
+
+    def initializer(self, s: ast.ParamTensor, scope: Scope) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """(kind, sorted arguments): `zeros` without an init, `normal(std=0.02)` bound and checked
+        like an op's arguments, or a number as ("constant", (("value", v),))."""
+        e = s.init
+        head = e.func if isinstance(e, ast.Call) else e
+        if e is None:
+            return "zeros", ()
+        if isinstance(head, ast.Name) and head.id in INITIALIZERS and head.id not in scope.env:
+            init = INITIALIZERS[head.id]
+            positional = [(a, self.eval(a.value, scope)) for a in e.args if a.name is None] \
+                if isinstance(e, ast.Call) else []
+            keyword = {}
+            for a in e.args if isinstance(e, ast.Call) else ():
+                if a.name is not None:
+                    if a.name in keyword:
+                        self.error(messages.duplicate_argument(a.span, init.name, a.name))
+                    keyword[a.name] = (a, self.eval(a.value, scope))
+            args = self.bind_op(init, positional, keyword, e.span)
+            problem = init.check(dict(args))
+            if problem is not None:
+                self.error(messages.bad_argument(e.span, init.name, *problem))
+            return init.name, args
+        value = self.eval(e, scope)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.error(messages.bad_initializer(e.span, s.name, describe(value), list(INITIALIZERS)))
+        return CONSTANT, (("value", float(value)),)
+
     # --- chains and stages -----------------------------------------------------------------
     def chain(self, c: ast.Chain, scope: Scope) -> list[Any]:
         current: list[Any] = []
@@ -212,8 +265,9 @@ class _Expander(Evaluator):
         return current
 
     def stage(self, stage: ast.Stage, inputs: list[Any], scope: Scope) -> list[Any]:
-        if stage.label and stage.label in scope.labels:
-            self.diags.add(messages.duplicate_label(stage.span, stage.label, scope.path or "the network"))
+        label = self.label(stage, scope)
+        if label and label in scope.labels:
+            self.diags.add(messages.duplicate_label(stage.span, label, scope.path or "the network"))
             raise Fail
         repeat = 1 if stage.repeat is None else self.eval(stage.repeat, scope)
         if not is_int(repeat) or repeat < 0:
@@ -222,20 +276,35 @@ class _Expander(Evaluator):
         shared = self.shared_layer(stage, scope)
         outs = inputs
         for i in range(repeat):
+            if i:  # a copy's outputs feed the next one's first inputs; its other inputs stay (`(x, memory)`)
+                outs = outs + inputs[len(outs):]
             layer = shared or self.make_layer(self.callee(stage, scope), stage.args or (), stage.span, scope)
-            if stage.label:
-                name = stage.label if repeat == 1 else f"{stage.label}.{i}"
+            if label:
+                name = label if repeat == 1 else f"{label}.{i}"
             elif shared is not None:
                 name = stage.callee[0]
             else:
                 name = str(scope.counter)
                 scope.counter += 1
             outs = self.apply(layer, outs, name, stage, scope)
-            if stage.label and i == 0:
-                scope.env[stage.label] = layer
-        if stage.label:
-            scope.labels.add(stage.label)
+            if label and i == 0 and not stage.label_parts:  # a numbered label binds no layer value
+                scope.env[label] = layer
+        if label:
+            scope.labels.add(label)
         return outs
+
+    def label(self, stage: ast.Stage, scope: Scope) -> str | None:
+        """The stage's label; a numbered one (`denselayer{i + 1}`) evaluated here: each piece in
+        braces must be an integer or a string of letters, digits and `_`."""
+        if not stage.label_parts:
+            return stage.label
+        pieces = []
+        for part in stage.label_parts:
+            value = part if isinstance(part, str) else self.eval(part, scope)
+            if not (is_int(value) or isinstance(value, str)) or not _LABEL_PIECE.fullmatch(str(value)):
+                self.error(messages.bad_label_piece(part.span, stage.label, describe(value)))
+            pieces.append(str(value))
+        return "".join(pieces)
 
     def shared_layer(self, stage: ast.Stage, scope: Scope) -> Layer | None:
         """The layer value a stage names (`-> tower`), or None for a fresh op or block."""
@@ -450,6 +519,9 @@ class _Statements(StmtVisitor[None]):
         x, scope = self.x, self.scope
         scope.env[s.name] = x.block_input(s, scope) if scope.inputs is not None else x.graph_input(s, scope)
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        self.scope.env[s.name] = self.x.param_tensor(s, self.scope)
+
     def visit_output(self, s: ast.Output) -> None:
         self.x.output(s, self.scope)
 
@@ -474,6 +546,9 @@ class _BoundNames(StmtVisitor[tuple[str, ...]]):
     """The names one statement binds in its own scope (not inside loop or branch bodies)."""
 
     def visit_input(self, s: ast.Input) -> tuple[str, ...]:
+        return (s.name,)
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> tuple[str, ...]:
         return (s.name,)
 
     def visit_output(self, s: ast.Output) -> tuple[str, ...]:

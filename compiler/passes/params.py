@@ -2,7 +2,8 @@
 
 Assumes: a shape-inferred graph.
 Guarantees: `Graph.weights` lists each weight once, in creation order, named
-`<weight scope>.<local name>` exactly as a PyTorch `state_dict` key; a shared layer's
+`<weight scope>.<local name>` exactly as a PyTorch `state_dict` key (a parameter tensor's scope
+is its block's, so at top level it is its name alone, `cls_token`); a shared layer's
 later applications and `tie=` reuse the first tensor, whose shape must match (E0403);
 a weight shape must be fixed (E0406). Nodes whose types shape inference could not compute
 (it reported why) create no weights.
@@ -16,6 +17,7 @@ from ..diagnostics import Diagnostics
 from ..ir.dims import shape_str
 from ..ir.graph import Graph, Weight
 from ..ops import OPS
+from .values import join
 
 
 def collect_weights(graph: Graph, diags: Diagnostics) -> Graph:
@@ -27,7 +29,7 @@ def collect_weights(graph: Graph, diags: Diagnostics) -> Graph:
             continue  # shape inference failed here or upstream, and said so
         ties = dict(node.ties)
         for local, shape, trainable in OPS[node.op].weights(node.attr, ins):
-            name = ties.get(local, f"{node.weight_scope}.{local}")
+            name = ties.get(local, join(node.weight_scope, local))
             if any(not d.is_const for d in shape):
                 diags.add(messages.symbolic_weight(node.span, node.op, local, shape_str(shape)))
                 continue

@@ -20,6 +20,7 @@ from ..syntax.load import Program
 from ..syntax.visitor import StmtVisitor, bound_tensors
 from .decorators import check_decorators
 from ..builtins import BUILTINS
+from ..ops.internal import INITIALIZERS
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,21 @@ class _BodyChecker(StmtVisitor[None]):
                     self.expr(dim, self.env, dims=True)
         self.env[s.name] = "tensor"
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        for dim in s.type.dims:
+            if not isinstance(dim, ast.DimExample):
+                self.expr(dim, self.env, dims=True)
+        init = s.init
+        head = init.func if isinstance(init, ast.Call) else init
+        if isinstance(head, ast.Name) and head.id in INITIALIZERS and head.id not in self.env:
+            for a in init.args if isinstance(init, ast.Call) else ():
+                self.expr(a.value, self.env)
+        elif isinstance(head, ast.Name) and head.id not in self.env and not self._known_value(head.id):
+            self.diags.add(messages.bad_initializer(head.span, s.name, f"`{head.id}`", list(INITIALIZERS)))
+        elif init is not None:
+            self.expr(init, self.env)
+        self.env[s.name] = "tensor"
+
     def visit_output(self, s: ast.Output) -> None:
         if s.chain is not None:
             self.chain(s.chain, self.env)
@@ -212,7 +228,10 @@ class _BodyChecker(StmtVisitor[None]):
                 self.expr(arg.value, env)
             if stage.repeat is not None:
                 self.expr(stage.repeat, env)
-            if stage.label:
+            for part in stage.label_parts:
+                if not isinstance(part, str):
+                    self.expr(part, env)
+            if stage.label and not stage.label_parts:  # a numbered label names weights, not a layer value
                 env[stage.label] = "value"
 
     def tensor_name(self, name: ast.Name, env: dict[str, str]) -> None:
@@ -256,7 +275,11 @@ class _BodyChecker(StmtVisitor[None]):
                 return
             self.expr(e.obj, env, dims)
         elif isinstance(e, ast.Call):
-            self.expr(e.func, env, dims)
+            if isinstance(e.func, ast.Name) and e.func.id not in env and not self._known_value(e.func.id):
+                self.diags.add(messages.unknown_function(e.func.span, e.func.id, sorted(BUILTINS),
+                                                         [*self.scope.defs, *OPS]))
+            else:
+                self.expr(e.func, env, dims)
             for a in e.args:
                 self.expr(a.value, env, dims)
         elif isinstance(e, ast.ListExpr):
@@ -270,6 +293,9 @@ class _BodyChecker(StmtVisitor[None]):
         elif isinstance(e, ast.Index):
             self.expr(e.obj, env, dims)
             self.expr(e.index, env, dims)
+        elif isinstance(e, ast.IfExpr):
+            for part in (e.cond, e.then, e.orelse):
+                self.expr(part, env, dims)
 
     def _known_value(self, name: str) -> bool:
         return name in self.scope.value_names() or name in BUILTINS or name in OPS

@@ -72,7 +72,17 @@ class Attr:
     span: Span
 
 
-Expr = Union[Literal, Name, ListExpr, BinOp, UnaryOp, Call, Index, Attr]
+@dataclass(frozen=True, slots=True)
+class IfExpr:
+    """A conditional expression, `then if cond else orelse`: only the branch taken is evaluated."""
+
+    cond: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+Expr = Union[Literal, Name, ListExpr, BinOp, UnaryOp, Call, Index, Attr, IfExpr]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,10 @@ class TensorTypeExpr:
 
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """One step of a chain: `label: callee(args) * repeat`."""
+    """One step of a chain: `label: callee(args) * repeat`.
+
+    A numbered label (`denselayer{i + 1}`) is `label` as written, for messages, and its pieces in
+    `label_parts`: name fragments and the expressions in braces, evaluated where the stage runs."""
 
     label: str | None
     callee: tuple[str, ...]  # qualified name, e.g. ("std", "Residual")
@@ -114,6 +127,7 @@ class Stage:
     repeat: Expr | None
     span: Span
     callee_span: Span
+    label_parts: tuple[str | Expr, ...] = ()  # empty for a plain label
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,21 @@ class Input:
 
     def accept(self, visitor: StmtVisitor[T]) -> T:
         return visitor.visit_input(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ParamTensor:
+    """`param cls_token: f32[1, 1, d] = zeros`: a learned tensor of its own, named like a label.
+
+    `init` is as written (`zeros`, `normal(std=0.02)`, a number); None means zeros."""
+
+    name: str
+    type: TensorTypeExpr
+    init: Expr | None
+    span: Span
+
+    def accept(self, visitor: StmtVisitor[T]) -> T:
+        return visitor.visit_param_tensor(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +227,7 @@ class Assert:
         return visitor.visit_assert(self)
 
 
-Stmt = Union[Input, Output, Let, Bind, For, If, Assert]
+Stmt = Union[Input, ParamTensor, Output, Let, Bind, For, If, Assert]
 
 # --- top level --------------------------------------------------------------------------
 

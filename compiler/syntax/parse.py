@@ -6,8 +6,11 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from typing import Any, Iterator
+
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
 
 from .. import messages
 from ..diagnostics import Diagnostics
@@ -17,20 +20,97 @@ from . import ast
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 
+class _ConditionalIf(PostLex):
+    """Retypes the `if` of a conditional expression (`a if c else b`) as IF_EXPR.
+
+    Newlines are not significant, so after `let w = a` an `if` may start a statement or continue
+    the expression; one token of lookahead cannot tell. What tells them apart is what comes first
+    after the `if` at its own bracket depth: the `else` of a conditional (nested conditionals
+    counted), or the `{` of a statement's body. The text is scanned for that, not the token
+    stream: the contextual lexer lexes each token for the parser state it is read in."""
+
+    always_accept = ("IF",)
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        for tok in stream:
+            if tok.type == "IF" and _is_conditional(self.text, tok.end_pos):
+                tok = Token.new_borrow_pos("IF_EXPR", tok.value, tok)
+            yield tok
+
+
+# Strings and comments (skipped whole), words, numbers, and single characters.
+_WORDS = re.compile(r'"(?:\\.|[^"\\\n])*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\S')
+
+
+def _is_conditional(text: str, pos: int) -> bool:
+    """Whether the `if` ending at `pos` is a conditional expression's: its `else` comes before a
+    `{` at its bracket depth (a closing bracket or the end of the text first: an unfinished
+    conditional, which the parser then reports as missing its `else`)."""
+    depth = pending = 0
+    for m in _WORDS.finditer(text, pos):
+        word = m.group()
+        if word in ("(", "["):
+            depth += 1
+        elif word in (")", "]"):
+            if depth == 0:
+                return True
+            depth -= 1
+        elif depth == 0 and word == "{":
+            return False
+        elif depth == 0 and word == "if":
+            pending += 1
+        elif depth == 0 and word == "else":
+            if pending == 0:
+                return True
+            pending -= 1
+    return True
+
+
+_POSTLEX = _ConditionalIf()
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                postlex=_POSTLEX, start=["start", "expr"])
 
 
 def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     """Parse one file; on a syntax error, report it to `diags` and return None."""
     try:
-        tree = _parser().parse(text)
+        _POSTLEX.text = text
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
         return None
-    items = _ToAst(path).transform(tree)
+    items = _ToAst(path, text).transform(tree)
     return ast.Module(path, tuple(items.children))
+
+
+def parse_literal(text: str) -> Any:
+    """A literal value as written in a spec (`10`, `0.5`, `-3`, `true`, `none`, `"relu"`,
+    `[6, 12, 24, 16]`), as the evaluator holds it (lists as tuples); ValueError for any other
+    text (names, arithmetic, syntax errors): the command line gives values, not expressions."""
+    try:
+        _POSTLEX.text = text
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput:
+        raise ValueError(text) from None
+    return _literal(_ToAst("<value>", text).transform(tree))
+
+
+def _literal(e: ast.Expr) -> Any:
+    if isinstance(e, ast.Literal):
+        return e.value
+    if isinstance(e, ast.ListExpr):
+        return tuple(_literal(x) for x in e.items)
+    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Literal) \
+            and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
+        return -e.operand.value
+    raise ValueError(e)
 
 
 def _syntax_error(err: UnexpectedInput, text: str, path: str):
@@ -49,7 +129,7 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str):
                                      _misspelled_keyword(text, tok))
 
 
-_KEYWORDS = ("input", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
+_KEYWORDS = ("input", "param", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
 
 
 def _misspelled_keyword(text: str, tok: Token) -> str | None:
@@ -62,7 +142,7 @@ def _misspelled_keyword(text: str, tok: Token) -> str | None:
 
 
 # Tokens that would only continue an expression; listing them buries the useful suggestions.
-_CONTINUATIONS = {"ADD_OP", "MUL_OP", "COMP_OP", "[", ".", "(", "or", "and", "*", "**", "-"}
+_CONTINUATIONS = {"ADD_OP", "MUL_OP", "COMP_OP", "[", ".", "(", "or", "and", "*", "**", "-", "IF_EXPR"}
 
 
 def _expected(names) -> list[str]:
@@ -83,9 +163,10 @@ def _tok_span(path: str, tok: Token) -> Span:
 class _ToAst(Transformer):
     """Builds AST nodes bottom-up; each method mirrors one grammar rule."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, source: str) -> None:
         super().__init__()
         self.path = path
+        self._source = source
 
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):
@@ -128,6 +209,9 @@ class _ToAst(Transformer):
     def dim_example(self, meta, c):
         return ast.DimExample(str(c[0]), int(c[1]), self._span(meta))
 
+    def param_stmt(self, meta, c):
+        return ast.ParamTensor(str(c[0]), c[1], c[2], self._span(meta))
+
     def output_stmt(self, meta, c):
         return tuple(c)
 
@@ -168,7 +252,24 @@ class _ToAst(Transformer):
 
     def stage(self, meta, c):
         label, (callee, callee_span), args, repeat = c
-        return ast.Stage(str(label) if label else None, callee, args, repeat, self._span(meta), callee_span)
+        text, parts = label if label else (None, ())
+        return ast.Stage(text, callee, args, repeat, self._span(meta), callee_span, parts)
+
+    def label(self, meta, c):
+        """(the label as written, its pieces): `("conv1", ())`, or for `denselayer{i + 1}` the
+        text and ("denselayer", <i + 1>); a plain label has no pieces."""
+        if len(c) == 1:
+            return str(c[0]), ()
+        parts = [str(c[0]), *(p for part in c[1:] for p in part)]
+        return self._text(meta), tuple(parts)
+
+    def label_part(self, meta, c):
+        expr, tail = c
+        return (expr, str(tail)) if tail else (expr,)
+
+    def _text(self, meta) -> str:
+        """The source text a rule covers (a numbered label, for messages), spaces collapsed."""
+        return " ".join(self._source[meta.start_pos:meta.end_pos].split())
 
     def qualname(self, meta, c):
         return tuple(str(t) for t in c), self._span(meta)
@@ -186,6 +287,10 @@ class _ToAst(Transformer):
         return ast.Arg(str(c[0]), c[1], self._span(meta))
 
     # expressions
+    def cond(self, meta, c):
+        then, _, test, orelse = c
+        return ast.IfExpr(test, then, orelse, self._span(meta))
+
     def or_(self, meta, c):
         return ast.BinOp("or", c[0], c[1], self._span(meta))
 

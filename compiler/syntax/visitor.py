@@ -1,7 +1,7 @@
 """Visitors over the statements of a def, in mypy's `NodeVisitor` style.
 
 Each statement class of `ast.py` has `accept(visitor)`, which calls the visitor's method for
-its kind (`visit_input`, `visit_output`, `visit_let`, `visit_bind`, `visit_for`, `visit_if`,
+its kind (`visit_input`, `visit_param_tensor`, `visit_output`, `visit_let`, `visit_bind`, `visit_for`, `visit_if`,
 `visit_assert`). A pass subclasses `StmtVisitor` and writes one method per kind instead of an
 `isinstance` chain; a statement kind added to the language then fails loudly in every pass
 that forgot it (`NotImplementedError`), not silently. `StmtWalker` is the visitor that only
@@ -29,6 +29,9 @@ class StmtVisitor(Generic[T]):
     def visit_input(self, s: ast.Input) -> T:
         raise NotImplementedError(f"{type(self).__name__} has no visit_input")
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> T:
+        raise NotImplementedError(f"{type(self).__name__} has no visit_param_tensor")
+
     def visit_output(self, s: ast.Output) -> T:
         raise NotImplementedError(f"{type(self).__name__} has no visit_output")
 
@@ -54,6 +57,9 @@ class StmtWalker(StmtVisitor[None]):
     def visit_input(self, s: ast.Input) -> None:
         pass
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        pass
+
     def visit_output(self, s: ast.Output) -> None:
         pass
 
@@ -75,12 +81,16 @@ class StmtWalker(StmtVisitor[None]):
 
 
 class BoundTensors(StmtWalker):
-    """Every tensor name a body binds (inputs, chain bindings, outputs), with its first binder."""
+    """Every tensor name a body binds (inputs, parameter tensors, chain bindings, outputs), with its
+    first binder."""
 
     def __init__(self) -> None:
         self.first: dict[str, ast.Stmt] = {}
 
     def visit_input(self, s: ast.Input) -> None:
+        self.first.setdefault(s.name, s)
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
         self.first.setdefault(s.name, s)
 
     def visit_output(self, s: ast.Output) -> None:

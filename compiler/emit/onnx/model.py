@@ -69,7 +69,7 @@ def _context(b: OnnxBuilder, graph: Graph, node: Node, names: dict[int, str], we
     local: dict[str, str] = {}
     arrays: dict[str, np.ndarray] = {}
     for wname, _, _ in OPS[node.op].weights(node.attr, in_types):
-        full = ties.get(wname, f"{node.weight_scope}.{wname}")
+        full = ties.get(wname, f"{node.weight_scope}.{wname}" if node.weight_scope else wname)
         if full not in added:
             b.weight(full, weights[full])
             added.add(full)

@@ -23,10 +23,11 @@ from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_att
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
 from .pysource import py_expr, py_value
-from .sizes import (Size, Sizes, built, comment_size, py_size, source_shapes)
+from .sizes import (Size, Sizes, built, comment_size, py_size, source_shapes, spec_size)
 from .tracking import SizeTracking
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
-                   emit_error, exposed_attr, is_sequential, rebound, tracked_dim)
+                   emit_error, exposed_attr, is_sequential, label_source, makes_layer, parameter_source, rebound,
+                   tracked_dim)
 
 if TYPE_CHECKING:
     from .file import FileWriter
@@ -67,6 +68,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.placeholders: set[str] = set()
         self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
         self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
+        self.tensor_refs: dict[str, str] = {}  # a parameter tensor forward() reads as `self.cls_token`
+        self.rebound_names = rebound(self.d.body)  # ... unless the spec binds its name again: a local then
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -104,7 +107,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if var is not None and self.assigned == [(f"=str({var})", 1)]:
             as_module_list(init, forward, var)
             base = "nn.ModuleList"
-        used = (self_attributes_read(forward) & self.params) | self.fwd_params
+        submodules = {attr for attr, _ in self.assigned} | set(self.tensor_refs)  # a label (or `param`) of that name
+        used = (self_attributes_read(forward) & (self.params - submodules)) | self.fwd_params
         init[1:1] = [Stmt(f"self.{n} = {n}") for n in sorted(used)]
         init.extend(exposures)
         init = prune_empty_branches(drop_dead_stores(init, self.placeholders))
@@ -155,15 +159,30 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.shapes[s.name] = self._input_sizes(s, index)
         self.initial_shapes[s.name] = list(self.shapes[s.name])
 
+    def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        """`self.cls_token = nn.Parameter(torch.zeros(1, 1, d))`; forward reads `self.cls_token`
+        (or a local of that name, when the spec binds the name again)."""
+        self.init.add(f"self.{s.name} = nn.Parameter({parameter_source(s, self.init_name)})")
+        self.shapes[s.name] = [None if isinstance(d, ast.DimExample) else spec_size(d, self.init_name)
+                               for d in s.type.dims]
+        self.tensor_refs[s.name] = f"self.{s.name}"
+        if s.name in rebound(self.d.body):
+            self.fwd.add(f"{s.name} = self.{s.name}")
+
     def visit_let(self, s: ast.Let) -> None:
         callee = callee_name(s.value)
         if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
             return
+        if isinstance(s.value, ast.IfExpr) and makes_layer(s.value, self._is_layer_callee):
+            raise emit_error(s.value.span, "a layer value chosen by a conditional expression")
         self.init.add(f"{s.name} = {py_expr(s.value, self.init_name)}")
         if not self.sequential:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
             self.fwd_lets.add(s.name)
+
+    def _is_layer_callee(self, name: str) -> bool:
+        return name in OPS or self.fw.resolved.lookup_def(self.ref.module, (name,)) is not None
 
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
@@ -250,8 +269,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     # --- chains --------------------------------------------------------------------------
     def chain(self, c: ast.Chain, targets: tuple[str, ...]) -> None:
-        current = [src.id for src in c.sources]
-        shapes = [self.shapes.get(v) for v in current]
+        shapes = [self.shapes.get(src.id) for src in c.sources]
+        current = [src.id if src.id in self.rebound_names else self.tensor_refs.get(src.id, src.id)
+                   for src in c.sources]
         if not c.stages:
             self.fwd.add(f"{', '.join(targets)} = {', '.join(current)}")
             for t, s in zip(targets, shapes):
@@ -292,28 +312,55 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
             return out_shapes
         repeat = self._repeat(stage)
+        comment = self._comment(outputs, out_shapes)
         if weighted or (stage.label and entry.module is not None):
             attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
             module = self._module(entry, src_init, stage)
+            if stage.label and not stage.label_parts:
+                self.layers[stage.label] = attr_ref(attr)
+                self.layer_stages[stage.label] = (op, stage)
+            if repeat and len(inputs) > 1:
+                self._assign(attr, f"nn.ModuleList({module} for _ in range({repeat}))")
+                self._repeated_calls(stage, inputs, outs, lambda layer, xs: entry.call(src_fwd, layer, xs),
+                                     self._fwd_ref(stage, attr), comment)
+                return out_shapes
             if repeat:
                 self._assign(attr, f"nn.Sequential(*({module} for _ in range({repeat})))")
             else:
                 self._assign(attr, module)
                 self._tie(op, stage, attr)
-            call = entry.call(src_fwd, attr_ref(attr), inputs)
-            if stage.label:
-                self.layers[stage.label] = attr_ref(attr)
-                self.layer_stages[stage.label] = (op, stage)
+            call = entry.call(src_fwd, self._fwd_ref(stage, attr), inputs)
+        elif repeat:
+            self._repeated_calls(stage, inputs, outs, lambda _, xs: entry.call(src_fwd, None, xs),
+                                 f"range({py_expr(stage.repeat, self.fwd_name)})", comment)
+            return out_shapes
         else:
             call = entry.call(src_fwd, None, inputs)
-            if repeat:
-                self.fwd.add(f"for _ in range({repeat}):")
-                self.fwd.level += 1
-                self.fwd.add(f"{inputs[0]} = {call}")
-                self.fwd.level -= 1
-                call = inputs[0]
-        self.fwd.add(f"{', '.join(outs)} = {call}{self._comment(outputs, out_shapes)}")
+        self.fwd.add(f"{', '.join(outs)} = {call}{comment}")
         return out_shapes
+
+    def _repeated_calls(self, stage: ast.Stage, inputs: list[str], outs: list[str], call, over: str,
+                        comment: str) -> None:
+        """`* n` in forward as a loop: `y = x`, then `for layer in self.layers: y = layer(y, memory)`
+        (`for _ in range(n)` for a weight-free op). Each pass's outputs take the place of the first
+        inputs and the other inputs stay, as in the IR (passes/expand.py)."""
+        if len(outs) > len(inputs):
+            raise emit_error(stage.span, "a repeated stage with more outputs than inputs")
+        first, rest = inputs[:len(outs)], inputs[len(outs):]
+        if first != outs:
+            self.fwd.add(f"{', '.join(outs)} = {', '.join(first)}")
+        var = "_" if over.startswith("range(") else self._free_name("layer")
+        self.fwd.add(f"for {var} in {over}:")
+        self.fwd.level += 1
+        self.fwd.add(f"{', '.join(outs)} = {call(var, [*outs, *rest])}{comment}")
+        self.fwd.level -= 1
+
+    def _free_name(self, name: str) -> str:
+        """`name`, or `name_`, ... where a tensor of the spec already has it."""
+        taken = set(self.shapes) | set(self.inputs) | self.fwd_lets
+        while name in taken:
+            name += "_"
+        return name
 
     def _module(self, entry, src: OpSource, stage: ast.Stage) -> str:
         if entry.module is None:
@@ -330,7 +377,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def _seq_module(self, stage: ast.Stage, module: str, outputs, shapes) -> None:
         repeat = self._repeat(stage)
         comment = self._comment(outputs, shapes)
-        line = f"self.add_module({py_value(stage.label)}, {module})" if stage.label else f"self.append({module})"
+        label = label_source(stage, self.init_name) if stage.label_parts else py_value(stage.label)
+        line = f"self.add_module({label}, {module})" if stage.label else f"self.append({module})"
         if repeat:
             self.init.add(f"for _ in range({repeat}):")
             self.init.level += 1
@@ -358,6 +406,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     def _attr_name(self, stage: ast.Stage, paths: list[tuple[Instance, str]]) -> str:
         """The submodule name: the label, or the stage's number (`"3"`), which must not vary."""
+        if stage.label_parts:
+            return "=" + label_source(stage, self.init_name)
         if stage.label:
             return stage.label
         names = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
@@ -396,6 +446,12 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.numbered_from_zero = names[0]
         return f"=str({names[0]}{f' + {offset}' if offset else ''})"
 
+    def _fwd_ref(self, stage: ast.Stage, attr: str) -> str:
+        """The submodule as forward() reads it: a numbered label's pieces in forward's names."""
+        if stage.label_parts:
+            return attr_ref("=" + label_source(stage, self.fwd_name))
+        return attr_ref(attr)
+
     def _assign(self, attr: str, value: str) -> None:
         self.assigned.append((attr, self.init.level))
         if attr.startswith("="):
@@ -426,18 +482,45 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self._seq_module(stage, construct, outputs, out_shapes)
             return out_shapes
         attr = self._attr_name(stage, [(i, c.frame.path) for i, c in execs])
-        if repeat:
+        looped = bool(repeat) and len(inputs) > 1  # several inputs: a ModuleList, looped over in forward
+        if looped:
+            self._assign(attr, f"nn.ModuleList({construct} for _ in range({repeat}))")
+        elif repeat:
             self._assign(attr, f"nn.Sequential(*({construct} for _ in range({repeat})))")
         else:
             self._assign(attr, construct)
         ref_src = attr_ref(attr)
-        out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
-                      for k, s in enumerate(out_shapes)]
-        if stage.label:
+        if not looped:  # a child's sizes, read from the one instance built here
+            out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
+                          for k, s in enumerate(out_shapes)]
+            self._read_now(outs, out_shapes)
+        if stage.label and not stage.label_parts:
             self.layers[stage.label] = ref_src
             self.layer_stages[stage.label] = (ref, stage)
-        self.fwd.add(f"{', '.join(outs)} = {ref_src}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+        self._block_call(stage, inputs, outs, self._fwd_ref(stage, attr), looped,
+                         self._comment(outputs, out_shapes))
         return out_shapes
+
+    def _read_now(self, outs: list[str], out_shapes: list) -> None:
+        """Inside a loop, a size read from a child (`getattr(self, f"block{k}").out_channels`) goes
+        into the running variable at once: later statements of the body may change what the
+        child's name means (`let k = k + 1`)."""
+        for var, shape in zip(outs, out_shapes, strict=False):
+            running = self._running[-1] if self._running else {}
+            for d, size in enumerate(shape or ()):
+                name = running.get((var, d))
+                if name is not None and size is not None and any(s.startswith(("=self.", "=getattr("))
+                                                                  for s in size.symbols()):
+                    self.init.add(f"{name} = {self._written(size)}")
+                    shape[d] = built(name)
+                    self._changed[-1].add((var, d))
+
+    def _block_call(self, stage: ast.Stage, inputs: list[str], outs: list[str], ref: str, looped: bool,
+                    comment: str) -> None:
+        if looped:
+            self._repeated_calls(stage, inputs, outs, lambda layer, xs: f"{layer}({', '.join(xs)})", ref, comment)
+        else:
+            self.fwd.add(f"{', '.join(outs)} = {ref}({', '.join(inputs)}){comment}")
 
     def _size_values(self, stage: ast.Stage, ref: DefRef, in_shapes) -> list[tuple[str, str, int, int]]:
         """The child's size arguments as (name, value here, input index, dim)."""
@@ -469,11 +552,12 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             container = "self"
         else:
             attr = self._attr_name(stage, [])
-            self._assign(attr, "nn.Sequential()")
+            self._assign(attr, "nn.Sequential()" if len(inputs) == 1 else "nn.ModuleList()")
             container = attr_ref(attr)
+        fwd_container = container if self.sequential else self._fwd_ref(stage, attr)
         running = []
         for name, value, i, d in sizes:
-            var = f"{inputs[i]}_{dim_word(d, len(in_shapes[i]))}"
+            var = f"{inputs[i].removeprefix('self.')}_{dim_word(d, len(in_shapes[i]))}"
             self.placeholders.add(var)
             self.init.add(f"{var} = {value}")
             running.append((name, var, i, d))
@@ -495,9 +579,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.init.level -= 1
         out_shapes = self._fill([list(s) for s in binding_shapes][:len(outs)], outputs, stage)
         if not self.sequential:
-            if stage.label:
+            if stage.label and not stage.label_parts:
                 self.layers[stage.label] = container
-            self.fwd.add(f"{', '.join(outs)} = {container}({', '.join(inputs)}){self._comment(outputs, out_shapes)}")
+            self._block_call(stage, inputs, outs, fwd_container, len(inputs) > 1, self._comment(outputs, out_shapes))
         return out_shapes
 
     def _child_dim(self, key: DefKey, attr: str, out_index: int, d: int, rank: int, known: str | None) -> str | None:
@@ -508,6 +592,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             return known
         token = f"{attr}.{exposed_attr(out_index, d, rank)}"
         self.exposure_tokens[token] = (key, out_index, d, rank)
+        if not attr.startswith("self."):
+            self.placeholders.add(token)  # `getattr(self, f"layer{i}").out_channels`: no size for a comment
         return built(token)
 
     def _note_exposed(self, text: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ...syntax import ast
 
-_PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
+_PREC = {"if": 0, "or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
          "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
 _ATOM = 9
 _MATH = {"sqrt": "math.sqrt", "floor": "math.floor", "ceil": "math.ceil"}
@@ -63,6 +63,9 @@ def _expr(e: ast.Expr, names: NameMap) -> tuple[str, int]:
         if isinstance(e.obj, ast.Name):
             return names(f"{e.obj.id}.{e.name}"), _ATOM
         return f"{_wrap(e.obj, names, _ATOM)}.{e.name}", _ATOM
+    if isinstance(e, ast.IfExpr):  # right-associative, like Python's
+        p = _PREC["if"]
+        return f"{_wrap(e.then, names, p + 1)} if {_wrap(e.cond, names, p + 1)} else {_wrap(e.orelse, names, p)}", p
     raise TypeError(f"unsupported expression {e!r}")
 
 

@@ -97,6 +97,8 @@ def spec_names(e: ast.Expr) -> set[str]:
         children = (e.func, *(a.value for a in e.args))
     elif isinstance(e, ast.Index):
         children = (e.obj, e.index)
+    elif isinstance(e, ast.IfExpr):
+        children = (e.cond, e.then, e.orelse)
     return set().union(*(spec_names(c) for c in children)) if children else set()
 
 

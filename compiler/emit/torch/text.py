@@ -2,15 +2,17 @@
 submodules and exposed sizes, structural tests on defs (visitors), and weight-init functions."""
 from __future__ import annotations
 
+import ast as py
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ... import messages
 from ...errors import EmitError
 from ...ops import OPS
+from ...ops.internal import INITIALIZERS
 from ...syntax import ast
 from ...syntax.visitor import StmtVisitor, StmtWalker
-from .pysource import py_value
+from .pysource import NameMap, py_expr, py_value, py_value_tuple
 
 
 @dataclass
@@ -24,6 +26,10 @@ class PyClass:
     forward_lines: list[str]
     returns: str
     helpers: set[str] = field(default_factory=set)
+
+
+TORCH_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
+                "i32": "int32", "u8": "uint8", "bool": "bool"}
 
 
 def emit_error(span, text: str) -> EmitError:
@@ -60,6 +66,43 @@ def callee_name(e: ast.Expr) -> str | None:
     return None
 
 
+def makes_layer(e: ast.Expr, is_layer: Callable[[str], bool]) -> bool:
+    """Whether a branch of a conditional expression calls an op or a block (a layer value)."""
+    if isinstance(e, ast.IfExpr):
+        return makes_layer(e.then, is_layer) or makes_layer(e.orelse, is_layer)
+    callee = callee_name(e)
+    return callee is not None and is_layer(callee)
+
+
+def label_source(stage: ast.Stage, names: NameMap) -> str:
+    """A numbered label as a Python f-string: `denselayer{i + 1}` -> f"denselayer{i + 1}", spelled
+    as Python's `ast.unparse` spells it (code.py reads attribute chains back that way)."""
+    pieces = [p if isinstance(p, str) else "{" + py_expr(p, names) + "}" for p in stage.label_parts]
+    quote = "'" if any('"' in p for p in pieces) else '"'
+    return py.unparse(py.parse(f"f{quote}{''.join(pieces)}{quote}", mode="eval"))
+
+
+def parameter_source(s: ast.ParamTensor, names: NameMap) -> str:
+    """A parameter tensor's first value, as its initializer makes it (ops/internal.py):
+    `torch.zeros(1, 1, d)`, `torch.empty(1, seq, d).normal_(std=0.02)`, `torch.full((d,), 1e-06)`."""
+    dims = [d.name if isinstance(d, ast.DimExample) else py_expr(d, names) for d in s.type.dims]
+    dtype = "" if (s.type.dtype or "f32") == "f32" else f", dtype=torch.{TORCH_DTYPES[s.type.dtype]}"
+    shape, e = ", ".join(dims), s.init
+    name = (e.func if isinstance(e, ast.Call) else e).id if isinstance(e, (ast.Name, ast.Call)) else None
+    if e is None or name in ("zeros", "ones"):
+        return f"torch.{name or 'zeros'}({shape}{dtype})"
+    if name not in INITIALIZERS:  # a number: every entry that value
+        return f"torch.full({py_value_tuple(dims)}, {py_expr(e, names)}{dtype})"
+    init = INITIALIZERS[name]
+    given = dict(zip((p.name for p in init.params), (a.value for a in e.args if a.name is None)))
+    given.update({a.name: a.value for a in e.args if a.name is not None})
+    if name == "normal":
+        args = [f"{k}={py_expr(given[k], names)}" for k in ("mean", "std") if k in given]
+    else:  # torch's uniform_(a, b), both positional
+        args = [py_expr(given[p.name], names) if p.name in given else py_value(p.default) for p in init.params]
+    return f"torch.empty({shape}{dtype}).{name}_({', '.join(args)})"
+
+
 class _Rebound(StmtWalker):
     def __init__(self) -> None:
         self.names: set[str] = set()
@@ -91,6 +134,9 @@ class _SequentialCheck(StmtVisitor[bool]):
 
     def visit_input(self, s: ast.Input) -> bool:
         return True
+
+    def visit_param_tensor(self, s: ast.ParamTensor) -> bool:
+        return False  # an nn.Sequential holds modules only
 
     def visit_assert(self, s: ast.Assert) -> bool:
         return True

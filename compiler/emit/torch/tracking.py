@@ -224,7 +224,7 @@ class SizeTracking:
         return counts.pop() if len(counts) == 1 else None
 
     _STATE = ("shapes", "fwd_params", "layers", "layer_stages", "pending_layers", "size_args", "helpers", "exposure_tokens",
-              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs")
+              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs", "tensor_refs")
 
     def _snapshot(self) -> dict:
         """What writing statements changes, for `_loop_invariant`'s trial run."""
