@@ -80,3 +80,22 @@ def _tie_aliases(graph, module) -> dict:
             if key in state:
                 out[key] = tuple(state[key].shape)
     return out
+
+
+@pytest.mark.parametrize("spec, params, shape", [
+    ("pixelcnn.arch", {"h": 32, "n_blocks": 2}, (1, 1, 28, 28)),
+    ("densenet121.arch", {"growth": 12, "blocks": [2, 2, 2, 2]}, (1, 3, 224, 224)),
+    ("digits_cnn.arch", {"widths": [8, 16], "num_classes": 3}, (2, 1, 8, 8)),
+], ids=["pixelcnn", "densenet121", "digits_cnn"])
+def test_torch_module_with_parameters_is_the_module_the_ir_compiles(spec, params, shape):
+    """dlc.torch_module(spec, **params) compiles the spec with those parameters and builds that
+    module: its weights are the compiled graph's, and it runs."""
+    import dlc
+
+    graph = compile_file(SPEC / spec, params=params).graphs[compile_file(SPEC / spec).resolved.networks()[-1].name]
+    module = dlc.torch_module(SPEC / spec, **params).eval()
+    assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == {w.name: w.shape for w in graph.weights}
+    with torch.no_grad():
+        out = module(torch.zeros(shape))
+    (_, vid), = graph.outputs
+    assert list(out.shape[1:]) == [d.value for d in graph.values[vid].type.shape[1:]]  # (B, classes) or (B, 256, 28, 28)

@@ -83,6 +83,7 @@ class Graph:
     span: Span
     calls: tuple[BlockCall, ...] = ()  # block instances, in the order their expansion finished
     weights: tuple[Weight, ...] = ()  # filled by the `params` pass
+    params: tuple[tuple[str, Any], ...] = ()  # the network's parameter values it was expanded with
 
     def value(self, vid: int) -> Value:
         return self.values[vid]

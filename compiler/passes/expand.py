@@ -91,7 +91,8 @@ class _Expander(Evaluator):
             self.diags.add(messages.missing_output(d.name_span, d.name))
         self.examples.setdefault("B", 1)
         return Graph(d.name, tuple(graph_inputs), tuple(outputs), tuple(self.nodes), tuple(self.values),
-                     tuple(sorted(self.examples.items())), d.span, tuple(self.calls))
+                     tuple(sorted(self.examples.items())), d.span, tuple(self.calls),
+                     params=tuple((p.name, scope.env[p.name]) for p in d.params))
 
     def graph_input(self, s: ast.Input, scope: Scope) -> Any:
         if s.type is None:

@@ -392,20 +392,8 @@ class SizeTracking:
 
     def _param_values(self, inst: Instance) -> dict[str, Any]:
         """The parameters' values in an instance: its call's arguments, or for a network compiled
-        on its own the defaults (those that integer arithmetic of earlier ones gives)."""
-        if inst.call is not None:
-            return dict(inst.call.args)
-        values: dict[str, Any] = {}
-        for p in self.d.params:
-            if isinstance(p.default, ast.Literal):
-                values[p.name] = p.default.value
-            elif p.default is not None:
-                size = spec_size(p.default, lambda n: f"={n}")
-                env = {f"={k}": v for k, v in values.items() if _is_int(v)}
-                if size.symbols() <= set(env) and not any(s.startswith("=") and s[1:] not in self.params
-                                                          for s in size.symbols()):
-                    values[p.name] = size.evaluate(env)
-        return values
+        on its own the values it was expanded with."""
+        return dict(inst.call.args) if inst.call is not None else dict(inst.graph.params)
 
     def _given(self, op: OpDef, stage: ast.Stage) -> dict[str, ast.Expr]:
         """The attributes the stage writes, by parameter name (`tie=` is not an attribute)."""
