@@ -7,7 +7,7 @@ from .ops.table import REQUIRED
 # The sections of docs/ops.md, in order; every op's category is one of them, except "internal"
 # (ops the compiler inserts itself, which docs/ops.md does not list).
 CATEGORIES = ("convolution", "pooling", "normalization", "regularization", "activation", "dense", "shape",
-               "combine", "indexing", "attention", "sequence", "recurrent", "generative")
+               "combine", "indexing", "attention", "sequence", "recurrent", "generative", "loss")
 
 
 def ops_markdown() -> str:

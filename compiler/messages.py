@@ -9,7 +9,7 @@ grouped by phase:
     E00xx syntax                E03xx block expansion
     E01xx files and imports     E04xx shapes and weights (checkpoints included)
     E02xx names and arguments   E05xx compile-time evaluation
-                                E06xx limits of a backend (PyTorch, ONNX, TVM)
+    E07xx training definitions  E06xx limits of a backend (PyTorch, ONNX, TVM)
 
 A code that is retired is never given to another message: E0402 ("dtype error", never emitted).
 
@@ -173,9 +173,14 @@ def wrong_input_count(span: Span, callee: str, least: int, most: int, given: int
                       Label(span, f"{given} tensor(s) flow in here"))
 
 
-def wrong_output_count(span: Span, expected: int, given: int) -> Diagnostic:
-    return Diagnostic("E0205", f"this chain produces {given} tensor(s) but {expected} name(s) are bound",
-                      Label(span, f"{given} output(s)"))
+def wrong_output_count(span: Span, expected: int, given: int, callee: str | None = None,
+                       outputs: Sequence[str] = ()) -> Diagnostic:
+    """`callee` and its `outputs`: the block or network whose outputs the chain ends with, if it does."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    notes = (f"`{callee}` outputs {', '.join(f'`{o}`' for o in outputs)}",) if callee and outputs else ()
+    return Diagnostic("E0205", f"this chain produces {count(given, 'tensor')} but {count(expected, 'name')} "
+                      f"{'is' if expected == 1 else 'are'} bound", Label(span, count(given, "output")), notes=notes)
 
 
 def not_a_tensor(span: Span, name: str) -> Diagnostic:
@@ -533,6 +538,68 @@ def no_onnx_form(span: Span, op: str, why: str) -> Diagnostic:
 def no_tvm_form(span: Span, network: str, why: str) -> Diagnostic:
     return Diagnostic("E0603", f"`{network}` cannot be compiled with TVM: {why}", Label(span, "this network"),
                       help="its PyTorch and ONNX exports work; the README lists the ops TVM's importer lacks")
+
+
+# --- E07xx training definitions ---------------------------------------------------------
+
+def train_unknown(span: Span, what: str, name: str, known: Sequence[str]) -> Diagnostic:
+    """`what`: "data set", "optimizer", "schedule", "setting", "picture", "model"."""
+    return Diagnostic("E0701", f"unknown {what} `{name}`", Label(span, f"not a known {what}"),
+                      notes=(f"known: {', '.join(f'`{k}`' for k in known)}",) if known else (),
+                      help=did_you_mean(name, known))
+
+
+def train_bad_option(span: Span, owner: str, name: str, problem: str, known: Sequence[str] = ()) -> Diagnostic:
+    """An argument of a data set, optimizer, schedule, picture or `config` that does not fit."""
+    return Diagnostic("E0702", f"bad argument `{name}` of {owner}: {problem}", Label(span, problem),
+                      help=did_you_mean(name, known) if known else None)
+
+
+def train_missing(span: Span, train: str, what: str, hint: str) -> Diagnostic:
+    return Diagnostic("E0703", f"train `{train}` has no {what}", Label(span, f"needs {what}"), help=hint)
+
+
+def train_twice(span: Span, what: str, first: Span) -> Diagnostic:
+    return Diagnostic("E0704", f"{what} is given more than once", Label(span, "given again here"),
+                      (Label(first, "first given here"),))
+
+
+def model_not_network(span: Span, name: str, kind: str) -> Diagnostic:
+    return Diagnostic("E0705", f"`{name}` is {kind}, not a network", Label(span, "a model must be a network"),
+                      help="`model NAME = Network(args)` trains a network of the spec (a block has no typed inputs)")
+
+
+def objective_not_scalar(span: Span, name: str, found: str) -> Diagnostic:
+    return Diagnostic("E0706", f"output `{name}` of a training step must be a float scalar, found {found}",
+                      Label(span, f"is {found}"),
+                      help="make it one number with a loss op (`cross_entropy`, `mse`, `kl_normal`, ...) or a mean "
+                           "over every dim (`mean([0, 1])`)")
+
+
+def data_field_mismatch(span: Span, name: str, declared: str, data: str, found: str) -> Diagnostic:
+    return Diagnostic("E0707", f"input `{name}` does not fit data `{data}`: {found}",
+                      Label(span, f"declared {declared}"))
+
+
+def classes_mismatch(span: Span, field: str, data: str, classes: int, width: int) -> Diagnostic:
+    return Diagnostic("E0708", f"data `{data}` has {classes} classes in `{field}`, but the logits have {width}",
+                      Label(span, f"{width} classes here"),
+                      help=f"give the network's head {classes} outputs")
+
+
+def freeze_unknown(span: Span, model: str, path: str, known: Sequence[str]) -> Diagnostic:
+    return Diagnostic("E0709", f"model `{model}` has no part `{path}` to freeze", Label(span, "no weights under this name"),
+                      notes=(f"its top-level parts: {', '.join(f'`{k}`' for k in known)}",) if known else (),
+                      help=did_you_mean(path, known))
+
+
+def show_unfit(span: Span, kind: str, problem: str) -> Diagnostic:
+    return Diagnostic("E0710", f"`{kind}` cannot be shown here: {problem}", Label(span, problem))
+
+
+def model_unused(span: Span, name: str) -> Diagnostic:
+    return Diagnostic("E0711", f"model `{name}` is never used by a step", Label(span, "declared here"),
+                      help=f"apply it in the objective (`y = x -> {name}`) or remove it")
 
 
 # --- network parameters given by the caller (ParamError texts: usage errors, no code) --

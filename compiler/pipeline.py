@@ -12,17 +12,19 @@ value the network cannot use is a located diagnostic where it is used.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import messages
 from .diagnostics import CompileError, Diagnostic, Diagnostics
 from .ir.graph import Graph
+from .ir.train import TrainPlan
 from .passes.expand import expand
 from .passes.infer_shapes import infer_shapes
 from .passes.params import collect_weights
 from .passes.resolve import DefRef, Resolved, resolve
+from .passes.train import check_train
 from .source import SourceMap, Span, display_path
 from .syntax.load import load_program
 
@@ -41,6 +43,7 @@ class Compilation:
     diagnostics: tuple[Diagnostic, ...]
     sources: SourceMap
     resolved: Resolved | None
+    trains: dict[str, TrainPlan] = field(default_factory=dict)  # `train` definitions, checked (without --model)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +91,27 @@ def compile_file(path: str | Path, model: str | None = None, text: str | None = 
         for graph_pass in GRAPH_PASSES:
             graph = graph_pass(graph, diags)
         graphs[ref.name] = graph
-    return Compilation(program.root, graphs, tuple(diags.sorted()), sources, resolved)
+    trains = _check_trains(resolved, diags, program.root) if model is None else {}
+    return Compilation(program.root, graphs, tuple(diags.sorted()), sources, resolved, trains)
+
+
+def _check_trains(resolved: Resolved, diags: Diagnostics, root: str) -> dict[str, TrainPlan]:
+    """Each training definition of the root file: its step networks through the graph passes, then
+    the training checks (compiler/passes/train.py)."""
+    plans = {}
+    for ref in resolved.trains():
+        graphs: dict[str, Graph | None] = {}
+        for _, step in ref.steps:
+            before = len(diags)
+            graph = expand(resolved, step, diags)
+            if graph is not None:
+                for graph_pass in GRAPH_PASSES:
+                    graph = graph_pass(graph, diags)
+            graphs[step.name] = graph if len(diags) == before else None  # reported: no checks of a partial graph
+        plan = check_train(resolved, ref, graphs, diags, root)
+        if plan is not None:
+            plans[ref.name] = plan
+    return plans
 
 
 def network_params(ref: DefRef, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(run=cmd_bench, command="bench", target="llvm", arch=None, target_json=None)
 
+    tr = sub.add_parser("train", help="run a spec's `train` definition: `dlc train SPEC -o runs/NAME`")
+    tr.add_argument("file", type=Path, metavar="SPEC")
+    tr.add_argument("--train", dest="train_name", metavar="NAME",
+                    help="the training definition to run (default: the first one in the file)")
+    tr.add_argument("-o", "--output", type=Path, metavar="DIR", help="run directory (default: runs/<NAME>)")
+    tr.add_argument("--resume", action="store_true", help="go on from DIR/last.state.pt (after a kill or Ctrl-C)")
+    tr.add_argument("--epochs", type=int, metavar="N", help="train N epochs instead of `config epochs`")
+    tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (default: cpu)")
+    tr.add_argument("--nproc", type=int, default=1, metavar="N",
+                    help="N processes on torch.distributed (torchrun, DDP; gloo on CPU), sharing each batch")
+    tr.add_argument("--max-steps", type=int, metavar="N", help="stop after N batches, checkpointing (smoke runs)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    tr.set_defaults(run=cmd_train, command="train")
+
     convert = sub.add_parser("convert-weights", help="rename a torchvision or Hugging Face checkpoint's keys into "
                                                      "a dlc checkpoint: `dlc convert-weights SPEC CKPT --from SOURCE -o OUT`")
     convert.add_argument("file", type=Path, metavar="SPEC")
@@ -339,6 +353,68 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
 
         describe(built.tuning, sys.stderr)
     return True
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc < 1 or (args.epochs is not None and args.epochs < 1) or (args.max_steps is not None and args.max_steps < 1):
+        raise UsageError("--nproc, --epochs and --max-steps take a positive number")
+    result = compile_file(args.file)
+    if not result.ok:
+        _report(result)
+        return 1
+    plans = result.trains
+    if not plans:
+        raise UsageError(f"{args.file} has no `train` definition (docs/language.md, \"Training definitions\")")
+    name = args.train_name or list(plans)[0]
+    if name not in plans:
+        raise UsageError(f"{args.file} has no training definition `{name}`; it has {', '.join(plans)}")
+    out = args.output or Path("runs") / name
+    if args.resume and not (out / "last.state.pt").is_file():
+        raise UsageError(f"--resume: {out} holds no run to resume (no last.state.pt)")
+    if not args.resume and (out / "last.state.pt").exists() and "LOCAL_RANK" not in os.environ:
+        raise UsageError(f"{out} holds a run already: pass --resume to go on with it, or another -o")
+    if args.nproc > 1:
+        return _torchrun(args)
+    from dlc.runtime.train import data as datasets
+    from dlc.runtime.train.loop import Options, train
+    from dlc.runtime.train.modules import TrainError
+
+    try:
+        done = train(result, plans[name], Options(out, args.resume, args.device, args.quiet, args.epochs,
+                                                  args.max_steps))
+    except (TrainError, datasets.DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if done.interrupted:
+        print(f"stopped after epoch {done.epochs}: {out}/last.state.pt saved; `dlc train {args.file} -o {out} "
+              f"--resume` goes on", file=sys.stderr)
+        return 130 if done.interrupted and args.max_steps is None else 0
+    if os.environ.get("RANK", "0") == "0":
+        for note in done.notes:
+            print(f"note: {note}", file=sys.stderr)
+        test = "  ".join(f"{k} {v:.4f}" for k, v in sorted(done.test.items()))
+        print(f"test: {test}  ({done.seconds:.1f} s; {out}/summary.json)")
+    return 0
+
+
+def _torchrun(args: argparse.Namespace) -> int:
+    """The same command under torchrun, N processes on this machine (gloo on CPU)."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+            "-m", "dlc", "train", str(args.file), "-o", str(args.output or Path("runs") / (args.train_name or "")),
+            "--device", args.device]
+    if args.output is None:
+        argv[argv.index("-o") + 1] = str(Path("runs") / (args.train_name or _last_train(args.file)))
+    for flag, value in (("--train", args.train_name), ("--epochs", args.epochs), ("--max-steps", args.max_steps)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--resume"] * args.resume + ["--quiet"] * args.quiet
+    return subprocess.call(argv, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+
+
+def _last_train(path: Path) -> str:
+    return list(compile_file(path).trains)[0]
 
 
 def cmd_convert_weights(args: argparse.Namespace) -> int:

@@ -355,6 +355,34 @@ class Clamp(nn.Module):
         return f"min={self.min}, max={self.max}"
 
 
+class Bits(nn.Module):
+    """x / ln 2: nats to bits."""
+
+    def forward(self, x):
+        return x / math.log(2)
+
+
+class Detach(nn.Module):
+    """x.detach(): the same values, with no gradient flowing back."""
+
+    def forward(self, x):
+        return x.detach()
+
+
+class ToLevels(nn.Module):
+    """Intensities in [0, 1] to int64 levels: clamp(floor(x * levels), 0, levels - 1)."""
+
+    def __init__(self, levels):
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x):
+        return (x * self.levels).floor().clamp(0, self.levels - 1).long()
+
+    def extra_repr(self):
+        return f"levels={self.levels}"
+
+
 def drop_path(x, p, training=True):
     """Stochastic depth (Huang et al. 2016), torchvision's `stochastic_depth(x, p, "row")`: while
     training, each sample's whole tensor is zeroed with probability p and the others are scaled by

@@ -41,7 +41,8 @@ def test_a_rule_on_static_sizes_agrees_with_the_rule_on_values(case, what):
     """Where the rule can say something on static symbols, substituting the values gives exactly
     its answer on the values; where it cannot, it says nothing (None), never something else."""
     op, attrs = OPS[case.op], full_attrs(case)
-    concrete = op.infer(attrs, [TensorType(case.dtype, tuple(map(Dim.const, s))) for s in case.shapes])
+    concrete = op.infer(attrs, [TensorType(dtype, tuple(map(Dim.const, s)))
+                                for dtype, s in zip(case.dtypes(), case.shapes, strict=True)])
     env: dict[str, int] = {}
     sym_attrs = attrs
     if what in ("attrs", "both"):
@@ -54,7 +55,7 @@ def test_a_rule_on_static_sizes_agrees_with_the_rule_on_values(case, what):
         # a size that is 1 stays 1, as the emitter keeps it (rules must see it to broadcast)
         shapes.append([Dim.const(1) if size == 1 else _sym(f"x{i}_{d}") for d, size in enumerate(s)])
         env.update({f"=x{i}_{d}": size for d, size in enumerate(s) if size != 1})
-    sizes = infer_sizes(op, sym_attrs, placeholder_types([case.dtype] * len(shapes), shapes), len(concrete))
+    sizes = infer_sizes(op, sym_attrs, placeholder_types(case.dtypes(), shapes), len(concrete))
     assert len(sizes) == len(concrete)
     for got, want in zip(sizes, concrete, strict=True):
         if got is None:

@@ -35,7 +35,11 @@ class Case:
     op: str
     attrs: dict = field(default_factory=dict)
     shapes: list = field(default_factory=list)
-    dtype: str = "f32"
+    dtype: str | tuple[str, ...] = "f32"  # of every input, or one per input
+    unit: bool = False  # float inputs drawn from [0, 1) (probabilities), not N(0, 1)
+
+    def dtypes(self) -> list[str]:
+        return list(self.dtype) if isinstance(self.dtype, tuple) else [self.dtype] * len(self.shapes)
 
     def __str__(self) -> str:
         return f"{self.op}({', '.join(f'{k}={v}' for k, v in self.attrs.items())}){self.shapes}"
@@ -121,6 +125,15 @@ CASES = [
     C("mean", {"dim": 1}, [(2, 3, 4)]), C("cosine_similarity", {}, [(2, 5, 3), (2, 5, 3)]),
     C("cosine_similarity", {"dim": -1, "eps": 1e-6}, [(2, 5), (1, 5)]),
     C("reparameterize", {}, [(2, 4), (2, 4)]),
+    C("cross_entropy", {}, [(4, 5), (4,)], ("f32", "i64")),
+    C("cross_entropy", {"axis": -1, "smoothing": 0.1, "reduce": "sum"}, [(2, 3, 5), (2, 3)], ("f32", "i64")),
+    C("cross_entropy", {"axis": 2}, [(2, 3, 4), (2, 3, 4)], unit=True),
+    C("mse", {}, [(2, 3), (2, 3)]), C("l1", {"reduce": "sum"}, [(2, 3, 4), (2, 3, 4)]),
+    C("bce", {}, [(2, 3), (2, 3)], unit=True), C("bce_logits", {"reduce": "sum"}, [(2, 3), (2, 3)]),
+    C("kl_normal", {}, [(2, 4), (2, 4)]), C("kl_normal", {"reduce": "mean"}, [(2, 3, 4), (2, 3, 4)]),
+    C("accuracy", {}, [(4, 3), (4,)], ("f32", "i64")), C("accuracy", {"axis": -1}, [(2, 3, 4), (2, 3)], ("f32", "i64")),
+    C("bits", {}, [()]), C("bits", {}, [(2, 3)]), C("detach", {}, [(2, 3)]),
+    C("to_levels", {"levels": 4}, [(2, 3)], unit=True),
 ]
 
 
@@ -164,10 +177,10 @@ def op_source(case: Case, attrs: dict) -> OpSource:
 
 
 def inputs_of(case: Case, attrs: dict) -> list[torch.Tensor]:
+    """Ids below `num` (an embedding's) or 2 (class indices), floats from N(0, 1) or [0, 1)."""
     torch.manual_seed(0)
-    if case.dtype == "i64":
-        return [torch.randint(0, attrs["num"], s) for s in case.shapes]
-    return [torch.randn(*s) for s in case.shapes]
+    return [torch.randint(0, attrs.get("num", 2), s) if dtype == "i64" else torch.rand(s) if case.unit
+            else torch.randn(s) for dtype, s in zip(case.dtypes(), case.shapes, strict=True)]
 
 
 def as_tuple(out) -> tuple:
@@ -202,7 +215,8 @@ def test_helpers_exist_and_are_used():
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_entry_matches_the_compiler(case):
     attrs = full_attrs(case)
-    types = [TensorType(case.dtype, tuple(Dim.const(d) for d in s)) for s in case.shapes]
+    types = [TensorType(dtype, tuple(Dim.const(d) for d in s)) for dtype, s in zip(case.dtypes(), case.shapes,
+                                                                                     strict=True)]
     expected = [dims(t.shape) for t in OPS[case.op].infer(attrs, types)]
     entry, src = OPS[case.op].torch, op_source(case, attrs)
     ns = namespace(entry.helpers)

@@ -7,7 +7,7 @@ compiler/emit/torch/forms.py) and `onnx` (a converter, written with
 compiler/emit/onnx/context.py). TVM imports the ONNX form and needs none of its own.
 
 Entries live in family modules beside this one (activation, conv, pool, norm, dense, shape,
-combine, indexing, embedding, attention, recurrent, generative, internal), each op's forms in
+combine, indexing, embedding, attention, recurrent, generative, loss, internal), each op's forms in
 the same `OpDef(...)` as its shape rule. Adding an op means adding one entry to its family and
 its test cases, nothing else; tests/test_op_registry.py checks that every entry is complete.
 """

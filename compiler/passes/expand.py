@@ -174,12 +174,21 @@ class _Expander(Evaluator):
     def bind(self, s: ast.Bind, scope: Scope) -> None:
         outs = self.chain(s.chain, scope)
         if len(outs) != len(s.names) and POISON not in outs:
-            self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs)))
+            callee, names = self._producer(outs)
+            self.diags.add(messages.wrong_output_count(s.chain.span, len(s.names), len(outs), callee, names))
             raise Fail
         for name, value in zip(s.names, outs if len(outs) == len(s.names) else [POISON] * len(s.names)):
             if isinstance(value, Tensor):
                 self.name_value(value, name)
             scope.env[name] = value
+
+    def _producer(self, outs: list) -> tuple[str | None, list[str]]:
+        """The block or network whose outputs `outs` are (the chain's last stage), and their names."""
+        vids = tuple(t.vid for t in outs if isinstance(t, Tensor))
+        for call in reversed(self.calls):
+            if call.outputs == vids:
+                return call.frame.block, [self.values[v].name or "?" for v in vids]
+        return None, []
 
     def check_assert(self, s: ast.Assert, scope: Scope) -> None:
         if not self.eval(s.cond, scope):

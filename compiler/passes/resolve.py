@@ -16,6 +16,7 @@ from .. import messages
 from ..diagnostics import Diagnostics
 from ..ops import OPS
 from ..syntax import ast
+from ..syntax.desugar import step_defs
 from ..syntax.load import Program
 from ..syntax.visitor import StmtVisitor, bound_tensors
 from .decorators import check_decorators
@@ -41,10 +42,24 @@ class LetRef:
     module: str
 
 
+@dataclass(frozen=True)
+class TrainRef:
+    """A `train` definition with the step networks it stands for (compiler/syntax/desugar.py)."""
+
+    node: ast.Train
+    module: str
+    steps: tuple[tuple[ast.Step | None, DefRef], ...]
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
 @dataclass
 class ModuleScope:
     path: str
     defs: dict[str, DefRef] = field(default_factory=dict)
+    trains: dict[str, TrainRef] = field(default_factory=dict)
     lets: dict[str, LetRef] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> module path
 
@@ -63,6 +78,11 @@ class Resolved:
         path = module or self.program.root
         return [DefRef(item, path) for item in self.program.modules[path].items
                 if isinstance(item, ast.Def) and item.kind == "network"]
+
+    def trains(self, module: str | None = None) -> list[TrainRef]:
+        """Training definitions in `module` (default: the root file), in source order."""
+        path = module or self.program.root
+        return list(self.scopes[path].trains.values())
 
     def lookup_def(self, module: str, qualname: tuple[str, ...]) -> DefRef | None:
         scope = self.scopes[module]
@@ -87,6 +107,12 @@ def resolve(program: Program, diags: Diagnostics) -> Resolved:
                 _BodyChecker(scopes[path], scopes, diags).check_def(item)
                 if len(diags) > before:
                     broken.add(id(item))
+            elif isinstance(item, ast.Train) and item.name in scopes[path].trains:
+                before = len(diags)
+                for step, ref in scopes[path].trains[item.name].steps:
+                    _BodyChecker(scopes[path], scopes, diags).check_def(ref.node)
+                    if len(diags) > before:
+                        broken.add(id(ref.node))
     return Resolved(program, scopes, frozenset(broken))
 
 
@@ -96,11 +122,14 @@ def _own_scope(module: ast.Module, diags: Diagnostics) -> ModuleScope:
     for item in module.items:
         if isinstance(item, ast.Import):
             continue
+        if isinstance(item, ast.Train):
+            _add_train(scope, item, first, diags)
+            continue
         name = item.name
         span = item.name_span if isinstance(item, ast.Def) else item.span
         if name in first:
             prev = first[name]
-            diags.add(messages.duplicate_definition(span, name, prev.name_span if isinstance(prev, ast.Def) else prev.span))
+            diags.add(messages.duplicate_definition(span, name, prev.name_span if isinstance(prev, (ast.Def, ast.Train)) else prev.span))
             continue
         if isinstance(item, ast.Def) and name in OPS:
             diags.add(messages.shadows_op(span, name))
@@ -111,6 +140,28 @@ def _own_scope(module: ast.Module, diags: Diagnostics) -> ModuleScope:
         else:
             scope.lets[name] = LetRef(item, module.path)
     return scope
+
+
+def _add_train(scope: ModuleScope, train: ast.Train, first: dict, diags: Diagnostics) -> None:
+    """A training definition's name and its step networks' names share the file's namespace."""
+    steps = step_defs(train)
+    for _, d in steps:
+        if d.name in first:
+            prev = first[d.name]
+            diags.add(messages.duplicate_definition(d.name_span, d.name, prev.name_span if isinstance(prev, (ast.Def, ast.Train)) else prev.span))
+            return
+    if train.name in first and all(d.name != train.name for _, d in steps):
+        prev = first[train.name]
+        diags.add(messages.duplicate_definition(train.name_span, train.name, prev.name_span if isinstance(prev, (ast.Def, ast.Train)) else prev.span))
+        return
+    first[train.name] = train
+    refs = []
+    for step, d in steps:
+        first[d.name] = d
+        ref = DefRef(d, scope.path)
+        scope.defs[d.name] = ref
+        refs.append((step, ref))
+    scope.trains[train.name] = TrainRef(train, scope.path, tuple(refs))
 
 
 def _add_imports(scopes: dict[str, ModuleScope], path: str, program: Program, diags: Diagnostics) -> None:
@@ -132,7 +183,9 @@ def _add_imports(scopes: dict[str, ModuleScope], path: str, program: Program, di
 
 
 def _exported(scope: ModuleScope) -> dict[str, DefRef]:
-    return {name: ref for name, ref in scope.defs.items() if ref.module == scope.path}
+    """What an import of the module brings: its own blocks and networks (not its step networks)."""
+    steps = {ref.name for t in scope.trains.values() for _, ref in t.steps}
+    return {name: ref for name, ref in scope.defs.items() if ref.module == scope.path and name not in steps}
 
 
 class _BodyChecker(StmtVisitor[None]):

@@ -269,4 +269,60 @@ class Import:
 @dataclass(frozen=True, slots=True)
 class Module:
     path: str
-    items: tuple[Import | Let | Def, ...]
+    items: tuple[Import | Let | Def | Train, ...]
+
+
+# --- training definitions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """`model net = DigitsCNN(num_classes=5) from "best.safetensors" freeze ["features"]`."""
+
+    name: str
+    callee: tuple[str, ...]
+    args: tuple[Arg, ...]
+    weights: Expr | None  # after `from`: a checkpoint path
+    freeze: Expr | None  # after `freeze`: a list of module paths
+    span: Span
+    callee_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A keyword statement of a training definition with a name and arguments: `data digits(size=28)`,
+    `optimizer adam(lr=1e-3) for G`, `schedule cosine(warmup=100)`, `show confusion(net)`, and
+    `config batch=64` (kind "config", no name)."""
+
+    kind: str  # "data" | "config" | "optimizer" | "schedule" | "show"
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+    targets: tuple[str, ...] = ()  # `optimizer ... for G, D`
+    label: str | None = None  # `show grid = prior(...)`
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """`step discriminator(every=1) { optimizer ...; statements }`."""
+
+    name: str
+    args: tuple[Arg, ...]
+    settings: tuple[Setting, ...]
+    body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Train:
+    """`train NAME { ... }`: what to train, on what, and the objective (docs/language.md)."""
+
+    name: str
+    models: tuple[Model, ...]
+    settings: tuple[Setting, ...]
+    body: tuple[Stmt, ...]  # statements outside any step: shared by every step
+    steps: tuple[Step, ...]
+    span: Span
+    name_span: Span

@@ -129,7 +129,8 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str):
                                      _misspelled_keyword(text, tok))
 
 
-_KEYWORDS = ("input", "param", "output", "let", "for", "if", "else", "assert", "import", "block", "network")
+_KEYWORDS = ("input", "param", "output", "let", "for", "if", "else", "assert", "import", "block", "network",
+             "train", "model", "data", "config", "optimizer", "schedule", "step", "show", "from", "freeze")
 
 
 def _misspelled_keyword(text: str, tok: Token) -> str | None:
@@ -192,6 +193,45 @@ class _ToAst(Transformer):
 
     def param(self, meta, c):
         return ast.Param(str(c[0]), c[1], self._span(meta))
+
+    # training definitions
+    def train_def(self, meta, c):
+        name, items = c[0], _flatten(c[1:])
+        models = tuple(i for i in items if isinstance(i, ast.Model))
+        settings = tuple(i for i in items if isinstance(i, ast.Setting))
+        steps = tuple(i for i in items if isinstance(i, ast.Step))
+        body = tuple(i for i in items if not isinstance(i, (ast.Model, ast.Setting, ast.Step)))
+        return ast.Train(str(name), models, settings, body, steps, self._span(meta), _tok_span(self.path, name))
+
+    def model_stmt(self, meta, c):
+        name, (callee, callee_span), args, weights, freeze = c
+        return ast.Model(str(name), callee, tuple(args or ()), weights, freeze, self._span(meta), callee_span)
+
+    def data_stmt(self, meta, c):
+        return self._setting(meta, "data", c[0], c[1])
+
+    def config_stmt(self, meta, c):
+        return ast.Setting("config", "config", tuple(c[0] or ()), self._span(meta), self._span(meta))
+
+    def optimizer_stmt(self, meta, c):
+        return self._setting(meta, "optimizer", c[0], c[1], targets=c[2] or ())
+
+    def schedule_stmt(self, meta, c):
+        return self._setting(meta, "schedule", c[0], c[1])
+
+    def show_stmt(self, meta, c):
+        label, name, args = c
+        return self._setting(meta, "show", name, args, label=str(label) if label else None)
+
+    def _setting(self, meta, kind, name, args, targets=(), label=None):
+        return ast.Setting(kind, str(name), tuple(args or ()), self._span(meta), _tok_span(self.path, name),
+                           tuple(targets), label)
+
+    def step_def(self, meta, c):
+        name, args, items = c[0], c[1], _flatten(c[2:])
+        settings = tuple(i for i in items if isinstance(i, ast.Setting))
+        body = tuple(i for i in items if not isinstance(i, ast.Setting))
+        return ast.Step(str(name), tuple(args or ()), settings, body, self._span(meta), _tok_span(self.path, name))
 
     # statements
     def input_stmt(self, meta, c):

@@ -490,8 +490,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         else:
             self._assign(attr, construct)
         ref_src = attr_ref(attr)
-        if not looped:  # a child's sizes, read from the one instance built here
-            out_shapes = [[self._child_dim(key, ref_src, k, d, len(s), dim) for d, dim in enumerate(s)]
+        if not looped:  # a child's sizes, read from the one instance built here (the last of a repeat)
+            reader = f"{ref_src}[-1]" if repeat else ref_src
+            out_shapes = [[self._child_dim(key, reader, k, d, len(s), dim) for d, dim in enumerate(s)]
                           for k, s in enumerate(out_shapes)]
             self._read_now(outs, out_shapes)
         if stage.label and not stage.label_parts:
