@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--nproc", type=int, default=1, metavar="N",
                     help="N processes on torch.distributed (torchrun, DDP; gloo on CPU), sharing each batch")
     tr.add_argument("--max-steps", type=int, metavar="N", help="stop after N batches, checkpointing (smoke runs)")
+    tr.add_argument("--data", metavar="KIND[:PATH]",
+                    help="read this data instead of the definition's: digits, text[:FILE], npz:FILE, images:DIR "
+                         "(checked against the declared inputs before training)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     tr.set_defaults(run=cmd_train, command="train")
 
@@ -373,6 +376,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume: {out} holds no run to resume (no last.state.pt)")
     if not args.resume and (out / "last.state.pt").exists() and "LOCAL_RANK" not in os.environ:
         raise UsageError(f"{out} holds a run already: pass --resume to go on with it, or another -o")
+    plan = plans[name] if args.data is None else _with_data(plans[name], args.data)
     if args.nproc > 1:
         return _torchrun(args)
     from dlc.runtime.train import data as datasets
@@ -380,10 +384,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dlc.runtime.train.modules import TrainError
 
     try:
-        done = train(result, plans[name], Options(out, args.resume, args.device, args.quiet, args.epochs,
+        done = train(result, plan, Options(out, args.resume, args.device, args.quiet, args.epochs,
                                                   args.max_steps))
     except (TrainError, datasets.DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process finds the same mistake
+            print(f"error: {err}", file=sys.stderr)
         return 1
     if done.interrupted:
         print(f"stopped after epoch {done.epochs}: {out}/last.state.pt saved; `dlc train {args.file} -o {out} "
@@ -397,6 +402,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_data(plan, text: str):
+    """The plan reading `--data KIND[:PATH]`: options the new kind shares with the definition's data
+    are kept, the others take their defaults; the runtime checks the fields against the inputs."""
+    import dataclasses
+
+    from dlc.compiler.ir.train import Option, options
+    from dlc.compiler.passes.train import DATASETS, REQUIRED
+
+    kind, _, path = text.partition(":")
+    if kind not in DATASETS:
+        raise UsageError(f"--data {text}: unknown data set `{kind}`; the kinds are {', '.join(DATASETS)}")
+    given = options(plan.data.options)
+    values = {}
+    for key, arg in DATASETS[kind].items():
+        if key == "path":
+            value = path or (given.get(key, arg.default) if kind == plan.data.kind else arg.default)
+        else:
+            value = given.get(key, arg.default)
+        if value is REQUIRED:
+            raise UsageError(f"--data {text}: `{kind}` needs a path: --data {kind}:PATH")
+        try:
+            values[key] = arg.check(value)
+        except ValueError as err:
+            raise UsageError(f"--data {text}: `{key}` {err}") from None
+    if path and "path" not in DATASETS[kind]:
+        raise UsageError(f"--data {text}: `{kind}` is built in and takes no path")
+    return dataclasses.replace(plan, data=dataclasses.replace(
+        plan.data, kind=kind, options=tuple(Option(k, v) for k, v in values.items())))
+
+
 def _torchrun(args: argparse.Namespace) -> int:
     """The same command under torchrun, N processes on this machine (gloo on CPU)."""
     import subprocess
@@ -406,11 +441,28 @@ def _torchrun(args: argparse.Namespace) -> int:
             "--device", args.device]
     if args.output is None:
         argv[argv.index("-o") + 1] = str(Path("runs") / (args.train_name or _last_train(args.file)))
-    for flag, value in (("--train", args.train_name), ("--epochs", args.epochs), ("--max-steps", args.max_steps)):
+    for flag, value in (("--train", args.train_name), ("--epochs", args.epochs), ("--max-steps", args.max_steps),
+                        ("--data", args.data)):
         if value is not None:
             argv += [flag, str(value)]
     argv += ["--resume"] * args.resume + ["--quiet"] * args.quiet
-    return subprocess.call(argv, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    for line in _without_launcher_traceback(proc.stderr):
+        sys.stderr.write(line)
+    code = proc.wait()
+    return 1 if code != 0 and code != 130 else code
+
+
+def _without_launcher_traceback(lines):
+    """The processes' own output, less torchrun's report of a process that exited non-zero (its own
+    traceback and ChildFailedError table, at the end) and its log lines: the process said what went wrong."""
+    skipping = False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last):"):
+            skipping = True
+        if not skipping and "distributed/elastic" not in line and "distributed.elastic" not in line:
+            yield line
 
 
 def _last_train(path: Path) -> str:

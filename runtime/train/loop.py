@@ -140,6 +140,9 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
             schedules[name].load_state_dict(state["schedules"][name])
         checkpoints.set_rng_state(state["rng"][rank], device)
         epoch, batch_index, global_step = state["epoch"], state["batch_index"], state["global_step"]
+        if epoch > epochs:
+            raise TrainError(f"the run in {out} is complete ({epoch - 1} epochs): `--epochs N` with a larger N "
+                             "trains it further")
         best_value = state["best"]
     log = report.MetricsLog(out / "metrics.jsonl", resume_after=epoch - 1 if opts.resume else None) if main else None
 

@@ -136,6 +136,11 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         where = f"{self.ref.module}:{self.d.span.line}"
         params = ", ".join(p.name for p in self.d.params)
         origin = f"`{self.d.kind} {self.d.name}({params})` from {where}."
+        for train in self.fw.resolved.scopes[self.ref.module].trains.values():
+            for step, ref in train.steps:
+                if ref.node is self.d:  # a step network: the objective of a training definition
+                    what = f"step `{step.name}` of " if step is not None else ""
+                    origin = f"The objective of {what}`train {train.name}` from {where}."
         source = self.fw.result.sources.get(self.d.span.file)
         comment = comment_block_above(source.text, self.d.span.line) if source is not None else []
         return docstring([*comment, "", origin] if comment else [origin], "    ")
