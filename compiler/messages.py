@@ -107,6 +107,9 @@ def cannot_read_checkpoint(path: str, reason: str, torch_load: bool = False) -> 
     help = ("with `--torch-load`, a checkpoint is a `torch.save`d `state_dict`: tensor names to tensors"
             if torch_load else "a checkpoint is a safetensors file of the network's `state_dict`; a PyTorch "
             "pickle (`.pt`, `.pth`, `.bin`) is read with `--torch-load` (`torch.load(weights_only=True)`)")
+    if path.endswith(".state.pt"):  # runtime/train/checkpoints.py's resume state
+        help = ("this looks like the resume state of a `dlc train` run; its weights are `best.safetensors` "
+                "and `last.safetensors` beside it")
     return Diagnostic("E0107", f"cannot read checkpoint `{path}`: {reason}", Label(_file_span(path), ""), help=help)
 
 
