@@ -386,17 +386,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         done = train(result, plan, Options(out, args.resume, args.device, args.quiet, args.epochs,
                                                   args.max_steps))
+    except CompileError as err:  # the objective needs what the PyTorch emitter cannot write (E0601)
+        if os.environ.get("RANK", "0") == "0":
+            print(err.render(color=sys.stderr.isatty()), end="", file=sys.stderr)
+        return 1
     except (TrainError, datasets.DataError) as err:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process finds the same mistake
             print(f"error: {err}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") == "0":
+        for note in done.notes:
+            print(f"note: {note}", file=sys.stderr)
     if done.interrupted:
         print(f"stopped after epoch {done.epochs}: {out}/last.state.pt saved; `dlc train {args.file} -o {out} "
               f"--resume` goes on", file=sys.stderr)
         return 130 if done.interrupted and args.max_steps is None else 0
     if os.environ.get("RANK", "0") == "0":
-        for note in done.notes:
-            print(f"note: {note}", file=sys.stderr)
         test = "  ".join(f"{k} {v:.4f}" for k, v in sorted(done.test.items()))
         print(f"test: {test}  ({done.seconds:.1f} s; {out}/summary.json)")
     return 0

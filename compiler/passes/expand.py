@@ -290,7 +290,7 @@ class _Expander(Evaluator):
                 outs = outs + inputs[len(outs):]
             layer = shared or self.make_layer(self.callee(stage, scope), stage.args or (), stage.span, scope)
             if label:
-                name = label if repeat == 1 else f"{label}.{i}"
+                name = label if stage.repeat is None else f"{label}.{i}"  # `* n`: a Sequential, n = 1 too
             elif shared is not None:
                 name = stage.callee[0]
             else:

@@ -17,7 +17,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from dlc.compiler.diagnostics import CompileError
 from dlc.compiler.emit.torch.api import _execute
+from dlc.compiler.errors import EmitError
 from dlc.compiler.emit.torch.file import emit_torch
 from dlc.compiler.ir.train import ModelPlan, OptimizerPlan, TrainPlan, options
 from dlc.compiler.pipeline import Compilation
@@ -31,7 +33,10 @@ class TrainError(Exception):
 def step_source(compilation: Compilation, plan: TrainPlan) -> str:
     """The generated PyTorch source of the plan's step networks and everything they use."""
     graphs = {st.graph.name: st.graph for st in plan.steps}
-    return emit_torch(dataclasses.replace(compilation, graphs=graphs))
+    try:
+        return emit_torch(dataclasses.replace(compilation, graphs=graphs))
+    except EmitError as err:  # a limit of the PyTorch emitter: located, as `dlc emit torch` reports it
+        raise CompileError([err.diag], compilation.sources) from None
 
 
 def build_steps(compilation: Compilation, plan: TrainPlan) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:

@@ -26,7 +26,7 @@ from .pysource import py_expr, py_value
 from .sizes import (Size, Sizes, built, comment_size, py_size, source_shapes, spec_size)
 from .tracking import SizeTracking
 from .text import (INIT_FUNCTIONS, PyClass, attr_ref, callee_name, comment_block_above, dim_word, docstring,
-                   emit_error, exposed_attr, is_sequential, label_source, makes_layer, parameter_source, rebound,
+                   callee_qualname, emit_error, exposed_attr, is_sequential, label_source, makes_layer, parameter_source, rebound,
                    tracked_dim)
 
 if TYPE_CHECKING:
@@ -175,8 +175,9 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.fwd.add(f"{s.name} = self.{s.name}")
 
     def visit_let(self, s: ast.Let) -> None:
-        callee = callee_name(s.value)
-        if callee is not None and (callee in OPS or self.fw.resolved.lookup_def(self.ref.module, (callee,))):
+        callee = callee_qualname(s.value)
+        if callee is not None and ((len(callee) == 1 and callee[0] in OPS)
+                                   or self.fw.resolved.lookup_def(self.ref.module, callee)):
             self.pending_layers[s.name] = s.value  # a layer value: built where it is first applied
             return
         if isinstance(s.value, ast.IfExpr) and makes_layer(s.value, self._is_layer_callee):
@@ -618,11 +619,11 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def layer_stage(self, stage: ast.Stage, name: str, inputs, shapes, outs) -> list:
         if name in self.pending_layers:
             expr = self.pending_layers.pop(name)
-            callee = callee_name(expr)
-            fake = ast.Stage(name, (callee,), expr.args, None, stage.span, stage.span)
-            if callee in OPS:
-                return self.op_stage(fake, OPS[callee], inputs, shapes, outs)
-            ref = self.fw.resolved.lookup_def(self.ref.module, (callee,))
+            callee = callee_qualname(expr)
+            fake = ast.Stage(name, callee, expr.args, None, stage.span, stage.span)
+            if len(callee) == 1 and callee[0] in OPS:
+                return self.op_stage(fake, OPS[callee[0]], inputs, shapes, outs)
+            ref = self.fw.resolved.lookup_def(self.ref.module, callee)
             return self.block_stage(fake, ref, inputs, shapes, outs)
         attr = self.layers.get(name, f"self.{name}")
         if name in self.params:

@@ -66,6 +66,18 @@ def callee_name(e: ast.Expr) -> str | None:
     return None
 
 
+def callee_qualname(e: ast.Expr) -> tuple[str, ...] | None:
+    """The callee of a layer value's expression: `Tower(64)` -> ("Tower",), `lib.Net()` -> ("lib", "Net")."""
+    if not isinstance(e, ast.Call):
+        return None
+    parts: list[str] = []
+    func = e.func
+    while isinstance(func, ast.Attr):
+        parts.insert(0, func.name)
+        func = func.obj
+    return (func.id, *parts) if isinstance(func, ast.Name) else None
+
+
 def makes_layer(e: ast.Expr, is_layer: Callable[[str], bool]) -> bool:
     """Whether a branch of a conditional expression calls an op or a block (a layer value)."""
     if isinstance(e, ast.IfExpr):
