@@ -362,6 +362,19 @@ class Bits(nn.Module):
         return x / math.log(2)
 
 
+class Noise(nn.Module):
+    """z ~ N(0, I) (or U[0, 1)) of shape (B, *shape), B the input's batch size: a generator's latent."""
+
+    def __init__(self, shape, dist: str = "normal") -> None:
+        super().__init__()
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        self.dist = dist
+
+    def forward(self, x):
+        sample = torch.rand if self.dist == "uniform" else torch.randn
+        return sample(x.shape[0], *self.shape, device=x.device)
+
+
 class Detach(nn.Module):
     """x.detach(): the same values, with no gradient flowing back."""
 

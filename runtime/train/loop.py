@@ -100,6 +100,9 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
     fields = [i.name for i in d.inputs]
     train_split = {f: data.splits["train"][f] for f in fields}
     n_train = len(train_split[fields[0]])
+    if world > 1 and len(plan.steps) > 1:
+        raise TrainError(f"`{plan.name}` alternates {len(plan.steps)} steps; --nproc runs definitions of one step "
+                         "only (so far)")
     if cfg.batch % world:
         raise TrainError(f"`config batch={cfg.batch}` does not divide among {world} processes")
     steps_per_epoch = n_train // cfg.batch
