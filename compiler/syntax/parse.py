@@ -20,25 +20,91 @@ from . import ast
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 
-class _ConditionalIf(PostLex):
-    """Retypes the `if` of a conditional expression (`a if c else b`) as IF_EXPR.
+class _Retype(PostLex):
+    """Retypes tokens that one token of lookahead cannot type, from the words around them.
 
-    Newlines are not significant, so after `let w = a` an `if` may start a statement or continue
-    the expression; one token of lookahead cannot tell. What tells them apart is what comes first
-    after the `if` at its own bracket depth: the `else` of a conditional (nested conditionals
-    counted), or the `{` of a statement's body. The text is scanned for that, not the token
-    stream: the contextual lexer lexes each token for the parser state it is read in."""
+    The `if` of a conditional expression (`a if c else b`) becomes IF_EXPR: newlines are not
+    significant, so after `let w = a` an `if` may start a statement or continue the expression.
+    What tells them apart is what comes first after the `if` at its own bracket depth: the `else`
+    of a conditional (nested conditionals counted), or the `{` of a statement's body.
 
-    always_accept = ("IF",)
+    The words of training definitions are keywords only where such a statement begins: `train`
+    before `NAME {` at the top level; `model`, `data`, `config`, `optimizer`, `schedule`, `step`,
+    `show` followed by a name at the start of a statement in a train body (`optimizer` and
+    `schedule` in a step body too); `from` and `freeze` in a `model` statement. Everywhere else
+    they are names (`slice(step=2)`, a parameter `data`, a label `model:`, `data = x -> relu`).
+
+    Both look at the text, not the token stream: the contextual lexer lexes each token for the
+    parser state it is read in, so tokens cannot be read ahead."""
+
+    always_accept = ("IF", "NAME")
 
     def __init__(self) -> None:
         self.text = ""
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        bodies: list[str] = []  # what each open `{` opened: "train", "step" or "other"
+        opening = "other"  # what the next `{` opens
+        prev: Token | None = None
+        in_model = False
         for tok in stream:
             if tok.type == "IF" and _is_conditional(self.text, tok.end_pos):
                 tok = Token.new_borrow_pos("IF_EXPR", tok.value, tok)
+            elif tok.type == "NAME":
+                kind = self._train_word(tok, bodies, prev, in_model)
+                if kind is not None:
+                    in_model = kind == "_MODEL" or (in_model and kind in ("_FROM", "_FREEZE"))
+                    opening = {"_TRAIN": "train", "_STEP": "step"}.get(kind, opening)
+                    tok = Token.new_borrow_pos(kind, tok.value, tok)
+            elif tok.value in _STATEMENT_KEYWORDS:
+                in_model = False
+            if tok.value == "{":
+                bodies.append(opening)
+                opening = "other"
+            elif tok.value == "}" and bodies:
+                bodies.pop()
+                in_model = False
+            prev = tok
             yield tok
+
+    def _train_word(self, tok: Token, bodies: list[str], prev: Token | None, in_model: bool) -> str | None:
+        word = tok.value
+        after = _next_words(self.text, tok.end_pos, 2)
+        if word == "train":
+            return "_TRAIN" if not bodies and len(after) == 2 and after[0].isidentifier() and after[1] == "{" else None
+        if not bodies or bodies[-1] not in ("train", "step") or not _ends_operand(prev):
+            return None
+        if word in ("from", "freeze"):
+            return f"_{word.upper()}" if in_model and bodies[-1] == "train" else None
+        words = _TRAIN_WORDS if bodies[-1] == "train" else _STEP_WORDS
+        if word in words and after and after[0].isidentifier() and after[0] not in _STATEMENT_KEYWORDS:
+            return f"_{word.upper()}"
+        return None
+
+
+_TRAIN_WORDS = ("model", "data", "config", "optimizer", "schedule", "step", "show")
+_STEP_WORDS = ("optimizer", "schedule")
+_STATEMENT_KEYWORDS = ("input", "param", "output", "let", "for", "if", "else", "assert", "in")
+
+
+def _ends_operand(prev: Token | None) -> bool:
+    """Whether a statement may begin after `prev`: the start of a body, or the end of an operand
+    (never after `->`, `:`, `,`, `(`, `=`, an operator or a keyword that expects more)."""
+    if prev is None or prev.value in ("{", "}", ";", ")", "]", "true", "false", "none"):
+        return True
+    return prev.type in ("NAME", "INT", "FLOAT", "STRING")
+
+
+def _next_words(text: str, pos: int, n: int) -> list[str]:
+    out = []
+    for m in _WORDS.finditer(text, pos):
+        word = m.group()
+        if word.startswith("#"):
+            continue
+        out.append(word)
+        if len(out) == n:
+            break
+    return out
 
 
 # Strings and comments (skipped whole), words, numbers, and single characters.
@@ -69,7 +135,7 @@ def _is_conditional(text: str, pos: int) -> bool:
     return True
 
 
-_POSTLEX = _ConditionalIf()
+_POSTLEX = _Retype()
 
 
 @lru_cache(maxsize=1)
@@ -151,6 +217,9 @@ def _expected(names) -> list[str]:
     terminals = {t.name: t for t in _parser().terminals}
     texts = set()
     for name in names:
+        if name.startswith("_") and name[1:].lower() in (*_TRAIN_WORDS, "train", "from", "freeze"):
+            texts.add(name[1:].lower())  # a word of training definitions (declared: no pattern)
+            continue
         term = terminals.get(name)
         texts.add(term.pattern.value if term is not None and term.pattern.type == "str" else name)
     return sorted(texts - _CONTINUATIONS or texts)
