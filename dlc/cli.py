@@ -377,6 +377,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and (out / "last.state.pt").exists() and "LOCAL_RANK" not in os.environ:
         raise UsageError(f"{out} holds a run already: pass --resume to go on with it, or another -o")
     plan = plans[name] if args.data is None else _with_data(plans[name], args.data)
+    if args.nproc > 1 and len(plan.steps) > 1:  # checked here too, before starting N processes to say it
+        print(f"error: `{plan.name}` alternates {len(plan.steps)} steps; --nproc runs definitions of one step "
+              "only (so far)", file=sys.stderr)
+        return 1
     if args.nproc > 1:
         return _torchrun(args)
     from dlc.runtime.train import data as datasets
