@@ -20,7 +20,8 @@ def ops_markdown() -> str:
         lines += [f"## {category.capitalize()}", "", "| op | parameters | inputs | shape rule | description |",
                   "|---|---|---|---|---|"]
         for op in ops:
-            lines.append(f"| `{op.name}` | {_params(op)} | {_arity(op.inputs)} | `{op.rule}` | {op.doc} |")
+            cells = (f"`{op.name}`", _params(op), _arity(op.inputs), f"`{op.rule}`", op.doc)
+            lines.append("| " + " | ".join(c if c is cells[1] else c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
