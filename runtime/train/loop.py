@@ -32,7 +32,7 @@ from torch import nn
 from dlc.compiler.ir.train import TrainPlan, options
 from dlc.compiler.pipeline import Compilation
 
-from . import checkpoints, data as datasets, report, samples
+from . import checkpoints, data as datasets, evals, report, samples
 from .modules import (TrainError, as_dict, build_steps, freeze, load_start, make_optimizer, make_schedule,
                       model_state)
 
@@ -240,6 +240,9 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                 if cfg.test_each_epoch:
                     record["test"] = _derived(plan, evaluate(plan, runners, data.splits.get("test"), fields,
                                                              cfg.eval_batch, device))
+                measured = _measure(plan, models, data, "val", out, epoch, False, device, epochs)
+                if measured:
+                    record["shows"] = measured
                 log.write(record)
             done, epoch, batch_index, sums, count = epoch, epoch + 1, 0, {}, 0
             save(improved, {"epoch": epoch, "batch_index": 0, "global_step": global_step, "sums": {}, "count": 0})
@@ -250,7 +253,8 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                 report.plot_curves(log.records(), out / "curves.png", f"{plan.name} ({plan.path})")
                 for show in plan.shows:
                     every = options(show.options).get("every", 1)
-                    if show.kind != "confusion" and (done % every == 0 or done == epochs):
+                    if show.kind != "confusion" and not evals.is_measure(show.kind) and \
+                            (done % every == 0 or done == epochs):
                         samples.make(show, models, data.splits["test"], out, done, cfg.seed, device, data.meta)
             if interrupt.hit or (opts.max_steps is not None and global_step >= opts.max_steps):
                 stopped = epoch <= epochs
@@ -273,14 +277,32 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                 labels = list(data.meta.get("classes", [str(i) for i in range(len(matrix))]))[:len(matrix)]
                 labels += [str(i) for i in range(len(labels), len(matrix))]
                 report.plot_confusion(matrix, labels, out / f"{show.name}.png", f"{plan.name}: test split")
+        measured = _measure(plan, models, data, "test", out, epoch - 1, True, device, epochs)
         summary = {"train": plan.name, "spec": plan.path, "epochs": epoch - 1, "best": {cfg.best: best_value},
-                   "val": best_metrics, "test": test, "seconds": round(time.perf_counter() - started, 2),
+                   "val": best_metrics, "test": test, "shows": measured, "seconds": round(time.perf_counter() - started, 2),
                    "processes": world, "device": str(device), "notes": notes}
         if d.kind == "text":
             summary["unigram_bits"] = data.meta.get("unigram_bits")
         report.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", out / "summary.json")
-        log.write({"kind": "test", "epoch": epoch - 1, "test": test})
+        log.write({"kind": "test", "epoch": epoch - 1, "test": test, **({"shows": measured} if measured else {})})
     return Result(epoch - 1, test, best_metrics, time.perf_counter() - started, stopped, notes)
+
+
+def _measure(plan: TrainPlan, models: Mapping[str, nn.Module], data: datasets.Dataset, split: str, out: Path,
+             epoch: int, final: bool, device: torch.device, epochs: int) -> dict[str, dict[str, float]]:
+    """The figures of the measuring shows due after `epoch` (all of them when `final`), on `split`."""
+    figures: dict[str, dict[str, float]] = {}
+    for show in plan.shows:
+        if not evals.is_measure(show.kind):
+            continue
+        every = options(show.options).get("every", 1)
+        if not final and epoch % every and epoch != epochs:
+            continue
+        gen = torch.Generator(device="cpu").manual_seed(plan.config.seed * 1000 + epoch + (500 if final else 0))
+        ctx = evals.Context(show, models, data.splits[split], split, out, epoch, final, device,
+                            plan.config.eval_batch, gen, data.meta)
+        figures[show.name] = evals.run(ctx)
+    return figures
 
 
 def _fed(st, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
