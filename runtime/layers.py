@@ -396,6 +396,18 @@ class ToLevels(nn.Module):
         return f"levels={self.levels}"
 
 
+def mean_iou(logits, target, dim=1):
+    """Segmentation's mean intersection over union: per class c, |pred == c & target == c| over
+    |pred == c | target == c| in the whole batch (pred: the arg-max along `dim`), averaged over the
+    classes present in the prediction or the target; a float32 scalar."""
+    classes = torch.arange(logits.shape[dim], device=target.device).view([-1] + [1] * target.ndim)
+    pred = logits.argmax(dim).unsqueeze(0) == classes  # (C, B, ...)
+    true = target.unsqueeze(0) == classes
+    inter = (pred & true).flatten(1).sum(1).float()
+    union = (pred | true).flatten(1).sum(1).float()
+    return (inter / union.clamp(min=1)).sum() / (union > 0).sum().clamp(min=1)
+
+
 def drop_path(x, p, training=True):
     """Stochastic depth (Huang et al. 2016), torchvision's `stochastic_depth(x, p, "row")`: while
     training, each sample's whole tensor is zeroed with probability p and the others are scaled by
@@ -429,3 +441,63 @@ class LayerNorm2d(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def track_grad(x):
+    """x as a tensor autograd follows, for a `grad` with respect to it: x itself when it is followed
+    already, else (a data field, a value computed without gradients) a leaf copy that requires them."""
+    if x.requires_grad or not torch.is_grad_enabled():
+        return x
+    return x.detach().requires_grad_()
+
+
+def input_grad(y, x):
+    """d(sum y)/dx, shaped like x, with its own graph (create_graph) so that a loss may contain it;
+    zeros where y does not depend on x."""
+    if not torch.is_grad_enabled():
+        raise RuntimeError("`grad` needs autograd: run this module under torch.enable_grad(), not torch.no_grad()")
+    if not y.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+def interpolate_random(x, y):
+    """eps * x + (1 - eps) * y with one eps ~ U(0, 1) per example (WGAN-GP's interpolates)."""
+    eps = torch.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)  # (B, 1, ...)
+    return eps * x + (1 - eps) * y
+
+
+class Sign(nn.Module):
+    """torch.sign(x): -1, 0 or 1."""
+
+    def forward(self, x):
+        return torch.sign(x)
+
+
+class Square(nn.Module):
+    """x * x."""
+
+    def forward(self, x):
+        return torch.square(x)
+
+
+class Shift(nn.Module):
+    """x + by, a constant."""
+
+    def __init__(self, by):
+        super().__init__()
+        self.by = by
+
+    def forward(self, x):
+        return x + self.by
+
+    def extra_repr(self):
+        return f"by={self.by}"
+
+
+class ExampleNorm(nn.Module):
+    """The L2 norm of each example over every dim but the batch dim 0: (B, ..) -> (B,)."""
+
+    def forward(self, x):
+        return torch.linalg.vector_norm(x.flatten(1), dim=1)

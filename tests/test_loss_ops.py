@@ -260,7 +260,7 @@ def test_costs_are_nonzero_except_detach():
 
     x = TensorType("f32", (Dim.sym("B"), Dim.const(10)))
     label = TensorType("i64", (Dim.sym("B"),))
-    attrs = {"axis": 1, "smoothing": 0.0, "reduce": "mean", "levels": 4}
+    attrs = {"axis": 1, "smoothing": 0.0, "reduce": "mean", "levels": 4, "ignore": None}
     for name, ins in [("cross_entropy", [x, label]), ("accuracy", [x, label]), ("mse", [x, x]), ("l1", [x, x]),
                       ("bce", [x, x]), ("bce_logits", [x, x]), ("kl_normal", [x, x]), ("bits", [x]),
                       ("to_levels", [x]), ("detach", [x])]:

@@ -124,6 +124,10 @@ CASES = [
     C("sum", {}, [(2, 3, 4)]), C("sum", {"dim": [1, 2], "keepdim": True}, [(2, 3, 4)]),
     C("mean", {"dim": 1}, [(2, 3, 4)]), C("cosine_similarity", {}, [(2, 5, 3), (2, 5, 3)]),
     C("cosine_similarity", {"dim": -1, "eps": 1e-6}, [(2, 5), (1, 5)]),
+    C("pair_distance", {}, [(2, 5), (2, 5)]), C("pair_distance", {"dim": -1, "eps": 0.0}, [(2, 3, 4), (2, 3, 4)]),
+    C("contrastive", {}, [(4,), (4,)], unit=True), C("cosine_embedding", {"margin": 0.2}, [(4,), (4,)], unit=True),
+    C("verification_accuracy", {}, [(4,), (4,)], unit=True),
+    C("verification_accuracy", {"threshold": 0.3, "same_if": "below"}, [(4, 1), (4, 1)], unit=True),
     C("reparameterize", {}, [(2, 4), (2, 4)]),
     C("cross_entropy", {}, [(4, 5), (4,)], ("f32", "i64")),
     C("cross_entropy", {"axis": -1, "smoothing": 0.1, "reduce": "sum"}, [(2, 3, 5), (2, 3)], ("f32", "i64")),
@@ -132,9 +136,12 @@ CASES = [
     C("bce", {}, [(2, 3), (2, 3)], unit=True), C("bce_logits", {"reduce": "sum"}, [(2, 3), (2, 3)]),
     C("kl_normal", {}, [(2, 4), (2, 4)]), C("kl_normal", {"reduce": "mean"}, [(2, 3, 4), (2, 3, 4)]),
     C("accuracy", {}, [(4, 3), (4,)], ("f32", "i64")), C("accuracy", {"axis": -1}, [(2, 3, 4), (2, 3)], ("f32", "i64")),
+    C("iou", {}, [(2, 3, 4, 4), (2, 4, 4)], ("f32", "i64")), C("iou", {"axis": -1}, [(2, 5, 3), (2, 5)], ("f32", "i64")),
     C("bits", {}, [()]), C("bits", {}, [(2, 3)]), C("detach", {}, [(2, 3)]),
     C("to_levels", {"levels": 4}, [(2, 3)], unit=True),
     C("noise", {"shape": [16]}, [(3, 5)]), C("noise", {"shape": [4, 1, 1], "dist": "uniform"}, [(2, 7)]),
+    C("grad", {}, [(2, 3), (2, 4)]), C("sign", {}, [(2, 3)]), C("square", {}, [(2, 3)]),
+    C("shift", {"by": -1.0}, [(2, 3)]), C("norm", {}, [(2, 3, 4)]), C("interpolate_random", {}, [(3, 2, 2), (3, 2, 2)]),
 ]
 
 

@@ -22,12 +22,17 @@ from ..emit.torch.forms import (OpSource, TorchEntry, _atom, _call, _const, _joi
                                 _unary, _value)
 from ..ir.dims import Shape, shape_str
 from ..ir.types import FLOAT_DTYPES, TensorType
-from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, differ, int_, norm_dim, prob, register,
-                    same, shapes_differ)
+from .table import (Attrs, OpDef, Param, ShapeError, Types, choice, differ, int_, norm_dim, optional, prob,
+                    register, same, shapes_differ)
 
 
 def _reduce(default: str) -> Param:
     return Param("reduce", choice("mean", "sum"), default, '"mean" | "sum"')
+
+
+def _ignore() -> Param:
+    """ignore_index: a target class index (padding) left out of a loss or accuracy; none by default."""
+    return Param("ignore", optional(int_()), None, "int | none")
 
 
 # --- shape rules -------------------------------------------------------------------------------------
@@ -115,6 +120,8 @@ def _cross_entropy_infer(a: Attrs, ins: Types) -> Types:
     _need_float(logits, "logits", 0)
     axis = _class_axis(a, logits)
     if target.dtype in FLOAT_DTYPES:
+        if a["ignore"] is not None:
+            raise ShapeError(f"`ignore` needs i64 class-index targets, got the probability target {target}", 1)
         _probability_target(logits, target, axis, a["axis"])
     else:
         _index_target(logits, target, axis)
@@ -169,8 +176,13 @@ def _cross_entropy_torch(src: OpSource, xs: list[str]) -> str:
         moved = f"{_atom(logits)}{move}"
         if len({len(s) for s in src.in_shapes}) == 1:
             target = f"{_atom(target)}{move}"
-    args = [moved, target, _kw(src, "smoothing", 0.0, "label_smoothing")]
+    args = [moved, target, _kw(src, "smoothing", 0.0, "label_smoothing"), _ignore_kw(src, "ignore_index")]
     return _reduced(src, "F.cross_entropy", args, logits)
+
+
+def _ignore_kw(src: OpSource, keyword: str) -> str | None:
+    """`keyword=index` for an `ignore` index; None where there is none (`ignore=none` included)."""
+    return None if _value(src.attrs["ignore"]) is None else f"{keyword}={_tidy(src.attrs['ignore'])}"
 
 
 def _kl_torch(src: OpSource, xs: list[str]) -> str:
@@ -184,7 +196,11 @@ def _kl_torch(src: OpSource, xs: list[str]) -> str:
 
 def _accuracy_torch(src: OpSource, xs: list[str]) -> str:
     logits, target = xs
-    return f"({_atom(logits)}.argmax({_tidy(src.attrs['axis'])}) == {target}).float().mean()"
+    if _ignore_kw(src, "ignore") is None:
+        return f"({_atom(logits)}.argmax({_tidy(src.attrs['axis'])}) == {target}).float().mean()"
+    hits = f"{_atom(logits)}.argmax({_tidy(src.attrs['axis'])}) == {_atom(target)}"
+    kept = f"{_atom(target)} != {_tidy(src.attrs['ignore'])}"  # only targets not ignored count
+    return f"(({hits}) & ({kept})).sum() / ({kept}).sum().clamp(min=1)"
 
 
 def _to_levels_torch(src: OpSource, x: str) -> str:
@@ -227,9 +243,10 @@ def _pair_loss(name: str, doc: str, func: str, flops: int) -> OpDef:
 register(
     # per logit: exp, sum, and the log-sum-exp's share; the target's gather is noise
     OpDef("cross_entropy", (Param("axis", int_(), 1, "int"), Param("smoothing", prob, 0.0, "number"),
-                            _reduce("mean")), _cross_entropy_infer,
+                            _reduce("mean"), _ignore()), _cross_entropy_infer,
           "softmax cross-entropy of logits against i64 class indices or class probabilities "
-          "(`smoothing`: label smoothing; `reduce` as for `mse`)",
+          "(`smoothing`: label smoothing; `reduce` as for `mse`; `ignore`: a class index that adds no loss "
+          "and is not counted in the mean, e.g. padding)",
           "(B, C, ..), (B, ..) i64 or (B, C, ..) -> ()", "loss", inputs=(2, 2), input_flops=3,
           torch=_multi(_cross_entropy_torch), onnx=_training_only),
     _pair_loss("mse", ('squared error; `reduce`: "mean" over all elements, or "sum" per example and the mean '
@@ -244,8 +261,9 @@ register(
           "default (`reduce` as for `mse`)",
           "(B, ..) mu, (B, ..) logvar -> ()", "loss", inputs=(2, 2), input_flops=3,
           torch=_multi(_kl_torch), onnx=_training_only),
-    OpDef("accuracy", (Param("axis", int_(), 1, "int"),), _accuracy_infer,
-          "fraction of positions where the arg-max of logits along `axis` is the i64 target",
+    OpDef("accuracy", (Param("axis", int_(), 1, "int"), _ignore()), _accuracy_infer,
+          "fraction of positions where the arg-max of logits along `axis` is the i64 target "
+          "(`ignore`: a target index, e.g. padding, whose positions are not counted)",
           "(B, C, ..), (B, ..) i64 -> () f32", "loss", inputs=(2, 2), input_flops=1,
           torch=_multi(_accuracy_torch), onnx=_training_only),
     OpDef("bits", (), _float_same, "x / ln 2: nats to bits (bits per dim from nats per dim)", "x -> same", "loss",

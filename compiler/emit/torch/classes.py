@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ...ops import OPS, OpDef
+from ...ops.gradient import differentiated_names
 from ...ops.table import REQUIRED
 from ...passes.decorators import init_scheme
 from ...passes.resolve import DefRef
@@ -70,6 +71,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
         self.tensor_refs: dict[str, str] = {}  # a parameter tensor forward() reads as `self.cls_token`
         self.rebound_names = rebound(self.d.body)  # ... unless the spec binds its name again: a local then
+        self.differentiated = differentiated_names(self.d.body)  # the `x` of `(y, x) -> grad`: autograd follows it
 
     # --- names ---------------------------------------------------------------------------
     def init_name(self, name: str) -> str:
@@ -163,6 +165,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.inputs.append(s.name)
         self.shapes[s.name] = self._input_sizes(s, index)
         self.initial_shapes[s.name] = list(self.shapes[s.name])
+        self._track_grad((s.name,))
 
     def visit_param_tensor(self, s: ast.ParamTensor) -> None:
         """`self.cls_token = nn.Parameter(torch.zeros(1, 1, d))`; forward reads `self.cls_token`
@@ -282,6 +285,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.fwd.add(f"{', '.join(targets)} = {', '.join(current)}")
             for t, s in zip(targets, shapes):
                 self.shapes[t] = list(s) if s else s
+            self._track_grad(targets)
             return
         for i, stage in enumerate(c.stages):
             last = i == len(c.stages) - 1
@@ -290,6 +294,15 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             current = outs
         for t, s in zip(targets, shapes):
             self.shapes[t] = s
+        self._track_grad(targets)
+
+    def _track_grad(self, names) -> None:
+        """`x = track_grad(x)` right where a name that a `grad` differentiates by is defined."""
+        tracked = [n for n in names if n in self.differentiated]
+        if tracked and not self.sequential:
+            self.helpers.add("track_grad")
+            for n in tracked:
+                self.fwd.add(f"{n} = track_grad({n})")
 
     def stage(self, stage: ast.Stage, inputs: list[str], shapes: list, outs: list[str]) -> list:
         name = stage.callee[0] if len(stage.callee) == 1 else None
