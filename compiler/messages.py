@@ -600,9 +600,117 @@ def show_unfit(span: Span, kind: str, problem: str) -> Diagnostic:
     return Diagnostic("E0710", f"`{kind}` cannot be shown here: {problem}", Label(span, problem))
 
 
+def pair_score_mismatch(span: Span, what: str, wants: str, found: str, made: Span, hint: str) -> Diagnostic:
+    """A pair loss, metric or show given a distance where it takes a similarity, or the reverse
+    (`wants`, `found`: "distance" or "similarity"; compiler/ops/metric_learning.py)."""
+    return Diagnostic("E0720", f"{what} takes a {wants}, but the pair score it is given is a {found}",
+                      Label(span, f"takes a {wants}"), (Label(made, f"the {found} is computed here"),),
+                      notes=("a distance is small for a same pair, a similarity large",), help=hint)
+
+
+def neighbours_unfit(span: Span, part: str, problem: str, label: str, help: str,
+                     made: Span | None = None) -> Diagnostic:
+    """`show neighbours(model.part)` whose part is no embedding table with one row per word of the
+    data's vocabulary (compiler/passes/train_words.py); `made`: where the part is declared."""
+    return Diagnostic("E0719", f"`neighbours` cannot read `{part}`: {problem}", Label(span, label),
+                      (Label(made, "declared here"),) if made is not None else (), help=help)
+
+
 def model_unused(span: Span, name: str) -> Diagnostic:
     return Diagnostic("E0711", f"model `{name}` is never used by a step", Label(span, "declared here"),
                       help=f"apply it in the objective (`y = x -> {name}`) or remove it")
+
+
+def optimizers_overlap(span: Span, model: str, step: str, first: Span, first_step: str) -> Diagnostic:
+    return Diagnostic("E0712", f"model `{model}` is updated by the optimizers of two steps, `{first_step}` and `{step}`",
+                      Label(span, f"updates `{model}` again"), (Label(first, f"`{first_step}` updates `{model}` here"),),
+                      help="each model is trained by one step's optimizer; another step reads it without updating it "
+                           "(name the models each optimizer updates with `for`)")
+
+
+def loss_ignores_model(span: Span, step: str, model: str, detached: bool) -> Diagnostic:
+    why = ("it reads the model only through `detach`, which passes no gradient" if detached
+           else "no gradient reaches its weights")
+    return Diagnostic("E0713", f"the loss of step `{step}` does not depend on model `{model}`, which its optimizer updates",
+                      Label(span, why),
+                      help=f"compute the loss from `{model}`'s outputs, or update another model: `optimizer ... for M`")
+
+
+def loss_reads_no_rival(span: Span, step: str, rivals: Sequence[str]) -> Diagnostic:
+    names = ", ".join(f"`{r}`" for r in rivals)
+    return Diagnostic("E0714", f"the loss of step `{step}` reads no output of {names}, which the other steps train",
+                      Label(span, "plays against nothing"),
+                      notes=("with several steps the steps play a game: a generator's loss is computed from the "
+                             "discriminator's verdict on its samples",),
+                      help=f"apply the other model to this step's output, e.g. `output loss = fake -> {rivals[0]} -> ...`"
+                           ", or train the models in separate definitions")
+
+
+def grad_unrelated(span: Span, x: str, detached: bool) -> Diagnostic:
+    why = (f"reads `{x}` only through `detach`, which passes no gradient" if detached
+           else f"is not computed from `{x}`")
+    return Diagnostic("E0715", f"`grad` of a value that does not depend on `{x}`: the gradient is zero everywhere",
+                      Label(span, f"the value {why}"),
+                      help=f"differentiate a value computed from `{x}`: `y = {x} -> ...`, then `(y, {x}) -> grad`")
+
+
+def translate_unfit_inputs(span: Span, problem: str) -> Diagnostic:
+    """`show translate(...)`: the model is not applied to source and decoder-input ids of `data synthetic`."""
+    return Diagnostic("E0721", f"`translate` cannot decode with this model: {problem}", Label(span, problem),
+                      help="apply the model to the source and the decoder input of `data synthetic(...)` directly: "
+                           "`logits = (src, tgt) -> net`")
+
+
+def translate_unfit_logits(span: Span, found: str, problem: str) -> Diagnostic:
+    """`show translate(...)`: the model's first output is not next-token logits (B, T, vocab)."""
+    return Diagnostic("E0722", f"`translate` needs next-token logits (B, T, vocab) from its model, found {found}",
+                      Label(span, problem),
+                      help="its first output must score every token of the vocabulary at each decoder position, "
+                           "as a final `linear(vocab)` does")
+
+
+def masked_lm_unfit_encoder(span: Span, problem: str) -> Diagnostic:
+    """`show masked_lm(...)`: the encoder is not applied to the ids and token types of `data bert(task="pretrain")`."""
+    return Diagnostic("E0723", f"`masked_lm` cannot measure with this encoder: {problem}", Label(span, problem),
+                      help='apply the encoder to the fields of `data bert(task="pretrain")` directly: '
+                           '`hidden, pooled = (input_ids, token_type_ids) -> bert`')
+
+
+def masked_lm_unfit_heads(span: Span, problem: str) -> Diagnostic:
+    """`show masked_lm(..., heads=...)`: `heads` is not a model that turns the encoder's outputs into
+    MLM logits (B, T, vocab) and NSP logits (B, 2)."""
+    return Diagnostic("E0724", f"`masked_lm` needs pre-training heads that give MLM logits (B, T, vocab) and NSP "
+                               f"logits (B, 2): {problem}", Label(span, problem),
+                      help="name with `heads=` the model applied to the encoder's two outputs: "
+                           "`mlm_logits, nsp_logits = (hidden, pooled) -> heads`")
+
+
+def ensemble_unfit(span: Span, what: str, problem: str) -> Diagnostic:
+    """An ensemble setting on a definition whose predictions cannot be averaged (runtime/train/ensembles.py)."""
+    return Diagnostic("E0725", f"{what} needs one classifier: {problem}", Label(span, "averages class predictions"),
+                      help="ensembles average the softmax of one model's class logits, "
+                           "`logits = image -> net` compared with `label` by `cross_entropy`")
+
+
+def ensemble_conflict(span: Span, what: str, problem: str, other: tuple[str, Span] | None) -> Diagnostic:
+    return Diagnostic("E0726", f"{what} cannot be used here: {problem}", Label(span, problem),
+                      (Label(other[1], f"{other[0]} given here"),) if other else ())
+
+
+def unroll_no_rival(span: Span, step: str, others: Sequence[str]) -> Diagnostic:
+    return Diagnostic("E0717", f"step `{step}` unrolls no other step: no other step trains a model its loss reads",
+                      Label(span, "nothing to unroll"),
+                      notes=(f"the other steps: {', '.join(f'`{o}`' for o in others)}" if others
+                             else "the definition has no other step",),
+                      help="`unroll=k` (unrolled GAN) computes a generator's loss against the discriminator after k "
+                           "steps of the discriminator's own step; give it to the step whose loss reads the "
+                           "discriminator, and keep a `step` that trains the discriminator")
+
+
+def unroll_twice(span: Span, step: str, first: Span, first_step: str) -> Diagnostic:
+    return Diagnostic("E0718", f"steps `{first_step}` and `{step}` both unroll", Label(span, "unrolls again"),
+                      (Label(first, f"`{first_step}` unrolls here"),),
+                      help="unroll one player only (the generator); the unrolled steps run as they are written")
 
 
 # --- network parameters given by the caller (ParamError texts: usage errors, no code) --

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, metavar="N", help="train N epochs instead of `config epochs`")
     tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (default: cpu)")
     tr.add_argument("--nproc", type=int, default=1, metavar="N",
-                    help="N processes on torch.distributed (torchrun, DDP; gloo on CPU), sharing each batch")
+                    help="N processes on torch.distributed (torchrun; gloo on CPU), sharing each batch")
     tr.add_argument("--max-steps", type=int, metavar="N", help="stop after N batches, checkpointing (smoke runs)")
     tr.add_argument("--data", metavar="KIND[:PATH]",
                     help="read this data instead of the definition's: digits, text[:FILE], npz:FILE, images:DIR "
@@ -215,6 +215,26 @@ def _one_network(path: Path, model: str | None, params: dict | None = None):
         return None
 
 
+def _trained(args: argparse.Namespace) -> tuple[str | None, dict | None]:
+    """(network, parameters) to compile: `--model`, and for a `--weights` file that `dlc train` wrote
+    (a model built with arguments, e.g. `Generator(nz=64, size=16)`) the network and arguments its
+    metadata records (`dlc_network`, `dlc_params`), so that the checkpoint fits; else no parameters."""
+    if not args.weights or args.torch_load or args.weights_from or not args.weights.is_file():
+        return args.model, None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(args.weights), "np") as f:
+            meta = f.metadata() or {}
+        params = json.loads(meta["dlc_params"]) if "dlc_params" in meta else None
+    except Exception:  # not a dlc_train file (load_weights reports an unreadable one)
+        return args.model, None
+    network = meta.get("dlc_network")
+    if params is None or (args.model is not None and args.model != network):
+        return args.model, None
+    return network, {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()} or None
+
+
 def _weights(args: argparse.Namespace, graph):
     """The `--weights` checkpoint (renamed by `--weights-from`) checked against `graph`, or the
     `--seed` initialization."""
@@ -292,11 +312,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dlc.compiler.errors import EmitError
     from dlc.compiler.checkpoint import CheckpointError
 
-    result = compile_file(args.file, args.model)
+    model, params = _trained(args)
+    result = compile_file(args.file, model, params=params)
     if not result.ok:
         _report(result)
         return 1
-    graphs = [result.graphs[args.model]] if args.model else list(result.graphs.values())
+    graphs = [result.graphs[model]] if model else list(result.graphs.values())
     single = args.output.suffix == ".onnx"
     if single and len(graphs) > 1:
         names = ", ".join(g.name for g in graphs)
@@ -329,7 +350,7 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     from dlc.compiler.backends.tvm.targets import resolve_target
     from dlc.compiler.checkpoint import CheckpointError
 
-    compiled = _one_network(args.file, args.model)
+    compiled = _one_network(args.file, *_trained(args))
     if compiled is None:
         return False
     result, graph = compiled
@@ -377,10 +398,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and (out / "last.state.pt").exists() and "LOCAL_RANK" not in os.environ:
         raise UsageError(f"{out} holds a run already: pass --resume to go on with it, or another -o")
     plan = plans[name] if args.data is None else _with_data(plans[name], args.data)
-    if args.nproc > 1 and len(plan.steps) > 1:  # checked here too, before starting N processes to say it
-        print(f"error: `{plan.name}` alternates {len(plan.steps)} steps; --nproc runs definitions of one step "
-              "only (so far)", file=sys.stderr)
-        return 1
     if args.nproc > 1:
         return _torchrun(args)
     from dlc.runtime.train import data as datasets

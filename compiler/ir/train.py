@@ -78,6 +78,7 @@ class StepPlan:
     models: tuple[str, ...]  # the models its graph uses
     higher_is_better: tuple[str, ...]  # outputs to maximize when chosen as `best` (accuracies)
     span: Span
+    unroll: int = 0  # `step generator(unroll=k)`: its loss against the rivals after k of their steps (unroll.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EnsemblePlan:
+    """Ensembles of the definition's one classifier (runtime/train/ensembles.py): `config ensemble=k`
+    trains k copies (seeds seed..seed+k-1), `schedule cyclic(cycles=M)` keeps a snapshot per cycle,
+    `config average=...` keeps an average of the weights; the first two average softmax predictions."""
+
+    model: str  # the classifier whose logits (B, classes) are averaged
+    feeds: tuple[str, ...]  # the data fields it reads, in the order of its inputs
+    target: str  # the class-index field its logits are compared with
+    members: int  # `config ensemble`: independently trained copies (1: none)
+    average: str | None  # "ema" | "swa" | None
+    decay: float  # EMA: avg <- decay * avg + (1 - decay) * w after each optimizer step
+    average_from: int  # SWA: the first epoch whose steps are averaged
+    cycles: int  # `schedule cyclic(cycles=M)`: M snapshots; 0 without it
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class TrainPlan:
     name: str
     path: str  # the spec file
@@ -118,6 +136,7 @@ class TrainPlan:
     shows: tuple[ShowPlan, ...]
     config: TrainConfig
     span: Span
+    ensembles: EnsemblePlan | None = None  # config ensemble / average, schedule cyclic
 
     def model(self, name: str) -> ModelPlan:
         return next(m for m in self.models if m.name == name)

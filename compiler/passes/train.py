@@ -17,15 +17,18 @@ from .. import messages
 from ..diagnostics import Diagnostics
 from ..ir.dims import shape_str
 from ..ir.graph import BlockCall, Graph
-from ..ir.train import (DataInput, DataPlan, ModelPlan, Option, OptimizerPlan, ShowPlan, StepPlan, TrainConfig,
-                        TrainPlan)
+from ..ir.train import (DataInput, DataPlan, EnsemblePlan, ModelPlan, Option, OptimizerPlan, ShowPlan, StepPlan,
+                        TrainConfig, TrainPlan)
 from ..ir.types import FLOAT_DTYPES, TensorType
 from ..ops import OPS
+from ..ops.metric_learning import DISTANCE, SIMILARITY, WANTS as PAIR_WANTS, same_if, score_kind
 from ..source import Span
 from ..syntax import ast
 from ..syntax.desugar import MAIN_STEP
 from .evaluate import Evaluator, is_int
 from .resolve import DefRef, Resolved, TrainRef
+from .train_bert import check_masked_lm
+from .train_words import check_neighbours, word_list
 from .values import Fail, Scope
 
 REQUIRED = object()
@@ -73,6 +76,22 @@ def _str(v):
     return v
 
 
+def _average(v):
+    if v == "swa":
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        raise ValueError(f'needs an EMA decay in (0, 1), like 0.999, or "swa", got {_show(v)}')
+    return float(v)
+
+
+def _even(low: int) -> Callable[[Any], Any]:
+    def check(v):
+        if not is_int(v) or v < low or v % 2:
+            raise ValueError(f"needs an even integer >= {low}, got {_show(v)}")
+        return v
+    return check
+
+
 def _one_of(*choices: str) -> Callable[[Any], Any]:
     def check(v):
         if v not in choices:
@@ -102,12 +121,26 @@ def _show(v: Any) -> str:
 
 POSITIVE = _num(0.0, open_low=True)
 
+
+def _channels(v):
+    if not is_int(v) or v not in (1, 3):
+        raise ValueError(f"needs 1 (grey) or 3 (the grey image repeated), got {_show(v)}")
+    return v
+
 # Data sets: arguments (the first may be given positionally), and the fields of the built-in ones.
 DATASETS: dict[str, dict[str, Arg]] = {
-    "digits": {"size": Arg(_int(4), 8), "binarize": Arg(_bool, False), "target": Arg(_one_of("digit", "parity"), "digit")},
+    "digits": {"size": Arg(_int(4), 8), "binarize": Arg(_bool, False), "target": Arg(_one_of("digit", "parity", "mask"), "digit"),
+               "scale": Arg(_one_of("unit", "tanh"), "unit"), "channels": Arg(_channels, 1)},
     "text": {"path": Arg(_optional(_str), None), "seq": Arg(_int(2), 128)},
     "npz": {"path": Arg(_str)},
     "images": {"path": Arg(_str), "size": Arg(_optional(_int(1)), None), "channels": Arg(_int(1), 1)},
+    "synthetic": {"task": Arg(_one_of("reverse", "sort", "dates"), "reverse"), "n": Arg(_int(10), 10000),
+                  "length": Arg(_int(1), 10), "seed": Arg(_int(0), 0)},
+    "digit_pairs": {"size": Arg(_int(4), 28), "pairs": Arg(_even(2), 2048), "eval_pairs": Arg(_even(2), 512)},
+    "bert": {"task": Arg(_one_of("pretrain", "pair", "span", "acceptability"), "pretrain"), "seq": Arg(_int(16), 64),
+             "vocab": Arg(_int(16), 2000), "copies": Arg(_int(1), 1)},
+    "skipgram": {"path": Arg(_optional(_str), None), "window": Arg(_int(1), 5), "negatives": Arg(_int(1), 5),
+                 "vocab": Arg(_int(2), 1000), "min_count": Arg(_int(1), 5)},
 }
 
 
@@ -115,10 +148,30 @@ def builtin_fields(kind: str, opts: Mapping[str, Any]) -> dict[str, tuple[str, t
     """field -> (dtype, per-example shape, classes) of a built-in data set; None for user data,
     whose fields are known only when it is read (runtime/train/data.py checks them then)."""
     if kind == "digits":
+        image = ("f32", (opts["channels"], opts["size"], opts["size"]), None)
+        if opts["target"] == "mask":  # segmentation: per-pixel background 0 / digit 1
+            return {"image": image, "mask": ("i64", (opts["size"], opts["size"]), 2)}
         classes = 10 if opts["target"] == "digit" else 2
-        return {"image": ("f32", (1, opts["size"], opts["size"]), None), "label": ("i64", (), classes)}
+        return {"image": image, "label": ("i64", (), classes)}
     if kind == "text":
         return {"tokens": ("i64", (opts["seq"],), 256), "targets": ("i64", (opts["seq"],), 256)}
+    if kind == "synthetic":  # runtime/train/data_seq.py: 42 characters; dates are 18 -> 10 characters
+        src, tgt = (18, 11) if opts["task"] == "dates" else (opts["length"], opts["length"] + 1)
+        return {"src": ("i64", (src,), 42), "tgt": ("i64", (tgt,), 42), "tgt_out": ("i64", (tgt,), 42)}
+    if kind == "bert":  # runtime/train/data_bert.py: word ids [PAD] [UNK] [CLS] [SEP] [MASK] + vocabulary
+        seq, vocab, task = opts["seq"], opts["vocab"], opts["task"]
+        fields = {"input_ids": ("i64", (seq,), vocab), "token_type_ids": ("i64", (seq,), 2)}
+        if task == "pretrain":
+            return {**fields, "mlm_labels": ("i64", (seq,), vocab), "nsp_label": ("i64", (), 2)}
+        if task == "span":
+            return {**fields, "start_positions": ("i64", (), seq), "end_positions": ("i64", (), seq)}
+        return {**fields, "label": ("i64", (), 2)}
+    if kind == "digit_pairs":  # runtime/train/data_pairs.py: two images and `same` (1.0 same digit, 0.0 not)
+        image = ("f32", (1, opts["size"], opts["size"]), None)
+        return {"x1": image, "x2": image, "same": ("f32", (), None)}
+    if kind == "skipgram":  # runtime/train/data_words.py: word ids, exactly `vocab` words
+        ids = ("i64", (), opts["vocab"])
+        return {"center": ids, "context": ids, "negatives": ("i64", (opts["negatives"],), opts["vocab"])}
     return None
 
 
@@ -132,6 +185,10 @@ OPTIMIZERS: dict[str, dict[str, Arg]] = {
     "rmsprop": {"lr": Arg(POSITIVE, 1e-2), "alpha": Arg(_num(0.0, 1.0), 0.99), "momentum": Arg(_num(0.0, 1.0), 0.0),
                 "weight_decay": Arg(_num(0.0), 0.0)},
 }
+# `clip_weights=c`, any optimizer (WGAN, Arjovsky et al. 2017): after each of its updates every weight it
+# updates is clamped to [-c, c] (runtime/train/modules.py `clip_weights`).
+for _args in OPTIMIZERS.values():
+    _args["clip_weights"] = Arg(_optional(POSITIVE), None)
 
 # Learning-rate schedules, as a factor of the optimizer's lr: `step` every N epochs, `cosine` over
 # all optimizer steps after a linear warmup of `warmup` steps, `warmup` linear then constant.
@@ -140,15 +197,20 @@ SCHEDULES: dict[str, dict[str, Arg]] = {
     "step": {"every": Arg(_int(1)), "gamma": Arg(_num(0.0, 1.0, open_low=True), 0.1)},
     "cosine": {"warmup": Arg(_int(0), 0), "min_lr": Arg(_num(0.0), 0.0)},
     "warmup": {"steps": Arg(_int(1))},
+    # cosine annealing restarted `cycles` times (snapshot ensembles, Huang et al. 2017; runtime/train/ensembles.py)
+    "cyclic": {"cycles": Arg(_int(1), 5), "min_lr": Arg(_num(0.0), 0.0)},
 }
 
 CONFIG: dict[str, Arg] = {
     "batch": Arg(_int(1), 64), "epochs": Arg(_int(1), 10), "seed": Arg(_int(0), 0),
     "best": Arg(_str, "loss"), "clip_grad": Arg(_optional(POSITIVE), None),
     "checkpoint_every": Arg(_int(0), 0), "eval_batch": Arg(_int(1), 256), "test_each_epoch": Arg(_bool, False),
+    # ensembles (runtime/train/ensembles.py): k independent copies; an EMA decay or "swa" (from an epoch)
+    "ensemble": Arg(_int(1), 1), "average": Arg(_optional(_average), None), "average_from": Arg(_optional(_int(1)), None),
 }
 
-STEP_ARGS: dict[str, Arg] = {"every": Arg(_int(1), 1)}
+STEP_ARGS: dict[str, Arg] = {"every": Arg(_int(1), 1),
+                             "unroll": Arg(_int(0), 0)}  # unrolled GAN: k steps of the rival steps first
 
 # Pictures and texts, each with its model (the first, positional argument) and options.
 # `every`: after every N-th epoch (and always after the last); `confusion` is made once, on the test split.
@@ -159,9 +221,22 @@ SHOWS: dict[str, dict[str, Arg]] = {
     "autoregressive": {"n": Arg(_int(1), 16), "temperature": Arg(POSITIVE, 1.0), "every": Arg(_int(1), 1)},
     "generate": {"prompt": Arg(lambda v: v if isinstance(v, str) else _str(v), ""), "length": Arg(_int(1), 256),
                  "temperature": Arg(POSITIVE, 1.0), "every": Arg(_int(1), 1)},
+    # measuring (runtime/train/measures/gan.py): samples classified by a digits classifier checkpoint
+    "gan_score": {"classifier": Arg(_str, "runs/digits/best.safetensors"), "n": Arg(_int(10), 1000),
+                  "confidence": Arg(_num(0.0, 1.0), 0.9), "every": Arg(_int(1), 1)},
+    # measuring (runtime/train/measures/pairs.py): a Siamese model's verification accuracy, the threshold
+    # chosen on the val pairs; `same_if` "auto" is "below" for a distance and "above" otherwise
+    "verification": {"target": Arg(_str, "same"), "same_if": Arg(_one_of("auto", "above", "below"), "auto"),
+                     "every": Arg(_int(1), 1)},
+    # measuring (runtime/train/measures/seq.py): greedy and beam decoding of the split's sources, BLEU
+    "translate": {"beam": Arg(_int(1), 4), "n": Arg(_int(1), 200), "every": Arg(_int(1), 1)},
+    # measuring (runtime/train/measures/words.py): cosine nearest neighbours in an embedding table
+    "neighbours": {"words": Arg(word_list), "k": Arg(_int(1), 5), "every": Arg(_int(1), 1)},
+    # measuring (runtime/train/measures/bert.py): MLM accuracy on held-out masked tokens vs the unigram baseline
+    "masked_lm": {"heads": Arg(_str, "heads"), "every": Arg(_int(1), 1)},
 }
 
-HIGHER_IS_BETTER_OPS = ("accuracy",)  # outputs made by these are maximized when chosen as `best`
+HIGHER_IS_BETTER_OPS = ("accuracy", "iou", "verification_accuracy")  # outputs made by these are maximized when chosen as `best`
 
 
 # --- the pass ---------------------------------------------------------------------------------------------
@@ -271,7 +346,7 @@ class _TrainChecker(Evaluator):
         if data is None or config is None or not models_ok or len(steps) != len(self.ref.steps):
             return None
         models = self._model_plans(steps, graphs)
-        if models is None:
+        if models is None or not self._game(steps) or not self._unrolls(steps):
             return None
         data_plan = self._data_inputs(data, steps)
         shows = self._shows(steps, data_plan)
@@ -287,7 +362,64 @@ class _TrainChecker(Evaluator):
         higher = any(best in st.higher_is_better for st in steps)
         cfg = TrainConfig(config["batch"], config["epochs"], config["seed"], best, higher, config["clip_grad"],
                           config["checkpoint_every"], config["eval_batch"], config["test_each_epoch"])
-        return TrainPlan(t.name, source_path, data_plan, models, tuple(steps), shows, cfg, t.span)
+        ensembles = self._ensembles(config, config_s, steps)
+        return TrainPlan(t.name, source_path, data_plan, models, tuple(steps), shows, cfg, t.span, ensembles)
+
+    # --- ensembles (runtime/train/ensembles.py) -----------------------------------------------------------------
+    def _ensembles(self, config: dict[str, Any], config_s: ast.Setting | None,
+                   steps: list[StepPlan]) -> EnsemblePlan | None:
+        """`config ensemble` / `average` and `schedule cyclic`: one of them, on one classifier (E0725, E0726)."""
+        def at(name: str) -> Span:
+            if config_s is None:
+                return self.t.name_span
+            return next((a.span for a in config_s.args if a.name == name), config_s.span)
+        asked = [(f"`config {k}={_spec_text(config[k])}`", at(k)) for k in ("ensemble", "average")
+                 if config[k] not in (None, 1)]
+        schedules = [s for s in (*self.t.settings, *(x for st in self.t.steps for x in st.settings))
+                     if s.kind == "schedule" and s.name == "cyclic"]
+        asked += [("`schedule cyclic`", s.span) for s in schedules]
+        if config["average_from"] is not None and config["average"] != "swa":
+            self.diags.add(messages.ensemble_conflict(at("average_from"), "`config average_from`", 'only `average="swa"`'
+                                                      " averages from an epoch", asked[0] if asked else None))
+        if len(asked) > 1:
+            self.diags.add(messages.ensemble_conflict(asked[1][1], asked[1][0], "one kind of ensemble per definition",
+                                                      asked[0]))
+        if config["average"] == "swa" and (config["average_from"] or 1) > config["epochs"]:
+            self.diags.add(messages.ensemble_conflict(at("average_from"), "`config average_from`", f"training ends "
+                                                      f"after epoch {config['epochs']}", ("`config epochs`", at("epochs"))))
+        if len(asked) != 1:
+            return None
+        found = self._classifier(*asked[0], steps)
+        if found is None:
+            return None
+        average = None if config["average"] is None else "ema" if config["average"] != "swa" else "swa"
+        cycles = next((_option(st.optimizer.schedule_options, "cycles") for st in steps
+                       if st.optimizer.schedule == "cyclic"), 0)
+        return EnsemblePlan(*found, config["ensemble"], average, config["average"] if average == "ema" else 0.0,
+                            config["average_from"] or 1, cycles, asked[0][1])
+
+    def _classifier(self, what: str, span: Span, steps: list[StepPlan]) -> tuple[str, tuple[str, ...], str] | None:
+        """(model, the fields it reads, the class-index field its logits are compared with), or E0725."""
+        if len(steps) != 1 or len(self.t.models) != 1:
+            self.diags.add(messages.ensemble_unfit(span, what, f"it needs one model and one step, train `{self.t.name}` "
+                                                   f"has {len(self.t.models)} models and {len(steps)} steps"))
+            return None
+        g, model = steps[0].graph, self.t.models[0].name
+        call = next(c for c in g.calls if c.parent == "" and c.frame.path == model)
+        inputs = {vid: n for n, vid in g.inputs}
+        feeds = tuple(inputs.get(v, "") for v in call.inputs)
+        logits = call.outputs[0]
+        targets = [inputs[n.inputs[1]] for n in g.nodes if n.op in ("cross_entropy", "accuracy")
+                   and len(n.inputs) == 2 and n.inputs[0] == logits and n.inputs[1] in inputs]
+        if not all(feeds):
+            problem = f"`{model}` must be applied to data fields directly (`logits = image -> {model}`)"
+        elif g.type_of(logits).rank != 2 or not targets:
+            problem = (f"the first output of `{model}`, {_type(g.type_of(logits))}, is not class logits (B, classes) "
+                       "compared with a class-index field by `cross_entropy` or `accuracy`")
+        else:
+            return model, feeds, targets[0]
+        self.diags.add(messages.ensemble_unfit(span, what, problem))
+        return None
 
     def _data(self) -> tuple[ast.Setting, dict[str, Any]] | None:
         s = self._one("data", self.t.settings)
@@ -327,7 +459,7 @@ class _TrainChecker(Evaluator):
         name = MAIN_STEP if step is None else step.name
         span = t.name_span if step is None else step.name_span
         settings = t.settings if step is None else step.settings
-        args = {"every": 1}
+        args = {"every": 1, "unroll": 0}
         if step is not None:
             args = self._options(step, f"step `{step.name}`", STEP_ARGS, step.args)
         used = tuple(sorted({c.frame.path for c in graph.calls if c.parent == "" and c.frame.path in self._model_names()}))
@@ -354,9 +486,15 @@ class _TrainChecker(Evaluator):
             producer = graph.value(vid).producer
             if producer is not None and graph.nodes[producer].op in HIGHER_IS_BETTER_OPS:
                 higher.append(out_name)
+        for problem in _pair_score_mismatches(graph):  # E0720: a distance where a similarity is taken, or back
+            self.diags.add(problem)
+            ok = False
+        for problem in _grad_problems(graph):  # E0715: a `grad` of a value its input does not reach
+            self.diags.add(problem)
+            ok = False
         if not ok:
             return None
-        return StepPlan(name, graph, opt, args["every"], used, tuple(higher), span)
+        return StepPlan(name, graph, opt, args["every"], used, tuple(higher), span, args["unroll"])
 
     def _model_names(self) -> set[str]:
         return {m.name for m in self.t.models}
@@ -384,6 +522,55 @@ class _TrainChecker(Evaluator):
         if opts is None or sched_opts is None or bad:
             return None
         return OptimizerPlan(s.name, _opts(opts), tuple(targets), sched_kind, _opts(sched_opts), s.span)
+
+    def _game(self, steps: list[StepPlan]) -> bool:
+        """Each model is updated by one step's optimizer, whose loss takes gradients through it; with
+        several steps, each loss reads an output of a model that another step trains (the game)."""
+        ok = True
+        owner: dict[str, StepPlan] = {}
+        for st in steps:
+            for m in st.optimizer.models:
+                if m in owner and owner[m] is not st:
+                    self.diags.add(messages.optimizers_overlap(st.optimizer.span, m, st.name, owner[m].optimizer.span,
+                                                               owner[m].name))
+                    ok = False
+                owner.setdefault(m, st)
+        for st in steps:
+            g = st.graph
+            loss = dict(g.outputs)["loss"]
+            body = next((a.body for a, _ in self.ref.steps if a is not None and a.name == st.name), ())
+            span = _output_spans(self.t.body + body).get("loss", g.value(loss).span)
+            trained = _models_reached(g, loss, self._model_names(), through_detach=False)
+            read = _models_reached(g, loss, self._model_names(), through_detach=True)
+            for m in st.optimizer.models:
+                if m not in trained:
+                    self.diags.add(messages.loss_ignores_model(span, st.name, m, detached=m in read))
+                    ok = False
+            rivals = sorted({m for other in steps if other is not st for m in other.optimizer.models}
+                            - set(st.optimizer.models))
+            if rivals and not read & set(rivals):
+                self.diags.add(messages.loss_reads_no_rival(span, st.name, rivals))
+                ok = False
+        return ok
+
+    def _unrolls(self, steps: list[StepPlan]) -> bool:
+        """`step NAME(unroll=k)`: other steps whose models its loss reads (E0717), on one step only (E0718)."""
+        ok = True
+        unrolled = [st for st in steps if st.unroll]
+        for st in unrolled:
+            arg = next(a for s, _ in self.ref.steps if s is not None and s.name == st.name
+                       for a in s.args if a.name == "unroll")
+            read = _models_reached(st.graph, dict(st.graph.outputs)["loss"], self._model_names(), through_detach=True)
+            rivals = [o.name for o in steps if o is not st and set(o.optimizer.models) & read]
+            if not rivals:
+                self.diags.add(messages.unroll_no_rival(arg.span, st.name, [o.name for o in steps if o is not st]))
+                ok = False
+            if st is not unrolled[0]:
+                first = next(a for s, _ in self.ref.steps if s is not None and s.name == unrolled[0].name
+                             for a in s.args if a.name == "unroll")
+                self.diags.add(messages.unroll_twice(arg.span, st.name, first.span, unrolled[0].name))
+                ok = False
+        return ok
 
     # --- models ------------------------------------------------------------------------------------------------
     def _model_plans(self, steps: list[StepPlan], graphs) -> tuple[ModelPlan, ...] | None:
@@ -431,7 +618,9 @@ class _TrainChecker(Evaluator):
     def _data_inputs(self, data, steps: list[StepPlan]) -> DataPlan | None:
         s, opts = data
         fields = builtin_fields(s.name, opts)
-        described = f"{s.name}({', '.join(f'{k}={_spec_text(v)}' for k, v in opts.items() if v is not None)})"
+        names = list(DATASETS[s.name])
+        given = {a.name or names[i] for i, a in enumerate(s.args) if a.name or i < len(names)}
+        described = f"{s.name}({', '.join(f'{k}={_spec_text(v)}' for k, v in opts.items() if k in given)})"  # as written
         inputs: dict[str, DataInput] = {}
         ok = True
         for st in steps:
@@ -495,6 +684,11 @@ class _TrainChecker(Evaluator):
                 ok = False
                 continue
             model, child = target[0], ".".join(target[1:])
+            if s.name == "neighbours":  # reads an embedding table, not a call: compiler/passes/train_words.py
+                plan = check_neighbours(self.diags, s, steps, target, _opts(opts), data, names)
+                ok = ok and plan is not None
+                out += [plan] if plan is not None else []
+                continue
             call = _find_call(steps, ".".join(target))
             if call is None:
                 self.diags.add(messages.show_unfit(s.args[0].span, s.name,
@@ -545,11 +739,14 @@ class _TrainChecker(Evaluator):
             elif _type(ins[0]) != _type(outs[0]):
                 unfit(f"its first output {_type(outs[0])} is not shaped like its input {_type(ins[0])}")
                 return None
-        elif s.name == "prior":
+        elif s.name in ("prior", "gan_score"):  # a generator: z, or (z, class labels) for a conditional one
             shape = static(ins[0]) if ins[0].dtype in FLOAT_DTYPES else None
-            if len(ins) != 1 or shape is None:
-                unfit(f"it needs one float input of static size per example, found {', '.join(map(_type, ins))}")
+            labels = len(ins) == 2 and ins[1].dtype == "i64" and ins[1].rank == 1
+            if len(ins) not in (1, 2) or shape is None or (len(ins) == 2 and not labels):
+                unfit(f"it needs one float input of static size per example (and, for a conditional generator, "
+                      f"i64 labels (B)), found {', '.join(map(_type, ins))}")
                 return None
+            levels = _label_classes(data, feeds[1]) if labels else 0  # classes of a conditional generator
             if outs[0].rank != 4:
                 unfit(f"its first output {_type(outs[0])} is not an image batch (B, C, H, W)")
                 return None
@@ -575,7 +772,79 @@ class _TrainChecker(Evaluator):
             shape = (window[0],) if window and isinstance(window[0], int) else ()
             if data is not None and data.kind == "text" and not shape:
                 shape = (dict((o.name, o.value) for o in data.options)["seq"],)
+        elif s.name == "verification":  # runtime/train/measures/pairs.py scores pairs
+            if not self._verification(s, g, c, ins, outs, feeds, child, opts):
+                return None
+        elif s.name == "translate":  # runtime/train/measures/seq.py decodes src -> tgt
+            plan = self._translate(s, ins, outs, feeds, child, data)
+            if plan is None:
+                return None
+            shape, levels = plan
+        elif s.name == "masked_lm":  # compiler/passes/train_bert.py: encoder + pre-training heads on `data bert`
+            plan = check_masked_lm(self.diags, s, g, c, child, feeds, opts, data, self._model_names())
+            if plan is None:
+                return None
+            shape, levels = plan
         return ShowPlan(s.name, name, model, child, feeds, _opts(opts), shape, levels, s.span)
+
+    def _translate(self, s: ast.Setting, ins: list[TensorType], outs: list[TensorType], feeds: tuple[str, ...],
+                   child: str, data: DataPlan | None) -> tuple[tuple[int, int], int] | None:
+        """(source width, decoder width), vocabulary size: a model applied to `synthetic`'s src and tgt
+        ids that gives (B, T, vocab) logits; else E0721 (its inputs) or E0722 (its logits)."""
+        span = s.args[0].span
+        if data is not None and data.kind != "synthetic":
+            self.diags.add(messages.translate_unfit_inputs(
+                span, f"it decodes with the character vocabulary of `data synthetic(...)`, not of data `{data.kind}`"))
+            return None
+        if child or len(ins) != 2 or not all(feeds) or any(t.dtype != "i64" or t.rank != 2 for t in ins):
+            found = ", ".join(map(_type, ins))
+            self.diags.add(messages.translate_unfit_inputs(
+                span, f"it needs the model applied to two data fields, source ids (B, S) and decoder-input ids "
+                      f"(B, T), found {found}"))
+            return None
+        out = outs[0]
+        if out.rank != 3 or str(out.shape[1]) != str(ins[1].shape[1]) or not out.shape[2].is_const:
+            self.diags.add(messages.translate_unfit_logits(
+                span, _type(out), f"not logits (B, {ins[1].shape[1]}, vocab) for the decoder input {_type(ins[1])}"))
+            return None
+        vocab = out.shape[2].value
+        if vocab < 42:  # the characters of runtime/train/data_seq.py
+            self.diags.add(messages.translate_unfit_logits(
+                span, _type(out), f"{vocab} tokens, but `data synthetic` has 42"))
+            return None
+        widths = {i.name: i.dims[1] for i in (data.inputs if data else ()) if len(i.dims) == 2}
+        src, tgt = (widths.get(f) for f in feeds)
+        return ((src, tgt) if isinstance(src, int) and isinstance(tgt, int) else ()), vocab
+
+    def _verification(self, s: ast.Setting, g: Graph, c: BlockCall, ins: list[TensorType], outs: list[TensorType],
+                      feeds: tuple[str, ...], child: str, opts: dict[str, Any]) -> bool:
+        """A model applied to two data fields that gives one float score per pair, (B) or (B, 1), and
+        a `target` field to compare with (else E0710); `same_if="auto"` becomes the score's direction,
+        and a `same_if` against it is E0720."""
+        span = s.args[0].span
+        if child or len(ins) != 2 or not all(feeds):
+            self.diags.add(messages.show_unfit(span, s.name, "it needs the model applied to two data fields, "
+                                                             "`score = (x1, x2) -> net`"))
+            return False
+        out = outs[0]
+        if out.dtype not in FLOAT_DTYPES or out.rank not in (1, 2) or \
+                (out.rank == 2 and not (out.shape[1].is_const and out.shape[1].value == 1)):
+            self.diags.add(messages.show_unfit(span, s.name, f"its first output {_type(out)} is not one score "
+                                                             f"per pair, (B) or (B, 1)"))
+            return False
+        if opts["target"] not in {n for n, _ in g.inputs}:
+            self.diags.add(messages.show_unfit(span, s.name, f"the objective reads no data field "
+                                                             f"`{opts['target']}` to compare with"))
+            return False
+        kind = score_kind(g, c.outputs[0])
+        if opts["same_if"] == "auto":
+            opts["same_if"] = same_if(kind[0]) if kind else "above"
+        elif kind is not None and same_if(kind[0]) != opts["same_if"]:
+            wants = DISTANCE if opts["same_if"] == "below" else SIMILARITY
+            self.diags.add(_pair_mismatch(span, f"`{s.name}` with `same_if=\"{opts['same_if']}\"`", s.name, wants,
+                                          kind))
+            return False
+        return True
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -589,6 +858,10 @@ def _spec_text(v: Any) -> str:
     if isinstance(v, tuple):
         return f"[{', '.join(map(_spec_text, v))}]"
     return "none" if v is None else repr(v)
+
+
+def _option(items: tuple[Option, ...], name: str) -> Any:
+    return next(o.value for o in items if o.name == name)
 
 
 def _opts(d: Mapping[str, Any]) -> tuple[Option, ...]:
@@ -617,12 +890,12 @@ def _fits(ty: TensorType, dims: tuple, dtype: str, shape: tuple[int, ...]) -> st
 
 
 def _class_widths(g: Graph) -> dict[int, tuple[int, Span]]:
-    """Graph inputs used as class-index targets of `cross_entropy` / `accuracy`: the logits' class
+    """Graph inputs used as class-index targets of `cross_entropy` / `accuracy` / `iou`: the logits' class
     width where it is static, with the span of the op that compares them."""
     out: dict[int, tuple[int, Span]] = {}
     inputs = {vid for _, vid in g.inputs}
     for node in g.nodes:
-        if node.op not in ("cross_entropy", "accuracy") or len(node.inputs) != 2:
+        if node.op not in ("cross_entropy", "accuracy", "iou") or len(node.inputs) != 2:
             continue
         logits, target = (g.type_of(v) for v in node.inputs)
         if target is None or logits is None or target.dtype != "i64" or node.inputs[1] not in inputs:
@@ -632,6 +905,30 @@ def _class_widths(g: Graph) -> dict[int, tuple[int, Span]]:
         if 0 <= axis < logits.rank and logits.shape[axis].is_const:
             out.setdefault(node.inputs[1], (logits.shape[axis].value, node.span))
     return out
+
+
+def _models_reached(g: Graph, value: int, models: set[str], through_detach: bool) -> set[str]:
+    """The models whose weights `value` is computed from: found walking producers back from it,
+    stopping at `detach` unless `through_detach` (a gradient stops there, a reading does not)."""
+    owners = {w.owner: w.name.split(".", 1)[0] for w in g.weights if w.trainable}
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [value]
+    while todo:
+        vid = todo.pop()
+        if vid in seen:
+            continue
+        seen.add(vid)
+        producer = g.value(vid).producer
+        if producer is None:
+            continue
+        node = g.nodes[producer]
+        if owners.get(node.id) in models:
+            found.add(owners[node.id])
+        if node.op == "detach" and not through_detach:
+            continue
+        todo.extend(node.inputs)
+    return found
 
 
 def _output_spans(body: tuple[ast.Stmt, ...]) -> dict[str, Span]:
@@ -648,9 +945,80 @@ def _dotted(e: ast.Expr) -> tuple[str, ...] | None:
     return None
 
 
+def _label_classes(data: DataPlan | None, feed: str) -> int:
+    """The number of classes of the data field `feed` (a conditional generator's labels), 0 if unknown
+    here (the runtime then takes the data set's class names)."""
+    if data is None or not feed:
+        return 0
+    known = [i.classes for i in data.inputs if i.name == feed and i.classes]
+    fields = builtin_fields(data.kind, dict((o.name, o.value) for o in data.options)) or {}
+    return known[0] if known else (fields.get(feed, (None, None, None))[2] or 0)
+
+
 def _find_call(steps: list[StepPlan], path: str) -> tuple[Graph, BlockCall] | None:
     for st in steps:
         for c in st.graph.calls:
             if c.frame.path == path:
                 return st.graph, c
     return None
+
+
+def _pair_score_mismatches(g: Graph) -> list:
+    """E0720 for each pair loss or `verification_accuracy` whose score points the other way: a
+    distance (small for same pairs) where a similarity is taken, or the reverse."""
+    found = []
+    for node in g.nodes:
+        if node.op in PAIR_WANTS:
+            wants = PAIR_WANTS[node.op]
+        elif node.op == "verification_accuracy":
+            wants = DISTANCE if node.attr["same_if"] == "below" else SIMILARITY
+        else:
+            continue
+        kind = score_kind(g, node.inputs[0])
+        if kind is not None and kind[0] != wants:
+            found.append(_pair_mismatch(node.span, f"`{node.op}`", node.op, wants, kind))
+    return found
+
+
+_PAIR_HINTS = {("contrastive", SIMILARITY): "score the pair by `pair_distance` of the embeddings, or train a "
+                                            "similarity with `cosine_embedding`",
+               ("cosine_embedding", DISTANCE): "train a distance with `contrastive`, or score the pair by "
+                                               "`cosine_similarity`"}
+
+
+def _pair_mismatch(span: Span, what: str, op: str, wants: str, kind: tuple) -> Any:
+    """`kind`: (the score's kind, the node that computes it), as `score_kind` gives it."""
+    found, made = kind
+    hint = _PAIR_HINTS.get((op, found), f"give `same_if=\"{same_if(found)}\"` for a {found}")
+    return messages.pair_score_mismatch(span, what, wants, found, made.span, hint)
+
+
+def _grad_problems(g: Graph) -> list:
+    """E0715 for each `(y, x) -> grad` whose y is not computed from x (a gradient of zeros, a mistake)."""
+    out = []
+    for node in g.nodes:
+        if node.op != "grad" or len(node.inputs) != 2:
+            continue
+        y, x = node.inputs
+        if not _reaches(g, y, x, through_detach=False):
+            name = g.value(x).name or "its input"
+            out.append(messages.grad_unrelated(node.span, name, _reaches(g, y, x, through_detach=True)))
+    return out
+
+
+def _reaches(g: Graph, value: int, source: int, through_detach: bool) -> bool:
+    """Whether `value` is computed from `source` (a gradient stops at `detach` unless `through_detach`)."""
+    seen: set[int] = set()
+    todo = [value]
+    while todo:
+        vid = todo.pop()
+        if vid == source:
+            return True
+        if vid in seen:
+            continue
+        seen.add(vid)
+        producer = g.value(vid).producer
+        if producer is None or (g.nodes[producer].op == "detach" and not through_detach):
+            continue
+        todo.extend(g.nodes[producer].inputs)
+    return False

@@ -6,7 +6,9 @@
     <run>/last.state.pt        everything a resume needs: every model's weights, every optimizer's
                                and scheduler's state, the RNG states, the position in the data
 
-The weight files are what `dlc export onnx --weights` and `dlc compile --weights` take, unchanged.
+The weight files are what `dlc export onnx --weights` and `dlc compile --weights` take, unchanged;
+their metadata names the spec, the definition, the network and its arguments (`dlc_params`, JSON),
+with which those commands compile the network (a generator trained as `Generator(nz=64, size=16)`).
 The state file is self-contained (resume reads only it), so the pair can never disagree after a
 kill between two writes. Every file is written to `<name>.tmp` in the same folder and renamed
 into place (`os.replace` is atomic): a reader sees the old file or the new one, never half of one.
@@ -14,6 +16,7 @@ State is read back with `torch.load(weights_only=True)`: tensors, numbers, strin
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +30,14 @@ def weight_paths(run: Path, tag: str, models: list[str]) -> dict[str, Path]:
     if len(models) == 1:
         return {models[0]: run / f"{tag}.safetensors"}
     return {m: run / f"{tag}.{m}.safetensors" for m in models}
+
+
+def params_text(args) -> str:
+    """A model's network arguments ((name, value) pairs) as the JSON object of a weight file's
+    `dlc_params` metadata, which `dlc export onnx` and `dlc compile` read back (dlc/cli.py)."""
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+    return json.dumps({k: plain(v) for k, v in args}, sort_keys=True)
 
 
 def _replace(tmp: Path, path: Path) -> None:

@@ -21,6 +21,8 @@ what was expected and what was found; no numpy or PIL exception escapes.
 """
 from __future__ import annotations
 
+import importlib
+
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -92,10 +94,23 @@ class Expected:
 # Entry points
 
 
+# Data sets with a module of their own, each checking its own arguments: kind -> (module, loader).
+ELSEWHERE: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "digit_pairs": (".data_pairs", "load_digit_pairs"),  # Siamese pairs of digits
+    "synthetic": (".data_seq", "load_synthetic"),  # sequence-to-sequence tasks on characters
+    "bert": (".data_bert", "load_bert"),  # BERT pre-training and fine-tuning tasks on pydoc text
+    "skipgram": (".data_words", "load_skipgram"),  # word2vec's (center, context, negatives) on pydoc words
+})
+
+
 def load(kind: str, args: Mapping[str, Any], base: Path | None = None) -> Dataset:
     """Read the data set `kind` with `args`; relative paths are taken from `base` (default: cwd)."""
+    if kind in ELSEWHERE:  # built on the loaders here, so imported only when asked for
+        module, function = ELSEWHERE[kind]
+        return getattr(importlib.import_module(module, __package__), function)(args, Path.cwd() if base is None
+                                                                               else Path(base))
     if kind not in KINDS:
-        raise DataError(f"unknown data set `{kind}`; the kinds are {_names(KINDS)}")
+        raise DataError(f"unknown data set `{kind}`; the kinds are {_names([*KINDS, *ELSEWHERE])}")
     read, params = KINDS[kind]
     for name in args:
         if name not in params:
@@ -186,6 +201,15 @@ def _load_digits(args: Mapping[str, Any], base: Path) -> Dataset:
         images = np.stack([_resize(image, size) for image in images])
     if binarize:
         images = (images > 0.5).astype(np.float32)
+    masks = (images > 0.5).astype(np.int64)  # target="mask": 1 where the [0, 1] intensity is over 0.5
+    channels = args.get("channels", 1)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(f"data `digits` takes `channels` 1 (grey) or 3 (the grey image repeated), not {channels!r}")
+    scale = args.get("scale", "unit")
+    if scale not in DIGITS_SCALES:
+        raise DataError(f"data `digits`: `scale` is {scale!r}; it is one of {_names(DIGITS_SCALES)}")
+    if scale == "tanh":  # [-1, 1], the range of a tanh generator's images (GANs)
+        images = images * 2.0 - 1.0
     labels = digits.target.astype(np.int64)
     if target == "parity":  # a second task on the same images (transfer learning): even 0, odd 1
         labels = labels % 2
@@ -193,14 +217,22 @@ def _load_digits(args: Mapping[str, Any], base: Path) -> Dataset:
     splits, start = {}, 0
     for split, count in DIGITS_SPLIT.items():
         chosen = order[start:start + count]
-        splits[split] = {"image": images[chosen, None], "label": labels[chosen]}
+        image = np.repeat(images[chosen, None], channels, axis=1)  # (N, channels, size, size)
+        splits[split] = {"image": image, "mask": masks[chosen]} if target == "mask" else \
+            {"image": image, "label": labels[chosen]}
         start += count
+    if target == "mask":
+        classes = ["background", "digit"]
+        fields = (Field("image", "f32", (channels, size, size), None), Field("mask", "i64", (size, size), 2))
+        return _dataset("digits", "scikit-learn digits", fields, splits, {"classes": classes})
     classes = [str(d) for d in range(10)] if target == "digit" else ["even", "odd"]
-    fields = (Field("image", "f32", (1, size, size), None), Field("label", "i64", (), len(classes)))
+    fields = (Field("image", "f32", (channels, size, size), None), Field("label", "i64", (), len(classes)))
     return _dataset("digits", "scikit-learn digits", fields, splits, {"classes": classes})
 
 
-DIGITS_TARGETS = ("digit", "parity")  # what `label` holds: the digit (10 classes) or its parity (2)
+DIGITS_TARGETS = ("digit", "parity", "mask")  # `label`: the digit (10 classes) or its parity (2); "mask": a
+# `mask` field instead, i64[size, size], per pixel 0 background / 1 digit (segmentation)
+DIGITS_SCALES = ("unit", "tanh")  # image intensities in [0, 1] or in [-1, 1]
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -482,7 +514,7 @@ def _shown(source: str, root: Path, path: Path) -> str:
 
 
 KINDS: Mapping[str, tuple[Callable[[Mapping[str, Any], Path], Dataset], Mapping[str, Any]]] = MappingProxyType({
-    "digits": (_load_digits, {"size": 8, "binarize": False, "target": "digit"}),
+    "digits": (_load_digits, {"size": 8, "binarize": False, "target": "digit", "scale": "unit", "channels": 1}),
     "text": (_load_text, {"path": None, "seq": 128}),
     "npz": (_load_npz, {"path": None}),
     "images": (_load_images, {"path": None, "size": None, "channels": 1}),

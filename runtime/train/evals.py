@@ -13,7 +13,7 @@ RNG, so that a resumed run takes the same random numbers as one never stopped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -37,6 +37,8 @@ class Context:
     batch: int  # `config eval_batch`
     gen: torch.Generator  # CPU generator, seeded by (seed, epoch)
     meta: Mapping[str, Any]  # the data set's meta (classes, vocabulary, ...)
+    splits: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)  # every split, by name: a
+    # measure that calibrates on val (a verification threshold) reads it at the end, on test
 
     @property
     def options(self) -> dict[str, Any]:

@@ -9,12 +9,15 @@
     at the end the `best` weights on the test split, the confusion matrix, summary.json
 
 Under torchrun (`dlc train --nproc N`) each of the N processes takes its share of every global
-batch and DistributedDataParallel averages the gradients over them; process 0 writes everything.
+batch, and after each step's backward pass the gradients of that step's parameters are averaged
+over the processes (an all-reduce), so every process takes the same update; process 0 writes
+everything. A definition of several steps (a GAN) runs so too, step by step.
 Ctrl-C (SIGINT) finishes the step it is in, writes `last`, and exits; `--resume` goes on from
 `last.state.pt` and ends with the same weights as a run that was never stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,9 +35,9 @@ from torch import nn
 from dlc.compiler.ir.train import TrainPlan, options
 from dlc.compiler.pipeline import Compilation
 
-from . import checkpoints, data as datasets, evals, report, samples
-from .modules import (TrainError, as_dict, build_steps, freeze, load_start, make_optimizer, make_schedule,
-                      model_state)
+from . import checkpoints, data as datasets, ensembles, evals, report, samples, unroll
+from .modules import (TrainError, as_dict, build_steps, clip_weights, freeze, load_start, make_optimizer,
+                      make_schedule, model_state)
 
 
 @dataclass
@@ -82,6 +85,8 @@ class _Interrupt:
 
 def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
     started = time.perf_counter()
+    if plan.ensembles is not None and plan.ensembles.members > 1:  # `config ensemble=k`: k runs, then their mean
+        return ensembles.train_members(compilation, plan, opts, train)
     world, rank = _world()
     main = rank == 0
     device = _device(opts.device, rank)
@@ -100,9 +105,6 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
     fields = [i.name for i in d.inputs]
     train_split = {f: data.splits["train"][f] for f in fields}
     n_train = len(train_split[fields[0]])
-    if world > 1 and len(plan.steps) > 1:
-        raise TrainError(f"`{plan.name}` alternates {len(plan.steps)} steps; --nproc runs definitions of one step "
-                         "only (so far)")
     if cfg.batch % world:
         raise TrainError(f"`config batch={cfg.batch}` does not divide among {world} processes")
     steps_per_epoch = n_train // cfg.batch
@@ -122,11 +124,11 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
         frozen += freeze(models[m.name], m)
     for module in steps.values():
         module.to(device)
-    runners = {name: _parallel(module, device) if world > 1 else module for name, module in steps.items()}
     optimizers = {st.name: make_optimizer(st.optimizer, models) for st in plan.steps}
     schedules = {st.name: make_schedule(st.optimizer, optimizers[st.name], steps_per_epoch, total_steps)
                  for st in plan.steps}
     torch.manual_seed(cfg.seed + 1 + rank)  # dropout and sampling noise: its own stream per process
+    ensembling = ensembles.Ensembling(plan, models, data.splits, total_steps, out, device, main)  # snapshots, averages
 
     # --- resume: every piece of state, then the position in the data
     epoch, batch_index, global_step = 1, 0, 0
@@ -147,6 +149,7 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
             raise TrainError(f"the run in {out} is complete ({epoch - 1} epochs): `--epochs N` with a larger N "
                              "trains it further")
         best_value = state["best"]
+        ensembling.load_state_dict(state["ensembles"])
     log = report.MetricsLog(out / "metrics.jsonl", resume_after=epoch - 1 if opts.resume else None) if main else None
 
     def save(tag_best: bool, position: dict[str, Any]) -> None:
@@ -163,12 +166,14 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
         for tag in ("last", "best") if tag_best else ("last",):
             for m in plan.models:
                 path = checkpoints.weight_paths(out, tag, names)[m.name]
-                checkpoints.save_weights(path, weights[m.name], {**meta, "dlc_network": m.network})
+                checkpoints.save_weights(path, weights[m.name], {**meta, "dlc_network": m.network,
+                                                                 "dlc_params": checkpoints.params_text(m.args)})
+        ensembling.save(position["global_step"])
         checkpoints.save_state(out / "last.state.pt", {
             "plan": plan.name, **position, "best": best_value, "models": weights,
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "schedules": {k: s.state_dict() for k, s in schedules.items()},
-            "rng": rngs})
+            "rng": rngs, "ensembles": ensembling.state_dict()})
 
     # --- the epochs
     stopped = False  # Ctrl-C, or --max-steps in the middle of an epoch
@@ -195,12 +200,17 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                         continue
                     opt = optimizers[st.name]
                     opt.zero_grad(set_to_none=True)
-                    outs = as_dict([n for n, _ in st.graph.outputs], runners[st.name](**_fed(st, batch)))
+                    with unroll.unrolled(plan, st, steps, models, optimizers, lambda o: _fed(o, batch),
+                                         cfg.clip_grad) if st.unroll else contextlib.nullcontext():
+                        outs = as_dict([n for n, _ in st.graph.outputs], steps[st.name](**_fed(st, batch)))
                     outs["loss"].backward()
+                    if world > 1:
+                        _average_gradients(opt, world)
                     if cfg.clip_grad is not None:
                         torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
                                                        cfg.clip_grad)
                     opt.step()
+                    clip_weights(st.optimizer, opt)
                     schedules[st.name].step()
                     for k, v in outs.items():
                         key = k if len(plan.steps) == 1 else f"{st.name}.{k}"
@@ -210,6 +220,7 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                 count += len(rows)
                 batch_index += 1
                 global_step += 1
+                ensembling.after_step(global_step, epoch)
                 progress.update(len(rows) * world, **shown)
                 at_limit = opts.max_steps is not None and global_step >= opts.max_steps
                 if (interrupt.hit or at_limit) and batch_index < steps_per_epoch:
@@ -224,7 +235,10 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                              "sums": sums, "count": count})
                 break
             train_metrics = _reduce(sums, count, world)
-            val = evaluate(plan, runners, data.splits.get("val"), fields, cfg.eval_batch, device) if main else {}
+            val = evaluate(plan, steps, data.splits.get("val"), fields, cfg.eval_batch, device) if main else {}
+            if main:  # the averaged weights' own metrics, `avg.<name>`
+                val |= ensembling.val_metrics(lambda: evaluate(plan, steps, data.splits.get("val"), fields,
+                                                               cfg.eval_batch, device))
             value = val.get(cfg.best, train_metrics.get(cfg.best))
             improved = value is not None and (best_value is None or
                                               (value > best_value if cfg.best_higher else value < best_value))
@@ -238,7 +252,7 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
                           "val": _derived(plan, val), "lr": lr, "seconds": round(seconds, 3),
                           "examples_per_s": round(examples / max(seconds, 1e-9), 1), "best": improved}
                 if cfg.test_each_epoch:
-                    record["test"] = _derived(plan, evaluate(plan, runners, data.splits.get("test"), fields,
+                    record["test"] = _derived(plan, evaluate(plan, steps, data.splits.get("test"), fields,
                                                              cfg.eval_batch, device))
                 measured = _measure(plan, models, data, "val", out, epoch, False, device, epochs)
                 if measured:
@@ -269,8 +283,8 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
             from safetensors.torch import load_file
             for m in plan.models:
                 models[m.name].load_state_dict(load_file(str(best_files[m.name])), strict=False)
-        test = _derived(plan, evaluate(plan, runners, data.splits.get("test"), fields, cfg.eval_batch, device))
-        best_metrics = _derived(plan, evaluate(plan, runners, data.splits.get("val"), fields, cfg.eval_batch, device))
+        test = _derived(plan, evaluate(plan, steps, data.splits.get("test"), fields, cfg.eval_batch, device))
+        best_metrics = _derived(plan, evaluate(plan, steps, data.splits.get("val"), fields, cfg.eval_batch, device))
         for show in plan.shows:
             if show.kind == "confusion":
                 matrix = samples.confusion(show, models, data.splits["test"], cfg.eval_batch, device)
@@ -280,7 +294,7 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
         measured = _measure(plan, models, data, "test", out, epoch - 1, True, device, epochs)
         summary = {"train": plan.name, "spec": plan.path, "epochs": epoch - 1, "best": {cfg.best: best_value},
                    "val": best_metrics, "test": test, "shows": measured, "seconds": round(time.perf_counter() - started, 2),
-                   "processes": world, "device": str(device), "notes": notes}
+                   "processes": world, "device": str(device), "notes": notes, **ensembling.final()}
         if d.kind == "text":
             summary["unigram_bits"] = data.meta.get("unigram_bits")
         report.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", out / "summary.json")
@@ -300,7 +314,7 @@ def _measure(plan: TrainPlan, models: Mapping[str, nn.Module], data: datasets.Da
             continue
         gen = torch.Generator(device="cpu").manual_seed(plan.config.seed * 1000 + epoch + (500 if final else 0))
         ctx = evals.Context(show, models, data.splits[split], split, out, epoch, final, device,
-                            plan.config.eval_batch, gen, data.meta)
+                            plan.config.eval_batch, gen, data.meta, splits=data.splits)
         figures[show.name] = evals.run(ctx)
     return figures
 
@@ -310,7 +324,7 @@ def _fed(st, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate(plan: TrainPlan, runners: Mapping[str, nn.Module], split: Mapping[str, np.ndarray] | None,
+def evaluate(plan: TrainPlan, steps: Mapping[str, nn.Module], split: Mapping[str, np.ndarray] | None,
              fields: list[str], batch: int, device: torch.device) -> dict[str, float]:
     """Every step's outputs over a split in eval mode, averaged over its examples."""
     if split is None:
@@ -319,20 +333,25 @@ def evaluate(plan: TrainPlan, runners: Mapping[str, nn.Module], split: Mapping[s
     if n == 0:
         return {}
     sums: dict[str, float] = {}
-    modules = {name: getattr(r, "module", r) for name, r in runners.items()}
-    for module in modules.values():
+    for module in steps.values():
         module.eval()
     for start in range(0, n, batch):
         rows = {f: torch.from_numpy(split[f][start:start + batch]).to(device) for f in fields}
         size = len(next(iter(rows.values())))
         for st in plan.steps:
-            outs = as_dict([name for name, _ in st.graph.outputs], modules[st.name](**_fed(st, rows)))
+            with torch.enable_grad() if _differentiates(st) else contextlib.nullcontext():  # `grad` needs autograd
+                outs = as_dict([name for name, _ in st.graph.outputs], steps[st.name](**_fed(st, rows)))
             for k, v in outs.items():
                 key = k if len(plan.steps) == 1 else f"{st.name}.{k}"
                 sums[key] = sums.get(key, 0.0) + float(v) * size
-    for module in modules.values():
+    for module in steps.values():
         module.train()
     return {k: v / n for k, v in sums.items()}
+
+
+def _differentiates(st) -> bool:
+    """A step whose objective takes a `grad` (FGSM examples, a gradient penalty): it runs with autograd on."""
+    return any(node.op == "grad" for node in st.graph.nodes)
 
 
 def _derived(plan: TrainPlan, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -375,8 +394,17 @@ def _device(name: str, rank: int) -> torch.device:
     return torch.device(name)
 
 
-def _parallel(module: nn.Module, device: torch.device) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
+def _average_gradients(opt: torch.optim.Optimizer, world: int) -> None:
+    """Each process computed the gradients of its share of the batch: replace them by their mean over
+    the processes (one all-reduce of every gradient of the parameters this optimizer updates), so that
+    every process takes the same update from the same weights."""
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()

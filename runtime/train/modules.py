@@ -129,6 +129,17 @@ def make_optimizer(opt: OptimizerPlan, models: Mapping[str, nn.Module]) -> torch
     raise AssertionError(opt.kind)  # the train pass knows no other
 
 
+def clip_weights(opt: OptimizerPlan, optimizer: torch.optim.Optimizer) -> None:
+    """`clip_weights=c` (WGAN): every weight the optimizer updates clamped to [-c, c] after its step."""
+    c = options(opt.options).get("clip_weights")
+    if c is None:
+        return
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.clamp_(-c, c)
+
+
 def make_schedule(opt: OptimizerPlan, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """A factor of the lr per optimizer step (the scheduler steps once per optimizer step)."""
@@ -148,6 +159,9 @@ def make_schedule(opt: OptimizerPlan, optimizer: torch.optim.Optimizer, steps_pe
             progress = min(1.0, (step - o["warmup"]) / span)
             floor = o["min_lr"] / base
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if kind == "cyclic":  # snapshot ensembles: runtime/train/ensembles.py
+            from .ensembles import cyclic_factor
+            return cyclic_factor(step, total_steps, o["cycles"], o["min_lr"] / base)
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

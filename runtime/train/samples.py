@@ -42,6 +42,15 @@ def make(show: ShowPlan, models: Mapping[str, nn.Module], test: Mapping[str, np.
     try:
         folder = out / "samples"
         stem = folder / f"{show.name}_epoch{epoch:03d}"
+        if show.kind == "prior" and len(show.feeds) == 2:  # a conditional generator (z, labels): a row per class
+            k = show.levels or len(data_meta.get("classes", ())) or 10
+            per = max(1, o["n"] // k)
+            z = torch.randn((k * per, *show.shape), generator=gen).to(device)
+            labels = torch.arange(k).repeat_interleave(per).to(device)
+            images = _first(module(z, labels)).float().cpu().numpy()
+            report.image_grid(_unit(images), stem.with_suffix(".png"),
+                              f"{show.model}: samples, a row per class 0-{k - 1}, epoch {epoch}", nrow=per)
+            return stem.with_suffix(".png")
         if show.kind == "prior":
             z = torch.randn((o["n"], *show.shape), generator=gen).to(device)
             images = _first(module(z)).float().cpu().numpy()
