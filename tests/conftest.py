@@ -83,3 +83,24 @@ def onnx_vs_torch(spec: Path, model: str | None = None, batches=(2, 3), dims: di
         for (name, _), e, g in zip(graph.outputs, expected, got, strict=True):
             np.testing.assert_allclose(g, e.numpy(), atol=atol, rtol=rtol, err_msg=f"{graph.name}.{name}, B={batch}")
     return onnx_model
+
+
+def train_here(spec: Path, out: Path, *flags: str) -> tuple[int, str]:
+    """`dlc train SPEC -o OUT --quiet FLAGS` in this process on one thread (a smoke run's cost is
+    mostly thread start-up on 2 cores): its exit status and stderr."""
+    import contextlib
+    import io
+
+    import torch
+
+    from dlc.cli import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            code = main(["train", str(spec), "-o", str(out), "--quiet", *flags])
+    finally:
+        torch.set_num_threads(threads)
+    return code, err.getvalue()

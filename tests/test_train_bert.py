@@ -5,8 +5,6 @@ compile, a pre-training step whose encoder checkpoint a fine-tuning definition s
 Runs inside this process (`dlc.cli.main`) on one thread, like tests/test_train_zoo.py."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import train_here
 from dlc.compiler.pipeline import compile_file
 from dlc.runtime.train import data as datasets
 from dlc.runtime.train.data_bert import CLS, IGNORE, MASK, PAD, SEP, SPECIALS, UNK, _encoded
@@ -120,18 +119,9 @@ def test_the_vocabulary_and_the_fine_tuning_tasks():
 
 def _run(spec: Path, out: Path, *flags: str) -> str:
     """`dlc train` in this process on one thread, which must exit 0; its stderr."""
-    from dlc.cli import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(["train", str(spec), "-o", str(out), "--quiet", *flags])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, err.getvalue()
-    return err.getvalue()
+    code, err = train_here(spec, out, *flags)
+    assert code == 0, err
+    return err
 
 
 @pytest.fixture(scope="module")

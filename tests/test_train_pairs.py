@@ -9,8 +9,6 @@ recomputed from its best weights. Runs go in this process on one thread (as test
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import ROOT, compile_text, onnx_vs_torch
+from conftest import ROOT, compile_text, onnx_vs_torch, train_here
 from dlc.compiler.ir.train import options
 from dlc.compiler.passes.cost import count_costs
 from dlc.compiler.pipeline import compile_file
@@ -36,17 +34,8 @@ def pairs() -> datasets.Dataset:
 
 
 def _train(spec: Path, out: Path, *flags: str) -> None:
-    from dlc.cli import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(["train", str(spec), "-o", str(out), "--quiet", *flags])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, err.getvalue()
+    code, err = train_here(spec, out, *flags)
+    assert code == 0, err
 
 
 # --- the data ---------------------------------------------------------------------------------------

@@ -4,9 +4,7 @@ Transformer.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import json
 import math
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import train_here
 from dlc.compiler.emit.torch.api import torch_module, torch_source
 from dlc.compiler.ir.train import options
 from dlc.compiler.passes.train import DATASETS, builtin_fields
@@ -236,17 +235,8 @@ def test_zoo_definitions_check():
 
 
 def _train(spec: Path, out: Path, *flags: str) -> None:
-    from dlc.cli import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(["train", str(spec), "-o", str(out), "--quiet", *flags])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, err.getvalue()
+    code, err = train_here(spec, out, *flags)
+    assert code == 0, err
 
 
 TINY = """import "{root}/spec/seq2seq.arch"

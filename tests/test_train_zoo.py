@@ -10,8 +10,6 @@ Everything runs inside this process (`dlc.cli.main`) on one thread, like tests/t
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from conftest import train_here
 from dlc.compiler.checkpoint import load_weights
 from dlc.compiler.ir.graph import Graph, Node
 from dlc.compiler.ir.train import TrainPlan, options
@@ -140,19 +139,7 @@ def test_zoo_metrics_and_samplers():
 # -- smoke runs: two steps of each definition ---------------------------------------------------
 
 
-def _run(spec: Path, out: Path, *flags: str) -> tuple[int, str]:
-    """`dlc train` in this process on one thread: its exit status and stderr."""
-    from dlc.cli import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(["train", str(spec), "-o", str(out), "--quiet", *flags])
-    finally:
-        torch.set_num_threads(threads)
-    return code, err.getvalue()
+_run = train_here
 
 
 def _train(spec: Path, out: Path, *flags: str) -> str:
