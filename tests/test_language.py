@@ -511,7 +511,7 @@ def test_dlc_summary_param(tmp_path):
     assert json.loads(proc.stdout)["total_params"] == 22_050_664  # ViT-S/16
     bad_name = dlc("spec/resnet18.arch", "--param", "num_clases=10")
     assert (bad_name.returncode, bad_name.stdout) == (2, "")
-    assert bad_name.stderr == ("error: `ResNet18` has no parameter `num_clases` (it takes: num_classes); "
+    assert bad_name.stderr == ("error: `ResNet18` has no parameter `num_clases` (it takes: num_classes, image_size); "
                                "did you mean `num_classes`?\n")
     bad_value = dlc("spec/resnet18.arch", "--param", "num_classes=ten")
     assert bad_value.returncode == 2 and "--param expects NAME=VALUE" in bad_value.stderr

@@ -52,9 +52,9 @@ def _normalized(source: str, name: str) -> list[str]:
 def test_the_class_does_not_depend_on_the_value_of_a_parameter(spec, network, name, value):
     path = SPEC / spec
     text = path.read_text()
-    base = emit_torch(compile_file(path))
-    for new in (2 * value, value + 1):
-        variant = compile_file(path, text=_with_default(text, network, name, new))
+    base = emit_torch(compile_file(path, network))  # the network alone: the file's `train` definitions
+    for new in (2 * value, value + 1):                # are written for its defaults
+        variant = compile_file(path, network, text=_with_default(text, network, name, new))
         if not variant.ok:
             continue  # this value breaks an assert or a shape rule: try the next
         source = emit_torch(variant)
