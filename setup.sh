@@ -14,3 +14,7 @@ python3 -m pip install -e '.[test]'
 # built against the CUDA build (its C ops do not load here; the test works around that). pillow,
 # its other dependency, comes with the [test] extra.
 python3 -m pip install --no-deps 'torchvision==0.28.0'
+# torchattacks, the reference tests/test_attack.py compares FGSM and PGD with (tests only): --no-deps,
+# since its requirements (torch, torchvision, requests, ...) would touch the pinned torch, and its
+# import needs none beyond torch.
+python3 -m pip install --no-deps 'torchattacks==3.5.1'

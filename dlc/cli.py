@@ -147,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("code", nargs="?", metavar="CODE", help="e.g. E0401 (alone: list every code)")
     explain.set_defaults(run=cmd_explain, command="explain")
 
+    from dlc.attack import add_parser as add_attack
+
+    add_attack(sub)
+    sub.choices["attack"].set_defaults(run=cmd_attack, command="attack")
+
     run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
     run.add_argument("artifact", type=Path, metavar="ARTIFACT")
     run.add_argument("--input", action="append", default=[], metavar="[NAME=]X.npy", help="an input array; repeatable")
@@ -576,6 +581,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         hint = f"; did you mean {', '.join(near)}?" if near else "; `dlc explain` lists every code"
         raise UsageError(f"no explanation for `{args.code}`{hint}") from None
     return 0
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from dlc.attack import command
+
+    return command(args, UsageError)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
