@@ -8,11 +8,14 @@ a SizeError has no code and no span: `dlc` prints it as a usage error.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from . import messages
 from .ir.dims import Dim
 from .ir.graph import Graph
+
+if TYPE_CHECKING:
+    from .ir.train import TrainPlan
 
 
 class SizeError(Exception):
@@ -83,3 +86,19 @@ def _unify(graph: Graph, name: str | None, sizes: Sequence[int]) -> list[tuple[s
             raise SizeError(messages.computed_dim(name, str(d)))
         pairs.append((next(iter(symbols)), size))
     return pairs
+
+
+def trained_sizes(trains: Mapping[str, "TrainPlan"], train_name: str | None, graph: Graph) -> dict[str, int]:
+    """The sizes of `graph`'s symbolic input dims that the training definition `train_name` (what a
+    `dlc train` checkpoint's metadata names) declares for the input it feeds: `image: f32[B, 1, 8, 8]`
+    binds H=8, W=8 of DigitsCNN's `x: f32[B, 1, H, W]`. Empty when the definition is not there or
+    declares no float input of the network's rank; the batch dim is left alone."""
+    plan = trains.get(train_name or "")
+    if plan is None or len(graph.inputs) != 1:
+        return {}
+    sizes = graph.values[graph.inputs[0][1]].type.shape
+    for declared in plan.data.inputs:
+        if declared.dtype == "f32" and len(declared.dims) == len(sizes):
+            return {str(d): int(n) for d, n in zip(sizes[1:], declared.dims[1:], strict=True)
+                    if not d.is_const and str(d).isidentifier() and isinstance(n, int)}
+    return {}

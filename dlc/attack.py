@@ -312,29 +312,17 @@ def _module(spec: Path, model: str | None, ckpt: Path, dims: dict[str, int]):
         raise RuntimeError(f"checkpoint keys do not fit the module: {unexpected or missing}")
     if len(graph.inputs) != 1:
         raise AttackError(f"{spec}: network {graph.name} has {len(graph.inputs)} inputs; an attack perturbs one image")
-    env = {**dict(graph.dim_examples), **_trained_sizes(spec, meta, graph), **dims}
+    from dlc.compiler.pipeline import compile_file
+    from dlc.compiler.sizes import trained_sizes
+
+    env = {**dict(graph.dim_examples), **trained_sizes(compile_file(spec).trains, meta.get("dlc_train"), graph),
+           **dims}
     sizes = graph.type_of(graph.inputs[0][1]).shape[1:]
     free = sorted({str(d) for d in sizes if not d.is_const and not _bound(d, env)})
     if free:
         raise AttackError(f"{spec}: network {graph.name}'s input has symbolic sizes {', '.join(free)} with no "
                           "example in the spec: give them with --dim SYM=N")
     return module, tuple(int(d.evaluate(env)) for d in sizes)
-
-
-def _trained_sizes(spec: Path, meta: dict[str, str], graph) -> dict[str, int]:
-    """The input sizes the checkpoint was trained at: its training definition's declared input of the
-    network's rank (e.g. `image: f32[B, 1, 8, 8]` binds H=8, W=8), when the checkpoint names one."""
-    from dlc.compiler.pipeline import compile_file
-
-    plan = compile_file(spec).trains.get(meta.get("dlc_train", ""))
-    if plan is None:
-        return {}
-    sizes = graph.type_of(graph.inputs[0][1]).shape
-    for declared in plan.data.inputs:
-        if declared.dtype == "f32" and len(declared.dims) == len(sizes):
-            return {str(d): int(n) for d, n in zip(sizes[1:], declared.dims[1:], strict=True)
-                    if not d.is_const and str(d).isidentifier() and isinstance(n, int)}
-    return {}
 
 
 def _bound(d, env: dict[str, int]) -> bool:

@@ -240,6 +240,23 @@ def _trained(args: argparse.Namespace) -> tuple[str | None, dict | None]:
     return network, {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()} or None
 
 
+def _trained_input_sizes(args: argparse.Namespace, graph) -> dict[str, int]:
+    """Sizes of `graph`'s symbolic input dims that the `--weights` checkpoint's training definition
+    declares (its metadata names the spec and the definition); empty for any other checkpoint."""
+    if not args.weights or args.torch_load or args.weights_from or not args.weights.is_file():
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(args.weights), "np") as f:
+            meta = f.metadata() or {}
+    except Exception:  # noqa: BLE001 - not a dlc train file (load_weights reports an unreadable one)
+        return {}
+    from dlc.compiler.sizes import trained_sizes
+
+    return trained_sizes(compile_file(args.file).trains, meta.get("dlc_train"), graph)
+
+
 def _weights(args: argparse.Namespace, graph):
     """The `--weights` checkpoint (renamed by `--weights-from`) checked against `graph`, or the
     `--seed` initialization."""
@@ -364,9 +381,10 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     except (ValueError, json.JSONDecodeError) as err:
         raise UsageError(str(err)) from None
     dims = _dims(args.dim)
+    trained = _trained_input_sizes(args, graph)  # a dlc train checkpoint: the sizes it was trained at
     tuning = _tuning(args, spec) if args.tune is not None else None
-    try:  # tuned schedules are for static shapes: --tune fixes every dim (--dim, else the spec's examples)
-        static = static_sizes(graph, dims) if dims or tuning else None
+    try:  # tuned schedules are for static shapes: --tune fixes every dim (--dim, else trained or example sizes)
+        static = static_sizes(graph, {**trained, **dims}) if dims or tuning else None
     except SizeError as err:
         raise UsageError(str(err)) from None
     try:
@@ -376,6 +394,8 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
         _report_one(err.diag, result, getattr(err, "sources", None))
         return False
     built.manifest["weights_from"] = _weights_record(args)
+    if static is None:  # a symbolic build: run (`dlc bench`, `dlc attack`) at the trained sizes by default
+        built.manifest["dims"].update(trained)
     write_artifact(built, spec, output)
     if built.tuning is not None:
         from dlc.compiler.backends.tvm.tune import describe

@@ -178,7 +178,10 @@ def test_reduced_directions_project_the_gradient(trained):
 def test_black_box_attack_on_the_artifact_matches_the_module_and_imports_no_torch(trained, tmp_path):
     ckpt = trained[0]
     art = tmp_path / "digits8"
-    assert main(["compile", str(DIGITS), "--weights", str(ckpt), "--dim", "H=8", "--dim", "W=8", "-o", str(art)]) == 0
+    assert main(["compile", str(DIGITS), "--weights", str(ckpt), "-o", str(art)]) == 0
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == ["B", 1, "H", "W"]  # still symbolic, its examples the trained sizes
+    assert (manifest["dims"]["H"], manifest["dims"]["W"]) == (8, 8)
     flags = ["--method", "fd-pca", "--components", "10", "--eps", "0.2", "-n", "48", "--quiet"]
     # the artifact side as a device would run it: torch blocked outright (TVM imports it when it can)
     code = ("import sys, importlib.abc\n"
