@@ -192,7 +192,7 @@ def test_sinusoidal_table_matches_the_pytorch_helper():
     from conftest import ROOT
     from dlc.compiler.ops.embedding import sinusoidal_table
 
-    spec = importlib.util.spec_from_file_location("layers", ROOT / "runtime" / "layers.py")
+    spec = importlib.util.spec_from_file_location("layers", ROOT / "runtime" / "layers" / "__init__.py")
     layers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(layers)
     for length, dim in ((64, 8), (128, 64), (32, 512), (1024, 768)):

@@ -26,7 +26,7 @@ from dlc.compiler.ops import OPS
 from dlc.compiler.ops.table import REQUIRED
 from dlc.compiler.pipeline import compile_file
 
-LAYERS = ROOT / "runtime" / "layers.py"
+LAYERS = ROOT / "runtime" / "layers" / "__init__.py"
 IMPORTS = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 

@@ -1,7 +1,7 @@
 """Attention: multi-head attention (`mha`), projection-free dot-product attention (`attention`)
 and Bahdanau's additive attention.
 
-PyTorch forms: the MultiheadAttention and AdditiveAttention helpers of runtime/layers.py (dlc.runtime.layers),
+PyTorch forms: the MultiheadAttention and AdditiveAttention helpers of runtime/layers/ (dlc.runtime.layers),
 and F.scaled_dot_product_attention. ONNX forms:
   - mha, attention: scaled dot-product attention as F.scaled_dot_product_attention computes it
     (scores scaled after q k^T, causal mask aligned top-left: query i sees keys 0..i, masked

@@ -1,6 +1,6 @@
 """Embeddings and positional encodings: embedding, pos_embedding, sinusoidal_pe.
 
-PyTorch forms: nn.Embedding and the helpers of runtime/layers.py (dlc.runtime.layers). ONNX forms:
+PyTorch forms: nn.Embedding and the helpers of runtime/layers/ (dlc.runtime.layers). ONNX forms:
   - embedding: Gather rows of the table (padding_idx only matters for training).
   - pos_embedding, sinusoidal_pe: x + table[:T]; T is read from x's shape at run time when it
     is symbolic, so one model serves every length up to max_len. The sinusoidal table is a

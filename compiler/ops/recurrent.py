@@ -1,6 +1,6 @@
 """Recurrent layers: LSTM and GRU over batch-first sequences, optionally returning final states.
 
-PyTorch forms: the LSTM and GRU helpers of runtime/layers.py (dlc.runtime.layers) (nn.LSTM / nn.GRU with
+PyTorch forms: the LSTM and GRU helpers of runtime/layers/ (dlc.runtime.layers) (nn.LSTM / nn.GRU with
 batch_first and a flat call signature). ONNX forms: one ONNX LSTM/GRU node per layer
 (time-major, layout=0, with Transposes around them: ONNX Runtime's CPU kernels do not implement
 layout=1), gates reordered from PyTorch's (i, f, g, o) / (r, z, n) to ONNX's (i, o, f, c) /

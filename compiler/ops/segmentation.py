@@ -5,7 +5,7 @@ for each class c, |pred == c and target == c| / |pred == c or target == c| over 
 averaged over the classes that occur in the prediction or the target (a class absent from both
 says nothing and is left out). As a metric of a training definition it is one figure per batch,
 averaged over the batches of an epoch like every output. PyTorch form: the `mean_iou` helper
-(runtime/layers.py); no ONNX form, like the losses (the ONNX export is the inference graph).
+(runtime/layers/); no ONNX form, like the losses (the ONNX export is the inference graph).
 """
 from __future__ import annotations
 

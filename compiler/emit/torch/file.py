@@ -157,7 +157,7 @@ _TORCH_IMPORTS = (("torch", "import torch"), ("nn", "from torch import nn"),
 
 
 def _with_dependencies(names: list[str]) -> list[str]:
-    """The sources of the named helper layers and of the helpers they use, in layers.py's order."""
+    """The sources of the named helper layers and of the helpers they use, in dlc.runtime.layers' order."""
     sources = _helper_sources()
     wanted = set(names)
     for _ in range(len(sources)):
