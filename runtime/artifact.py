@@ -29,7 +29,8 @@ class CompiledModel:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.manifest = _read_manifest(self.path)
+        self.manifest = read_manifest(self.path)
+        check_machine(self.path, self.manifest)
         device = self.manifest["target"].get("device", "cpu")
         if device == "cpu":
             _default_threads(self.manifest)
@@ -112,6 +113,46 @@ def _load_cuda_runtime(device) -> None:
         return nvcc.compile_cuda(code, target_format="cubin", arch=arch, compiler="nvrtc")
 
 
+# ELF e_machine values (the System V ABI's registry) and the names platform.machine() gives them
+ELF_MACHINES = {0x03: "x86", 0x28: "arm", 0x3E: "x86_64", 0xB7: "aarch64", 0xF3: "riscv64"}
+MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86"}
+
+
+def library_machine(library: Path) -> str | None:
+    """The architecture a shared library is built for, from its ELF header (None: not ELF)."""
+    try:
+        with open(library, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    return ELF_MACHINES.get(machine, f"ELF machine {machine:#x}")
+
+
+def this_machine() -> str:
+    import platform
+
+    machine = platform.machine().lower()
+    return MACHINE_ALIASES.get(machine, machine)
+
+
+def check_machine(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse an artifact built for another architecture before the loader does (it says only
+    `cannot open shared object file`, or worse, `wrong ELF class`)."""
+    library = path / manifest["library"]
+    if not library.is_file():
+        raise ArtifactError(f"`{path}` has no `{manifest['library']}` (its manifest names it)")
+    built_for = library_machine(library)
+    here = this_machine()
+    if built_for is not None and built_for != here:
+        target = manifest["target"].get("name", "?")
+        raise ArtifactError(f"`{path}` is built for {built_for} (`--target {target}`), and this machine is {here}: "
+                            f"compile it here with `dlc compile --target llvm`, or run it on that "
+                            f"machine (`dlc package {path} --platform {built_for}` makes a bundle to copy there)")
+
+
 def load(path: str | Path) -> CompiledModel:
     """Load the artifact directory written by `dlc compile`."""
     return CompiledModel(Path(path))
@@ -144,7 +185,7 @@ def _show(shape: list) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except FileNotFoundError:
