@@ -152,11 +152,14 @@ def _parser() -> argparse.ArgumentParser:
     add_attack(sub)
     sub.choices["attack"].set_defaults(run=cmd_attack, command="attack")
 
-    run = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
-    run.add_argument("artifact", type=Path, metavar="ARTIFACT")
-    run.add_argument("--input", action="append", default=[], metavar="[NAME=]X.npy", help="an input array; repeatable")
-    run.add_argument("--output", type=Path, metavar="Y.npy|DIR",
-                     help="where to save the output (a directory when the model has several)")
+    from dlc.board import add_parser as add_board
+    from dlc.package import add_parser as add_package
+    from dlc.runtime.__main__ import add_arguments as add_run_arguments
+
+    add_package(sub)
+    add_board(sub)
+    run = sub.add_parser("run", help="run a compiled artifact on .npy inputs (as `dlc-run` does on a device)")
+    add_run_arguments(run)
     run.set_defaults(run=cmd_run, command="run")
     return p
 
@@ -610,46 +613,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from dlc.runtime.__main__ import run
 
-    from dlc.runtime import ArtifactError, load
-
-    try:
-        model = load(args.artifact)
-        feeds = _npy_inputs(args.input, [i["name"] for i in model.inputs])
-        outputs = model(**feeds)
-    except ArtifactError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for name, array in outputs.items():
-        print(f"{name}: {array.dtype}{list(array.shape)}")
-    if args.output:
-        if len(outputs) == 1:
-            np.save(args.output, next(iter(outputs.values())))
-        else:
-            args.output.mkdir(parents=True, exist_ok=True)
-            for name, array in outputs.items():
-                np.save(args.output / f"{name}.npy", array)
-    return 0
-
-
-def _npy_inputs(items: list[str], names: list[str]) -> dict:
-    import numpy as np
-
-    from dlc.runtime import ArtifactError
-
-    feeds = {}
-    for item in items:
-        name, sep, path = item.rpartition("=")
-        if not sep:
-            if len(items) != 1 or len(names) != 1:
-                raise UsageError(f"name each input: --input NAME=X.npy (inputs: {', '.join(names)})")
-            name = names[0]
-        try:
-            feeds[name] = np.load(path)
-        except (OSError, ValueError) as err:
-            raise ArtifactError(f"cannot read `{path}`: {err}") from None
-    return feeds
+    return run(args)
 
 
 def _write_atomic(target: Path, text: str) -> None:
