@@ -141,6 +141,12 @@ def add_parser(sub) -> None:
     run.add_argument("--input", action="append", default=[], metavar="[NAME=]X.npy", help="an input array; repeatable")
     run.add_argument("--output", "-o", type=Path, metavar="Y.npy|DIR", help="where to save the output")
     run.set_defaults(run=command_run, command="board")
+    rpc = verbs.add_parser("rpc-server", help="serve the board to a TVM RPC tracker, for `dlc compile --tune --rpc`")
+    rpc.add_argument("--tracker", required=True, metavar="HOST:PORT", help="the RPC tracker to register with")
+    rpc.add_argument("--key", default="emulated-aarch64", help="the board's key at the tracker (default: emulated-aarch64)")
+    rpc.add_argument("--port", type=int, default=9090, help="first port to try (default: 9090)")
+    rpc.add_argument("--threads", type=int, default=1, help="threads a candidate runs with (default: 1)")
+    rpc.set_defaults(run=command_rpc_server, command="board")
 
 
 def command_setup(args) -> int:
@@ -177,6 +183,63 @@ def command_run(args) -> int:
     else:
         argv = board.python(home / "run.py", *rest)
     return subprocess.call(argv)
+
+
+def command_rpc_server(args) -> int:
+    """The bundle's rpc_server.py on the board's Python, with TVM's runtime from the device wheels."""
+    import dlc.templates
+
+    try:
+        board = ensure_board()
+        site = ensure_runtime_site()
+    except BoardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    script = Path(dlc.templates.__file__).parent / "bundle" / "rpc_server.py"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    argv = board.python(script, "--tracker", args.tracker, "--key", args.key, "--host", "127.0.0.1",
+                        "--port", str(args.port), "--threads", str(args.threads))
+    try:
+        return subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+def ensure_runtime_site() -> Path:
+    """numpy and TVM's runtime (the bundles' trimmed wheel) for the board, installed once by this
+    machine's pip with --target and the aarch64 platform tags (nothing runs under emulation)."""
+    from dlc.package import PLATFORMS, TRIMMED, PackageError, fetch_wheels, trim_wheel
+
+    platform = PLATFORMS["aarch64"]
+    try:
+        wheels = fetch_wheels(platform, "3.11", log=lambda m: print(m, file=sys.stderr))
+    except PackageError as err:
+        raise BoardError(str(err)) from None
+    site = board_dir() / "runtime-site"
+    stamp = " ".join(sorted(w.name for w in wheels if not w.name.startswith("pip-")))
+    try:
+        if (site / ".complete").read_text() == stamp:
+            return site
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory(dir=board_dir()) as tmp:
+        picked = []
+        for wheel in wheels:
+            if wheel.name.startswith("pip-"):
+                continue
+            if wheel.name.startswith("apache_tvm-"):
+                trim_wheel(wheel, Path(tmp) / wheel.name, TRIMMED)
+                wheel = Path(tmp) / wheel.name
+            picked.append(str(wheel))
+        target = Path(tmp) / "site"
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+              "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+              "--abi", "cp311", *(f"--platform={t}" for t in platform.tags), "--target", str(target), *picked])
+        (target / ".complete").write_text(stamp)
+        if site.exists():
+            shutil.rmtree(site)
+        target.rename(site)  # whole or not at all
+    return site
 
 
 def install_bundle(board: Board, bundle: Path) -> Path:

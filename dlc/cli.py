@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from dlc.compiler.backends.tvm.remote import RemoteError
 from dlc.compiler.backends.tvm.targets import TARGET_NAMES
 from dlc.compiler.diagnostics import CompileError, render_all
 from dlc.compiler.passes.cost import count_costs
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RemoteError as err:  # the tracker or the device of --rpc
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `dlc explain | head`: the reader left; say nothing more
@@ -184,6 +188,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                         "binds symbolic dims (--dim, else the spec's examples)")
     p.add_argument("--tune-db", type=Path, metavar="DIR",
                    help="tuning database, reused across runs and models (default: ~/.cache/dlc/tuning/<target>)")
+    p.add_argument("--rpc", metavar="HOST:PORT",
+                   help="with --tune: measure candidates on a device through this TVM RPC tracker (cross targets too)")
+    p.add_argument("--device-key", metavar="KEY", help="with --rpc: the device's key at the tracker")
     p.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="build for a fixed size of a symbolic dim (others take the spec's examples)")
 
@@ -385,7 +392,9 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
         raise UsageError(str(err)) from None
     dims = _dims(args.dim)
     trained = _trained_input_sizes(args, graph)  # a dlc train checkpoint: the sizes it was trained at
-    tuning = _tuning(args, spec) if args.tune is not None else None
+    if (args.rpc or args.device_key) and args.tune is None:
+        raise UsageError("--rpc and --device-key say where --tune measures; give --tune N too")
+    tuning, spec = _tuning(args, spec) if args.tune is not None else (None, spec)
     try:  # tuned schedules are for static shapes: --tune fixes every dim (--dim, else trained or example sizes)
         static = static_sizes(graph, {**trained, **dims}) if dims or tuning else None
     except SizeError as err:
@@ -575,17 +584,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _tuning(args: argparse.Namespace, spec):
-    """`--tune N` for a target this machine can measure (MetaSchedule times every candidate here)."""
+    """`--tune N`, measured on this machine, or with --rpc on the device at a TVM RPC tracker; and
+    the target as tuned (with --rpc: the device's thread count as its num-cores)."""
+    import dataclasses
+
+    from dlc.compiler.backends.tvm import remote as rpc
     from dlc.compiler.backends.tvm.build import Tuning
     from dlc.compiler.backends.tvm.tune import default_db_dir, target_key
 
     if args.tune < 0:
         raise UsageError(f"--tune expects a number of trials >= 0, got {args.tune}")
-    if spec.device != "cpu" or spec.cc is not None:
-        raise UsageError(f"--tune measures candidates on this machine, which cannot run `{spec.name}` code; "
-                         "compile untuned (TVM's default schedules), or tune on the device itself")
-    db = args.tune_db or default_db_dir() / target_key(spec.target)
-    return Tuning(args.tune, db, progress=sys.stderr)
+    if args.rpc is None:
+        if args.device_key:
+            raise UsageError("--device-key names a device at an RPC tracker: give --rpc HOST:PORT too")
+        if spec.device != "cpu" or spec.cc is not None:
+            raise UsageError(f"--tune measures candidates on this machine, which cannot run `{spec.name}` code; "
+                             "measure them on the device: --rpc HOST:PORT --device-key KEY (a TVM RPC tracker)")
+        db = args.tune_db or default_db_dir() / target_key(spec.target)
+        return Tuning(args.tune, db, progress=sys.stderr), spec
+    if spec.device != "cpu":
+        raise UsageError(f"--rpc tunes CPU targets; `{spec.name}` is not one")
+    if not args.device_key:
+        raise UsageError("--rpc needs --device-key KEY: the key the device's RPC server registered with")
+    try:
+        host, port = rpc.parse_tracker(args.rpc)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    remote = rpc.Remote(host, port, args.device_key, spec.cc)
+    threads = rpc.probe(remote, spec.target)
+    print(f"tune: device `{remote.key}` at {remote.tracker} runs candidates on {threads} thread(s)", file=sys.stderr)
+    spec = dataclasses.replace(spec, target={**spec.target, "num-cores": threads})
+    db = args.tune_db or default_db_dir() / target_key(spec.target, device=remote.key)
+    return Tuning(args.tune, db, progress=sys.stderr, remote=remote), spec
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

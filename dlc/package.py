@@ -2,8 +2,8 @@
 
 The bundle holds the artifact, the dlc-runtime wheel (built from runtime/ here), the wheels it
 needs for the device's platform and Python (pip downloads them once into `cache_dir()`; TVM's is
-trimmed of its compiler library, 245 of its 281 MB), pip's own wheel, `install.py` and `run.py`
-(templates/bundle/), and, where a compiler for the platform is installed, the C++ runner
+trimmed of its compiler library, 245 of its 281 MB), pip's own wheel, `install.py`, `run.py`
+and `rpc_server.py` (templates/bundle/: the last serves the device to `dlc compile --rpc`), and, where a compiler for the platform is installed, the C++ runner
 `bin/dlc-run` with the two TVM libraries it links, for a device without Python. On the device:
 
     tar xzf bundle.tar.gz && cd BUNDLE && python3 install.py && python3 run.py --input x.npy -o y.npy
@@ -106,7 +106,7 @@ def package(artifact: Path, platform: Platform, python: str, output: Path, *, ru
                 shutil.copy2(wheel, wheels / wheel.name)
         build_runtime_wheel(wheels)
         has_runner = runner and build_runner(platform, fetched, root, log)
-        for script in ("install.py", "run.py"):
+        for script in ("install.py", "run.py", "rpc_server.py"):
             shutil.copy2(Path(dlc.templates.__file__).parent / "bundle" / script, root / script)
         (root / "README.txt").write_text(_readme(name, platform, python, manifest, has_runner))
         (root / "bundle.json").write_text(json.dumps(_describe(root, platform, python), indent=2) + "\n")
@@ -286,6 +286,10 @@ On the device, offline:
     python3 run.py --input X.npy --output Y.npy
 
 or `python3 install.py --env` inside a venv, then `dlc-run artifact --input X.npy --output Y.npy`.
+
+To tune for this device from the workstation (`dlc compile --tune N --rpc HOST:9190 --device-key KEY`):
+
+    python3 rpc_server.py --tracker HOST:9190 --key KEY
 """
     if runner:
         text += """

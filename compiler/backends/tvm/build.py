@@ -78,6 +78,7 @@ class Tuning:
     trials: int
     db_dir: Path
     progress: Any = None  # a text stream for the progress line, or None
+    remote: Any = None  # remote.Remote: measure on that device over TVM RPC; None: on this machine
 
 
 def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spec_hash: str, spec_path: str,
@@ -98,7 +99,8 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     if tuning is not None:
         from . import tune as tvm_tune
 
-        report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress)
+        report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress,
+                                           remote=tuning.remote)
     executable = lower(mod, target, database)
     built = Built(executable, arrays, manifest(graph, spec, spec_hash, spec_path, dims))
     if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):

@@ -101,10 +101,13 @@ def default_db_dir() -> Path:
     return Path(base) / "dlc" / "tuning"
 
 
-def target_key(target_json: dict[str, Any]) -> str:
-    """A directory name per target: records measured for one CPU or thread count don't apply to another."""
-    text = json.dumps({**target_json, "dlc-records": RECORDS_VERSION}, sort_keys=True)
+def target_key(target_json: dict[str, Any], device: str | None = None) -> str:
+    """A directory name per target (and remote device key): records measured for one CPU, thread
+    count or board don't apply to another."""
+    text = json.dumps({**target_json, "dlc-records": RECORDS_VERSION, "device": device}, sort_keys=True)
     kind = "-".join(str(target_json.get(k)) for k in ("kind", "mcpu", "arch", "mtriple") if target_json.get(k))
+    if device:
+        kind += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", device)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
@@ -263,8 +266,10 @@ def _best_seconds(db, task) -> float | None:
     return sum(secs) / len(secs)
 
 
-def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0):
+def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0,
+         remote=None):
     """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc.
+    With `remote` (remote.Remote), candidates are measured on that device over TVM RPC.
 
     Returns the report and the database, for the build to apply."""
     _light_tensor_intrin()
@@ -302,25 +307,31 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     started = time.monotonic()
     if todo or later > 0:
         progress = Progress(sum(n for _, n in todo) + max(later, 0), len(tasks), stream)
+        # candidates run with the target's cores; search, builds and the cost model use this machine's
         threads = int(target.attrs.get("num-cores", usable_cores()))
-        cost_model = ms.cost_model.XGBModel(num_tuning_cores=threads)
+        local = usable_cores() if remote is not None else threads
+        cost_model = ms.cost_model.XGBModel(num_tuning_cores=local)
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
         stale = {i: 0 for i in range(len(tasks))}
         with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"), \
                 _runner_threads(threads):
-            builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
-            runner = ms.runner.LocalRunner(
-                timeout_sec=30.0, f_run_evaluator=measure_candidate,
-                evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=5, min_repeat_ms=40),
-            )
-            transfer = _Transfer(tasks, db, builder, runner, target, work_dir, threads)
+            evaluator = ms.runner.EvaluatorConfig(number=3, repeat=5, min_repeat_ms=40)
+            if remote is None:
+                builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
+                runner = ms.runner.LocalRunner(timeout_sec=30.0, f_run_evaluator=measure_candidate,
+                                               evaluator_config=evaluator)
+            else:
+                from . import remote as rpc
+
+                builder, runner = rpc.builder(remote, local), rpc.runner(remote, evaluator)
+            transfer = _Transfer(tasks, db, builder, runner, target, work_dir, local)
 
             def search(i: int, chunk: int) -> int:
                 """One round of `chunk` candidates for task i; returns how many were measured."""
                 best, before = _best_seconds(db, tasks[i]), progress.trials
                 progress.start_task(order.index(i) + 1, tasks[i].task_name, best)
                 contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                    [tasks[i]], work_dir=work_dir, seed=seed + ledger.get(keys[i], 0), num_threads=threads,
+                    [tasks[i]], work_dir=work_dir, seed=seed + ledger.get(keys[i], 0), num_threads=local,
                     strategy=ms.search_strategy.EvolutionarySearch(population_size=256, genetic_num_iters=2),
                 )
                 ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=chunk,
