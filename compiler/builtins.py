@@ -42,6 +42,12 @@ def _round(v: Any, ndigits: Any = None) -> int | float:
     return round(_numbers((v,), "round")[0], ndigits)
 
 
+def _sqrt(v: int | float) -> float:
+    if v < 0:
+        raise ValueError(f"the square root of a negative number ({v!r})")  # as math.sqrt, with the number
+    return math.sqrt(v)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "range": _range,
     "len": lambda v: len(_seq(v, "len")),
@@ -54,7 +60,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "abs": lambda v: abs(_numbers((v,), "abs")[0]),
     "int": _int,
     "float": lambda v: float(_numbers((v,), "float")[0]),
-    "sqrt": lambda v: math.sqrt(_numbers((v,), "sqrt")[0]),
+    "sqrt": lambda v: _sqrt(_numbers((v,), "sqrt")[0]),
     "floor": lambda v: math.floor(_numbers((v,), "floor")[0]),
     "ceil": lambda v: math.ceil(_numbers((v,), "ceil")[0]),
     "round": _round,

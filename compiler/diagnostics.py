@@ -108,7 +108,7 @@ def render(diag: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     labels = [(diag.primary, True), *[(lab, False) for lab in diag.secondary]]
     width = max(len(str(lab.span.line)) for lab, _ in labels)
     pad = " " * width
-    out = [paint(_BOLD, paint(_RED, f"{diag.severity}[{diag.code}]") + f": {diag.message}")]
+    out = [paint(_BOLD, paint(_RED, f"{diag.severity}[{diag.code}]") + f": {printable(diag.message)}")]
     where = diag.primary.span if diag.primary.span.line else diag.primary.span.file
     out.append(f"{pad}{paint(_BLUE, '-->')} {where}")
     excerpts = [line for label, primary in labels for line in _excerpt(label, primary, sources, width, paint)]
@@ -118,9 +118,9 @@ def render(diag: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     if diag.notes or diag.help:
         out.append(f"{pad} {paint(_BLUE, '|')}")
     for note in diag.notes:
-        out.append(f"{pad} {paint(_BLUE, '=')} note: {note}")
+        out.append(f"{pad} {paint(_BLUE, '=')} note: {printable(note)}")
     if diag.help:
-        out.append(f"{pad} {paint(_BLUE, '=')} help: {diag.help}")
+        out.append(f"{pad} {paint(_BLUE, '=')} help: {printable(diag.help)}")
     return "\n".join(out)
 
 
@@ -135,12 +135,38 @@ def _excerpt(label: Label, primary: bool, sources: SourceMap, width: int, paint)
         return lines + [f"{' ' * width} {bar} {label.text}"] if label.text else lines
     text = source.line(span.line).rstrip("\n")
     end_col = span.end_col if span.end_line == span.line else len(text) + 1
-    carets = max(1, end_col - span.col)
+    shown, start, carets = _window(text, span.col - 1, max(1, end_col - span.col))
     mark = ("^" if primary else "-") * carets
     mark = paint(_RED if primary else _BLUE, mark)
-    lines.append(f"{span.line:>{width}} {bar} {text}")
-    lines.append(f"{' ' * width} {bar} {' ' * (span.col - 1)}{mark} {label.text}".rstrip())
+    lines.append(f"{span.line:>{width}} {bar} {shown}")
+    lines.append(f"{' ' * width} {bar} {' ' * start}{mark} {printable(label.text)}".rstrip())
     return lines
+
+
+EXCERPT_WIDTH = 120  # characters of a source line shown around a label; a longer line is cut
+
+
+def _window(text: str, start: int, length: int) -> tuple[str, int, int]:
+    """The part of a source line shown for a label at `start` (0-based) of `length` characters:
+    at most EXCERPT_WIDTH of them around it, cut ends marked `...`, control characters escaped
+    (a spec's escape bytes never reach the terminal); with the label's start and length there."""
+    if len(text) <= EXCERPT_WIDTH:
+        lo, hi = 0, len(text)
+    else:
+        lo = 0 if start < EXCERPT_WIDTH // 2 else start - EXCERPT_WIDTH // 4
+        hi = lo + EXCERPT_WIDTH
+    before, inside, after = text[lo:start], text[start:min(start + length, hi)], text[start + length:hi]
+    head, tail = ("..." if lo > 0 else ""), ("..." if hi < len(text) else "")
+    shown_before, shown_inside = head + printable(before), printable(inside)
+    return shown_before + shown_inside + printable(after) + tail, len(shown_before), max(1, len(shown_inside))
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`), a tab as one space."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else " " if c == "\t" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False) -> str:

@@ -70,6 +70,18 @@ def unexpected_eof(span: Span, expected: list[str]) -> Diagnostic:
                       help=f"expected one of: {_pretty(expected)}")
 
 
+def nesting_too_deep(span: Span, limit: int) -> Diagnostic:
+    return Diagnostic("E0004", f"nesting too deep: more than {limit} levels of brackets, operators or bodies",
+                      Label(span, f"level {limit + 1} starts here"),
+                      help="give the inner parts names with `let`")
+
+
+def unknown_escape(span: Span, escape: str) -> Diagnostic:
+    return Diagnostic("E0005", f"unknown escape `{escape}` in a string", Label(span, "not an escape"),
+                      help='a string takes two escapes, `\\"` (a quote) and `\\\\` (a backslash); write '
+                           'other characters as they are')
+
+
 # --- E01xx files and imports ----------------------------------------------------------
 
 def cannot_read(span: Span, path: str, reason: str, imported: bool = True) -> Diagnostic:
@@ -101,6 +113,13 @@ def unknown_model(span: Span, name: str, available: list[str]) -> Diagnostic:
 def import_not_found(span: Span, path: str, searched: list[str]) -> Diagnostic:
     return Diagnostic("E0106", f"cannot find imported file `{path}`", Label(span, "imported here"),
                       notes=tuple(f"looked in `{s}`" for s in searched))
+
+
+def import_refused(span: Span, path: str, reason: str) -> Diagnostic:
+    """`reason`: why a spec may not read this file (compiler/syntax/load.py); nothing of it was read."""
+    return Diagnostic("E0109", f"cannot import `{path}`: {reason}", Label(span, "imported here"),
+                      help="an import reads a `.arch` file beside the importing one or below its directory, "
+                           "or one of the standard library's (`std/...`)")
 
 
 def cannot_read_checkpoint(path: str, reason: str, torch_load: bool = False) -> Diagnostic:
@@ -297,6 +316,13 @@ def unknown_init_option(span: Span, scheme: str, option: str, accepted: Sequence
 def init_option_not_literal(span: Span, option: str) -> Diagnostic:
     return Diagnostic("E0227", f"`@init` option `{option}` must be a literal value", Label(span, "not a literal"),
                       help="write the number or string itself, e.g. `std=0.02`")
+
+
+def reserved_name(span: Span, name: str, kind: str, why: str) -> Diagnostic:
+    """`kind`: what declares it ("parameter", "label", "network", ...); `why`: compiler/names.py's reason."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return Diagnostic("E0228", f"`{name}` cannot be the name of {article} {kind}: {why}", Label(span, "declared here"),
+                      help=f"rename it, e.g. `{name}_`")
 
 
 # --- E03xx expansion ------------------------------------------------------------------
@@ -515,6 +541,30 @@ def bad_label_piece(span: Span, label: str, what: str) -> Diagnostic:
     return Diagnostic("E0520", f"a piece of the numbered label `{label}` is not an integer or a name",
                       Label(span, f"this is {what}"),
                       help="a piece in braces is usually computed from a loop variable: `denselayer{i + 1}`")
+
+
+def out_of_range(span: Span, problem: str) -> Diagnostic:
+    """`problem`: compiler/limits.py's text (integer overflow, a float that is not finite, a list or
+    repetition over its limit)."""
+    return Diagnostic("E0522", f"compile-time value out of range: {problem}", Label(span, "here"),
+                      help="the front end's limits are in docs/language.md, \"Limits\"")
+
+
+def over_budget(span: Span, what: str, limit: str) -> Diagnostic:
+    """`what`: the budget spent ("evaluation steps", "graph nodes", "time"); `limit`: its size."""
+    return Diagnostic("E0523", f"the compilation used up its budget of {limit} {what}" if what != "time" else
+                      f"the compilation ran out of time: its front end may take {limit}",
+                      Label(span, "still expanding here"),
+                      notes=("every network and training definition of a file share one budget; a loop, a "
+                             "repetition or a recursion that makes more than the largest networks do stops here",),
+                      help="look for a recursion that calls itself twice per level, a `for` over a huge "
+                           "`range`, or a repetition count that is far too large")
+
+
+def size_out_of_range(span: Span, problem: str) -> Diagnostic:
+    """`problem`: the size and its limit (compiler/limits.py): a dimension, a weight, all weights."""
+    return Diagnostic("E0524", f"size out of range: {problem}", Label(span, "declared here"),
+                      help="the front end's limits are in docs/language.md, \"Limits\"")
 
 
 def bad_initializer(span: Span, param: str, found: str, initializers: Sequence[str]) -> Diagnostic:

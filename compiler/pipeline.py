@@ -20,6 +20,8 @@ from . import messages
 from .diagnostics import CompileError, Diagnostic, Diagnostics
 from .ir.graph import Graph
 from .ir.train import TrainPlan
+from . import limits
+from .limits import Budget
 from .passes.expand import expand
 from .passes.infer_shapes import infer_shapes
 from .passes.params import collect_weights
@@ -65,10 +67,16 @@ class Compilation:
 
 
 def compile_file(path: str | Path, model: str | None = None, text: str | None = None,
-                 params: Mapping[str, Any] | None = None) -> Compilation:
+                 params: Mapping[str, Any] | None = None, budget: Budget | None = None) -> Compilation:
     """Run the front end on one file: every network in it, or only `model`; `params` are values
-    for the parameters of `model` (default: the file's last network), checked first (ParamError)."""
-    path = Path(path)
+    for the parameters of `model` (default: the file's last network), checked first (ParamError).
+    `budget`: the work it may do (compiler/limits.py; default: the limits stated there)."""
+    with limits.recursion_room():
+        return _compile_file(Path(path), model, text, params, budget or Budget())
+
+
+def _compile_file(path: Path, model: str | None, text: str | None, params: Mapping[str, Any] | None,
+                  budget: Budget) -> Compilation:
     sources, diags = SourceMap(), Diagnostics()
     program = load_program(path, sources, diags, text)
     if program is None:
@@ -85,17 +93,17 @@ def compile_file(path: str | Path, model: str | None = None, text: str | None = 
     given = network_params(target, params) if params and target is not None else {}
     graphs = {}
     for ref in networks:
-        graph = expand(resolved, ref, diags, given if ref is target else None)
+        graph = expand(resolved, ref, diags, given if ref is target else None, budget)
         if graph is None:
             continue
         for graph_pass in GRAPH_PASSES:
             graph = graph_pass(graph, diags)
         graphs[ref.name] = graph
-    trains = _check_trains(resolved, diags, program.root) if model is None else {}
+    trains = _check_trains(resolved, diags, program.root, budget) if model is None else {}
     return Compilation(program.root, graphs, tuple(diags.sorted()), sources, resolved, trains)
 
 
-def _check_trains(resolved: Resolved, diags: Diagnostics, root: str) -> dict[str, TrainPlan]:
+def _check_trains(resolved: Resolved, diags: Diagnostics, root: str, budget: Budget) -> dict[str, TrainPlan]:
     """Each training definition of the root file: its step networks through the graph passes, then
     the training checks (compiler/passes/train.py)."""
     plans = {}
@@ -103,12 +111,12 @@ def _check_trains(resolved: Resolved, diags: Diagnostics, root: str) -> dict[str
         graphs: dict[str, Graph | None] = {}
         for _, step in ref.steps:
             before = len(diags)
-            graph = expand(resolved, step, diags)
+            graph = expand(resolved, step, diags, budget=budget)
             if graph is not None:
                 for graph_pass in GRAPH_PASSES:
                     graph = graph_pass(graph, diags)
             graphs[step.name] = graph if len(diags) == before else None  # reported: no checks of a partial graph
-        plan = check_train(resolved, ref, graphs, diags, root)
+        plan = check_train(resolved, ref, graphs, diags, root, budget)
         if plan is not None:
             plans[ref.name] = plan
     return plans

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +240,8 @@ def _train(spec: Path, out: Path, *flags: str) -> None:
     assert code == 0, err
 
 
-TINY = """import "{root}/spec/seq2seq.arch"
-import "{root}/spec/transformer.arch"
+TINY = """import "seq2seq.arch"  # copies beside it: imports stay below the importing file's directory
+import "transformer.arch"
 
 train TinySeq2Seq {{
   data synthetic(task="reverse", n=120, length=4)
@@ -269,7 +270,9 @@ train TinyTransformer {{
 
 def test_tiny_definitions_train_and_translate(tmp_path):
     spec = tmp_path / "tiny.arch"
-    spec.write_text(TINY.format(root=ROOT))
+    for name in ("seq2seq.arch", "transformer.arch"):
+        shutil.copy(ROOT / "spec" / name, tmp_path / name)
+    spec.write_text(TINY.format())
     for name in ("TinySeq2Seq", "TinyTransformer"):
         out = tmp_path / name
         _train(spec, out, "--train", name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dlc.compiler.names import reserved
 from dlc.compiler.pipeline import compile_file
 
 WORDS = ("train", "model", "data", "config", "optimizer", "schedule", "step", "show", "from", "freeze")
@@ -22,6 +23,9 @@ network N({word}=1) {{
 }}
 """)
     result = compile_file(path)
+    if reserved(word, "parameter") or reserved(word, "label"):  # `from` (a Python keyword), `train:` (nn.Module's)
+        assert {d.code for d in result.diagnostics} == {"E0228"}, [d.message for d in result.diagnostics]
+        return
     assert result.ok, [d.message for d in result.diagnostics]
     assert [w.name for w in result.graphs["N"].weights] == [f"{word}.weight", f"{word}.bias"]
 

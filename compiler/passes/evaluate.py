@@ -10,23 +10,50 @@ import inspect
 import operator
 from typing import Any, NoReturn
 
-from .. import messages
+from .. import limits, messages
 from ..builtins import BUILTINS, EvalError
 from ..diagnostics import Diagnostic
+from ..limits import Budget, OutOfRange, OverBudget
 from ..ops import OPS, OpDef
 from ..source import Span
 from ..syntax import ast
 from .resolve import DefRef
-from .values import POISON, Fail, Layer, Scope, Tensor
+from .values import POISON, Abort, Fail, Layer, Scope, Tensor
 
 
 class Evaluator:
+    """Every value it computes is within the limits of compiler/limits.py, and every expression
+    costs one step of the compilation's `budget` (shared by all its evaluators)."""
+
+    budget: Budget
+
     # --- expressions -----------------------------------------------------------------------
     def eval(self, e: ast.Expr, scope: Scope) -> Any:
+        self.spend(e.span)
         value = self._eval(e, scope)
         if value is POISON:
             raise Fail
         return value
+
+    def spend(self, span: Span, steps: int = 1) -> None:
+        """Charge `steps` to the budget; past it, report once (E0523) and unwind the whole expansion."""
+        try:
+            self.budget.step(steps)
+        except OverBudget as err:
+            self.over_budget(span, err)
+
+    def over_budget(self, span: Span, err: OverBudget) -> NoReturn:
+        if not self.budget.reported:
+            self.budget.reported = True
+            self.diags.add(messages.over_budget(span, err.what, err.limit))
+        raise Abort
+
+    def checked(self, value: Any, span: Span, what: str = "the result") -> Any:
+        """`value` if it is within the limits (a finite float, an i64 integer), else E0522 at `span`."""
+        try:
+            return limits.checked_number(value, what)
+        except OutOfRange as err:
+            self.error(messages.out_of_range(span, str(err)))
 
     def error(self, diag: Diagnostic) -> NoReturn:
         """Report `diag` and unwind the expression (or stage) being evaluated."""
@@ -35,7 +62,7 @@ class Evaluator:
 
     def _eval(self, e: ast.Expr, scope: Scope) -> Any:
         if isinstance(e, ast.Literal):
-            return e.value
+            return self.checked(e.value, e.span, "the literal")  # `1e400` reads as infinity
         if isinstance(e, ast.Name):
             return self.lookup(e, scope)
         if isinstance(e, ast.ListExpr):
@@ -45,7 +72,7 @@ class Evaluator:
             if e.op == "not":
                 return not v
             self.need_number(v, "-", e.span)
-            return -v
+            return -v  # the limits are symmetric
         if isinstance(e, ast.BinOp):
             return self.binop(e, scope)
         if isinstance(e, ast.Call):
@@ -118,11 +145,17 @@ class Evaluator:
         except TypeError:
             self.error(messages.builtin_arity(e.span, name, len(args)))
         try:
-            return fn(*args)
+            size = _result_size(name, args)
+        except OutOfRange as err:
+            self.error(messages.out_of_range(e.span, str(err)))
+        self.spend(e.span, size)  # a list built item by item costs its items
+        try:
+            result = fn(*args)
         except EvalError as err:
             self.error(messages.builtin_error(e.span, str(err)))
         except (ValueError, OverflowError) as err:  # math.sqrt(-1), int(inf): Python's own checks
             self.error(messages.builtin_failed(e.span, name, str(err)))
+        return self.checked(result, e.span)
 
     def binop(self, e: ast.BinOp, scope: Scope) -> Any:
         if e.op == "and":
@@ -134,14 +167,34 @@ class Evaluator:
         if e.op in ("==", "!="):
             return fn(left, right)
         if e.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
+            self.list_of(len(left) + len(right), "`+` of these lists", e.span)
             return left + right
         if e.op == "*" and isinstance(left, tuple) and is_int(right):
+            self.list_of(len(left) * max(right, 0), f"a list repeated {right:,} times", e.span)
             return left * right
         self.need_number(left, e.op, e.span)
         self.need_number(right, e.op, e.span)
         if e.op in ("/", "//", "%") and right == 0:
             self.error(messages.division_by_zero(e.span))
-        return fn(left, right)
+        try:
+            if e.op == "**":
+                limits.check_power(left, right)
+            result = fn(left, right)
+        except OutOfRange as err:
+            self.error(messages.out_of_range(e.span, str(err)))
+        except OverflowError:  # 1e300 ** 2, (10 ** 18) / 1e-308
+            self.error(messages.out_of_range(e.span, "float overflow: the result is too large for a 64-bit float"))
+        except ZeroDivisionError:  # 0.0 ** -1
+            self.error(messages.division_by_zero(e.span))
+        return self.checked(result, e.span)
+
+    def list_of(self, n: int, what: str, span: Span) -> None:
+        """A list of `n` items is about to be built: within MAX_LIST, and charged to the budget."""
+        try:
+            limits.list_length(n, what)
+        except OutOfRange as err:
+            self.error(messages.out_of_range(span, str(err)))
+        self.spend(span, n)
 
     def need_number(self, v: Any, op: str, span: Span) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -154,6 +207,19 @@ _BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operato
 
 
 _BUILTIN_NAMES = {fn: name for name, fn in BUILTINS.items()}
+
+
+def _result_size(name: str, args: list[Any]) -> int:
+    """How many items the built-in `name` builds from `args` (checked against MAX_LIST before it
+    builds them: `range(10**9)`); 1 for a number."""
+    if name == "range":
+        if 1 <= len(args) <= 3 and all(is_int(a) for a in args):
+            start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+            return limits.list_length(limits.range_length(start, stop, step), "this `range`")
+        return 1  # the built-in itself says what is wrong
+    if name in ("enumerate", "zip", "reversed", "sum", "min", "max", "len"):
+        return max([len(a) for a in args if isinstance(a, tuple)], default=1)
+    return 1
 
 
 def is_int(v: Any) -> bool:

@@ -22,8 +22,9 @@ import re
 from dataclasses import replace
 from typing import Any, Mapping
 
-from .. import messages
+from .. import limits, messages
 from ..diagnostics import Diagnostics
+from ..limits import Budget, OverBudget
 from ..ir.dims import Dim
 from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
@@ -42,17 +43,19 @@ _LABEL_PIECE = re.compile(r"[A-Za-z0-9_]+")
 
 
 def expand(resolved: Resolved, network: DefRef, diags: Diagnostics,
-           params: Mapping[str, Any] | None = None) -> Graph | None:
+           params: Mapping[str, Any] | None = None, budget: Budget | None = None) -> Graph | None:
     """Expand `network` into a graph; None if its definition is broken beyond use. `params`
     (checked names, values as the evaluator's: lists as tuples) replace the network's defaults;
-    the defaults after them are computed from them (`d_ff=4*d`)."""
-    return _Expander(resolved, diags).network(network, params or {})
+    the defaults after them are computed from them (`d_ff=4*d`). `budget`: the compilation's
+    (compiler/limits.py), shared with its other expansions; a fresh one if not given."""
+    return _Expander(resolved, diags, budget or Budget()).network(network, params or {})
 
 
 class _Expander(Evaluator):
-    def __init__(self, resolved: Resolved, diags: Diagnostics) -> None:
+    def __init__(self, resolved: Resolved, diags: Diagnostics, budget: Budget) -> None:
         self.r = resolved
         self.diags = diags
+        self.budget = budget
         self.values: list[Value] = []
         self.nodes: list[Node] = []
         self.layer_paths: dict[int, tuple[str, Span]] = {}  # layer uid -> (weight path, first use)
@@ -116,6 +119,9 @@ class _Expander(Evaluator):
         dims: list[int | str | Dim] = []
         for dim in t.dims:
             if isinstance(dim, ast.DimExample):
+                if not 1 <= dim.example <= limits.MAX_DIM:
+                    self.error(messages.size_out_of_range(dim.span, f"an example size of {dim.example:,}; a dimension "
+                                                          f"is between 1 and {limits.MAX_DIM:,} (2^31 - 1)"))
                 self.examples.setdefault(dim.name, dim.example)
                 dims.append(dim.name)
                 continue
@@ -126,6 +132,9 @@ class _Expander(Evaluator):
             if is_int(value) and value < 1:
                 self.diags.add(messages.bad_dimension(dim.span, value))
                 raise Fail
+            if is_int(value) and value > limits.MAX_DIM:
+                self.error(messages.size_out_of_range(dim.span, f"a dimension of {value:,}; a dimension is at most "
+                                                      f"{limits.MAX_DIM:,} (2^31 - 1)"))
             dims.append(value)
         return dtype, tuple(dims)
 
@@ -152,6 +161,7 @@ class _Expander(Evaluator):
         """Run `body` in `scope`; a failed statement poisons the names it would have bound."""
         runner = _Statements(self, scope)
         for s in body:
+            self.spend(s.span)
             try:
                 runner.visit(s)
             except Abort:
@@ -283,6 +293,9 @@ class _Expander(Evaluator):
         if not is_int(repeat) or repeat < 0:
             self.diags.add(messages.bad_repeat(stage.repeat.span, repeat))
             raise Fail
+        if repeat > limits.MAX_REPEAT:
+            self.error(messages.out_of_range(stage.repeat.span, f"a repetition of {repeat:,} copies; a stage "
+                                             f"is repeated at most {limits.MAX_REPEAT:,} times"))
         shared = self.shared_layer(stage, scope)
         outs = inputs
         for i in range(repeat):
@@ -467,6 +480,7 @@ class _Expander(Evaluator):
             raise Fail
         if id(d) in self.r.broken or any(v is POISON for _, v in layer.bound):
             raise Fail
+        self.spend(stage.span, limits.NODE_STEPS)
         key = (id(d), _freeze(layer.bound))
         trace = [f.block for f in scope.trace] + [d.name]
         if key in self.stack:
@@ -506,8 +520,13 @@ class _Expander(Evaluator):
             if any(x is not POISON for x in inputs if not isinstance(x, Tensor)):
                 self.diags.add(messages.chain_carries_values(span))
             raise Fail
+        try:
+            self.budget.node()
+        except OverBudget as err:
+            self.over_budget(span, err)
         nid = len(self.nodes)
         n_out = op.outputs(dict(attrs), len(inputs))
+        self.spend(span, limits.NODE_STEPS + n_out)  # `chunk(100000000)`: each output is a value
         outs = [self.new_value(None, None, nid, span) for _ in range(n_out)]
         self.nodes.append(Node(nid, op.name, tuple(attrs), tuple(x.vid for x in inputs), tuple(outs), path,
                                weights, ties, span, scope.trace))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import messages
+from .. import limits, messages
 from ..diagnostics import Diagnostics
 from ..ir.dims import shape_str
 from ..ir.graph import Graph, Node
@@ -27,17 +27,23 @@ def infer_shapes(graph: Graph, diags: Diagnostics) -> Graph:
         try:
             outs = OPS[node.op].infer(node.attr, ins)
         except ShapeError as err:
-            diags.add(_shape_diag(graph, node, values, err))
+            diags.add(rule_diagnostic(graph, node, values, err))
             continue
-        except ValueError as err:  # symbolic arithmetic the rule cannot express
-            diags.add(_shape_diag(graph, node, values, ShapeError(str(err))))
+        except (ArithmeticError, ValueError) as err:  # symbolic arithmetic the rule cannot express
+            diags.add(rule_diagnostic(graph, node, values, ShapeError(str(err))))
+            continue
+        big = next((d.value for t in outs for d in t.shape if d.is_const and abs(d.value) > limits.MAX_DIM), None)
+        if big is not None:
+            diags.add(messages.size_out_of_range(node.span, f"an output dimension of {big:,}; a dimension is at most "
+                                                 f"{limits.MAX_DIM:,} (2^31 - 1)"))
             continue
         for vid, t in zip(node.outputs, outs, strict=True):  # a rule giving too few types is a bug, not silence
             values[vid] = replace(values[vid], type=t)
     return replace(graph, values=tuple(values))
 
 
-def _shape_diag(graph: Graph, node: Node, values, err: ShapeError):
+def rule_diagnostic(graph: Graph, node: Node, values, err: ShapeError):
+    """E0401 for an op rule (shape, weights or cost) that rejected the node's inputs."""
     shown = node.inputs if err.input_index is None else (node.inputs[err.input_index],)
     if err.input_index is not None and err.input_index > 0:
         shown = (node.inputs[0], *shown)

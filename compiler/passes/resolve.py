@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from .. import messages
 from ..diagnostics import Diagnostics
+from ..names import reserved
 from ..ops import OPS
+from ..source import Span
 from ..syntax import ast
 from ..syntax.desugar import step_defs
 from ..syntax.load import Program
@@ -199,9 +201,17 @@ class _BodyChecker(StmtVisitor[None]):
         self.later: dict[str, ast.Stmt] = {}
         self.env: dict[str, str] = {}
 
+    def declared(self, name: str, kind: str, span: Span) -> None:
+        """E0228 for a name the generated code could not hold (compiler/names.py)."""
+        why = reserved(name, kind)
+        if why is not None:
+            self.diags.add(messages.reserved_name(span, name, kind, why))
+
     def check_def(self, d: ast.Def) -> None:
         self.env = {}
+        self.declared(d.name, d.kind, d.name_span)
         for p in d.params:
+            self.declared(p.name, "parameter", p.span)
             if p.default is not None:
                 self.expr(p.default, self.env)
             self.env[p.name] = "value"
@@ -217,6 +227,7 @@ class _BodyChecker(StmtVisitor[None]):
             self.env = outer
 
     def visit_input(self, s: ast.Input) -> None:
+        self.declared(s.name, "input", s.span)
         if s.type is not None:
             for dim in s.type.dims:
                 if not isinstance(dim, ast.DimExample):
@@ -224,6 +235,7 @@ class _BodyChecker(StmtVisitor[None]):
         self.env[s.name] = "tensor"
 
     def visit_param_tensor(self, s: ast.ParamTensor) -> None:
+        self.declared(s.name, "label", s.span)  # a parameter tensor is a module attribute too
         for dim in s.type.dims:
             if not isinstance(dim, ast.DimExample):
                 self.expr(dim, self.env, dims=True)
@@ -239,6 +251,7 @@ class _BodyChecker(StmtVisitor[None]):
         self.env[s.name] = "tensor"
 
     def visit_output(self, s: ast.Output) -> None:
+        self.declared(s.name, "output", s.span)
         if s.chain is not None:
             self.chain(s.chain, self.env)
             self.env[s.name] = "tensor"
@@ -246,14 +259,19 @@ class _BodyChecker(StmtVisitor[None]):
             self.tensor_name(ast.Name(s.name, s.span), self.env)
 
     def visit_let(self, s: ast.Let) -> None:
+        self.declared(s.name, "let", s.span)
         self.expr(s.value, self.env)
         self.env[s.name] = "value"
 
     def visit_bind(self, s: ast.Bind) -> None:
+        for n in s.names:
+            self.declared(n, "name", s.span)
         self.chain(s.chain, self.env)
         self.env.update({n: "tensor" for n in s.names})
 
     def visit_for(self, s: ast.For) -> None:
+        for n in s.names:
+            self.declared(n, "loop variable", s.span)
         env = self.env
         self.expr(s.iterable, env)
         inner = {**env, **{n: "value" for n in s.names}}
@@ -285,6 +303,7 @@ class _BodyChecker(StmtVisitor[None]):
                 if not isinstance(part, str):
                     self.expr(part, env)
             if stage.label and not stage.label_parts:  # a numbered label names weights, not a layer value
+                self.declared(stage.label, "label", stage.span)
                 env[stage.label] = "value"
 
     def tensor_name(self, name: ast.Name, env: dict[str, str]) -> None:

@@ -25,6 +25,7 @@ from ..ops.metric_learning import DISTANCE, SIMILARITY, WANTS as PAIR_WANTS, sam
 from ..source import Span
 from ..syntax import ast
 from ..syntax.desugar import MAIN_STEP
+from ..limits import Budget
 from .evaluate import Evaluator, is_int
 from .resolve import DefRef, Resolved, TrainRef
 from .train_bert import check_masked_lm
@@ -242,17 +243,19 @@ HIGHER_IS_BETTER_OPS = ("accuracy", "iou", "verification_accuracy")  # outputs m
 # --- the pass ---------------------------------------------------------------------------------------------
 
 def check_train(resolved: Resolved, ref: TrainRef, graphs: Mapping[str, Graph | None], diags: Diagnostics,
-                source_path: str) -> TrainPlan | None:
-    """`graphs`: the expanded, shape-checked step networks by name (None where expansion failed)."""
+                source_path: str, budget: Budget | None = None) -> TrainPlan | None:
+    """`graphs`: the expanded, shape-checked step networks by name (None where expansion failed);
+    `budget`: the compilation's (compiler/limits.py)."""
     before = len(diags)
-    checker = _TrainChecker(resolved, ref, diags)
+    checker = _TrainChecker(resolved, ref, diags, budget or Budget())
     plan = checker.plan(graphs, source_path)
     return plan if len(diags) == before else None
 
 
 class _TrainChecker(Evaluator):
-    def __init__(self, resolved: Resolved, ref: TrainRef, diags: Diagnostics) -> None:
+    def __init__(self, resolved: Resolved, ref: TrainRef, diags: Diagnostics, budget: Budget) -> None:
         self.r = resolved
+        self.budget = budget
         self.ref = ref
         self.t = ref.node
         self.diags = diags

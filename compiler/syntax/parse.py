@@ -8,11 +8,11 @@ from pathlib import Path
 
 from typing import Any, Iterator
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
-from .. import messages
+from .. import limits, messages
 from ..diagnostics import Diagnostics
 from ..source import Span
 from . import ast
@@ -152,8 +152,32 @@ def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
         return None
+    deep = _too_deep(tree, limits.MAX_NESTING)
+    if deep is not None:  # before the Transformer, which recurses once per level
+        diags.add(messages.nesting_too_deep(Span(path, *deep), limits.MAX_NESTING))
+        return None
+    bad = [_bad_escape(t, path) for t in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING")]
+    if any(bad):
+        diags.extend(b for b in bad if b is not None)
+        return None
     items = _ToAst(path, text).transform(tree)
     return ast.Module(path, tuple(items.children))
+
+
+def _too_deep(tree: Tree, limit: int) -> tuple[int, int, int, int] | None:
+    """Where the first subtree nested more than `limit` levels deep starts (line, column, end line,
+    end column), or None; found without recursion (Lark's LALR parser builds trees of any depth
+    without it). A subtree with no position of its own (`[]`, `not` alone) takes its parent's."""
+    stack: list[tuple[Tree, int, tuple[int, int, int, int]]] = [(tree, 1, (1, 1, 1, 1))]
+    while stack:
+        node, depth, where = stack.pop()
+        meta = node.meta
+        if not meta.empty:
+            where = (meta.line, meta.column, meta.end_line, meta.end_column)
+        if depth > limit:
+            return where
+        stack.extend((child, depth + 1, where) for child in reversed(node.children) if isinstance(child, Tree))
+    return None
 
 
 def parse_literal(text: str) -> Any:
@@ -461,6 +485,15 @@ class _ToAst(Transformer):
 class _Items:
     def __init__(self, children):
         self.children = children
+
+
+def _bad_escape(token: Token, path: str):
+    """E0005 for the first backslash escape of a string literal other than `\\"` and `\\\\`, else None."""
+    for m in re.finditer(r"\\(.)", str(token)):  # left to right, so `\\n` is an escaped backslash, then n
+        if m.group(1) not in '"\\':
+            col = token.column + m.start()
+            return messages.unknown_escape(Span(path, token.line, col, token.line, col + 2), m.group())
+    return None
 
 
 def _unquote(token: Token) -> str:

@@ -13,6 +13,7 @@ running size variables in `__init__` loops -- the way hand-written PyTorch track
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -23,7 +24,7 @@ from .instances import DefKey, InstanceIndex
 from .classes import ClassWriter
 from .code import FixedPointError, module_names
 
-from .text import PyClass, docstring, header_comment
+from .text import PyClass, docstring, emit_error, header_comment
 
 def _templates() -> Path:
     import dlc.templates
@@ -120,12 +121,22 @@ class FileWriter:
             if key not in seen:
                 seen.add(key)
                 out.append((key, self.resolved.scopes[key[0]].defs[key[1]]))
-        taken: set[str] = set()
+        # The root's networks keep their names (`dlc.torch_module` and users look them up by name);
+        # other classes give way to them, to each other (two imported blocks of one name) and to
+        # the module-level names of the generated file (its imports and dlc.runtime.layers' helpers).
+        reserved = GENERATED_GLOBALS | set(_helper_sources())
+        networks = {(self.resolved.program.root, g.name) for g in self.graphs}
+        for key, ref in out:
+            if key in networks and key[1] in reserved:
+                raise emit_error(ref.node.name_span, f"a network named `{key[1]}`: the generated module already "
+                                 f"has a global of that name ({_what_global(key[1])}); rename the network")
+        taken = set(reserved) | {key[1] for key in networks}
         for key, _ in out:
             name = key[1]
-            while name in taken:
-                name += "_"
-            taken.add(name)
+            if key not in networks:
+                while name in taken:
+                    name += "_"
+                taken.add(name)
             self.names[key] = name
         return out
 
@@ -168,6 +179,14 @@ def _with_dependencies(names: list[str]) -> list[str]:
     raise FixedPointError("helper dependencies did not settle")
 
 
+GENERATED_GLOBALS = frozenset({"annotations", "math", "torch", "nn", "F", "__all__"})  # see _imports
+
+
+def _what_global(name: str) -> str:
+    return "a helper layer from dlc.runtime.layers" if name not in GENERATED_GLOBALS else "an import"
+
+
+@lru_cache(maxsize=1)
 def _helper_sources() -> dict[str, str]:
     """Each top-level class and function of dlc.runtime.layers, by name (read as text: it imports torch)."""
     import ast as pyast
