@@ -40,7 +40,9 @@ def stats(times_s: list[float]) -> dict[str, float]:
 
 def bench_artifact(artifact: Path, config: BenchConfig, spec: Path | None = None) -> dict[str, Any]:
     """Run the three backends on the artifact's model; the result `dlc bench --json` prints."""
-    manifest = json.loads((artifact / "manifest.json").read_text())
+    from dlc.runtime.artifact import read_manifest
+
+    manifest = read_manifest(artifact)  # ArtifactError for a malformed one, as `dlc run` gives
     spec = Path(spec or manifest["spec"])
     if not spec.exists():
         raise FileNotFoundError(f"the artifact was compiled from `{spec}`, which is not here: pass --spec")

@@ -30,7 +30,7 @@ from pathlib import Path
 import dlc.runtime
 import dlc.templates
 from dlc.board import cache_dir
-from dlc.runtime.artifact import ArtifactError, read_manifest, library_machine
+from dlc.runtime.artifact import ArtifactError, library_machine, load_manifest, read_manifest, verify_files
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ def command(args: argparse.Namespace) -> int:
 def package(artifact: Path, platform: Platform, python: str, output: Path, *, runner: bool = True,
             log=print) -> str:
     manifest = read_manifest(artifact)
+    verify_files(artifact, load_manifest(artifact))  # never bundle a changed or swapped file
     built_for = library_machine(artifact / manifest["library"])
     if built_for != platform.machine:
         raise PackageError(f"`{artifact}` is built for {built_for} (`--target {manifest['target'].get('name')}`), "
