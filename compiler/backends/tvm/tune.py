@@ -23,6 +23,25 @@ What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
   residual add + ReLU) end up to 1.5x apart. Before a task's search and once at the end, the best
   schedules of its siblings are replayed on it and measured (`transfer`): they seed its search and
   often beat its own best.
+
+The database directory (`TuningDatabase`): MetaSchedule's two JSON-lines files (workloads, then
+records that point at a workload by its line) and the ledger. Guarantees:
+- One tuning run at a time: a run holds an exclusive `filelock` on `DIR/.dlc-lock` from reading
+  the ledger to its last write, so budgets are decided on what earlier runs measured and no two
+  runs append to the same files (two did: each numbered the workloads its own way, so records
+  pointed at the wrong ones and every later load failed). A second run waits and says so (pid in
+  `DIR/.dlc-lock-owner`). Whole-run rather than per write: the budget a run spends depends on the
+  ledger it read. A compile that measures nothing holds it only to read.
+- No half files: MetaSchedule appends to a working copy in the run's temporary directory; after
+  each round the copy replaces the files whole (`os.replace`), workloads, then records, then
+  the ledger, which so never counts trials whose records are missing. A run killed at any point
+  leaves the last round's state, and the next run resumes from it.
+- A corrupt file (truncated or garbage JSON, a record pointing at no workload, a workload twice)
+  stops the run with `TuningDatabaseError`, naming the file and line and how to start over; TVM
+  is never handed one (it segfaults on an empty line).
+- The run's temporary directory, `dlc-tune-PID-START-*`, is removed at the end; one whose
+  process is gone (SIGKILL) is removed by the next run, after killing the MetaSchedule workers
+  that still carry its path in `DLC_TUNE_DIR`. Candidate builds go inside it too (TMPDIR).
 """
 from __future__ import annotations
 
@@ -42,9 +61,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import filelock
+import psutil
+
 from dlc.runtime.artifact import usable_cores
 
+from .remote import RemoteError
+
 LEDGER = "dlc-trials.json"
+WORKLOADS = "database_workload.json"  # MetaSchedule's JSONDatabase file names
+RECORDS = "database_tuning_record.json"
+LOCK = ".dlc-lock"
+LOCK_OWNER = ".dlc-lock-owner"  # {"pid": N} of the run holding LOCK, for the waiting message
+WORK_DIR_VAR = "DLC_TUNE_DIR"  # set in the run's environment: its workers carry it
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
 PATIENCE = 3  # rounds in a row without a 1% gain: the task gets no more trials in this run
@@ -109,6 +138,250 @@ def target_key(target_json: dict[str, Any], device: str | None = None) -> str:
     if device:
         kind += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", device)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+class TuningDatabaseError(RemoteError):
+    """A tuning database that cannot be used: a corrupt file (the message names it, its line and
+    how to start over) or a directory that cannot be written.
+
+    A RemoteError only so that dlc/cli.py, which prints those as `error: ...` with exit status 1,
+    reports it the same way; it has nothing to do with RPC."""
+
+
+class TuningDatabase:
+    """A database directory, held by one tuning run (`with TuningDatabase(path, stream) as store`):
+    waits for the lock, checks and loads the files into a working copy (`store.db`, a
+    JSONDatabase, and `store.ledger`), and `store.save()` publishes them. See the module doc."""
+
+    def __init__(self, path: Path, stream: TextIO | None) -> None:
+        self.path, self.stream = path, stream
+        self.lock = filelock.FileLock(str(path / LOCK))
+        self.work_dir = Path()
+        self.ledger: dict[str, int] = {}
+        self.db: Any = None
+
+    def __enter__(self) -> TuningDatabase:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._acquire()
+        except OSError as err:
+            self.lock.release()
+            raise TuningDatabaseError(f"cannot use the tuning database at {self.path}: {err.strerror or err}") from None
+        try:
+            remove_stale_work_dirs()  # after the wait: the run waited for may have been killed
+            started = _start_time(os.getpid())
+            self.work_dir = Path(tempfile.mkdtemp(prefix=f"dlc-tune-{os.getpid()}-{started}-"))
+            self._remove_partial_writes()
+            self.ledger = self._read_ledger()
+            self.db = self._load()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.work_dir != Path():
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.path / LOCK_OWNER).unlink()
+        self.lock.release()
+
+    def environ(self) -> dict[str, str]:
+        """For the run's worker processes: the mark that finds them if the run is killed, and
+        a temporary directory (candidate builds) that goes with the run's."""
+        return {WORK_DIR_VAR: str(self.work_dir), "TMPDIR": str(self.work_dir)}
+
+    def save(self) -> None:
+        """Publish the working copy, each file replaced whole: workloads first (records point at
+        them), then records, then the ledger (so it never counts trials whose records are lost)."""
+        for name in (WORKLOADS, RECORDS):
+            _replace_file(self.path / name, (self.work_dir / "db" / name).read_bytes())
+        _write_json(self.path / LEDGER, self.ledger)
+
+    def _acquire(self) -> None:
+        try:
+            self.lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if self.stream is not None:
+                print(f"waiting for the tuning database at {self.path}, locked by another dlc compile "
+                      f"(pid {self._owner()})", file=self.stream, flush=True)
+            self.lock.acquire()
+        _write_json(self.path / LOCK_OWNER, {"pid": os.getpid()})
+
+    def _owner(self) -> str:
+        try:
+            return str(int(json.loads((self.path / LOCK_OWNER).read_text())["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):  # it has not written it yet
+            return "unknown"
+
+    def _remove_partial_writes(self) -> None:
+        """`_replace_file`'s temporary files of a run killed while it wrote (only the lock holder writes)."""
+        for name in (WORKLOADS, RECORDS, LEDGER, LOCK_OWNER):
+            for partial in self.path.glob(f".{name}.*"):
+                partial.unlink(missing_ok=True)
+
+    def _load(self):
+        """The database files, checked, as a JSONDatabase on a working copy in the run's directory."""
+        workloads = self._lines(WORKLOADS)
+        records = self._lines(RECORDS)
+        self._check_workloads(workloads)
+        self._check_records(records, len(workloads))
+        from tvm.s_tir import meta_schedule as ms
+
+        copy = self.work_dir / "db"
+        copy.mkdir()
+        for name, rows in ((WORKLOADS, workloads), (RECORDS, records)):
+            (copy / name).write_bytes(b"".join(raw + b"\n" for _, raw, _ in rows))  # each line ends: appends stay lines
+        try:
+            return ms.database.JSONDatabase(str(copy / WORKLOADS), str(copy / RECORDS), allow_missing=True)
+        except Exception as err:  # noqa: BLE001 - well-formed JSON that TVM cannot read: find the line
+            raise self._unreadable(workloads, records, err) from None
+
+    def _lines(self, name: str) -> list[tuple[int, bytes, Any]]:
+        """(line number, raw line, parsed JSON) for each line of a JSON-lines file; none if absent."""
+        path = self.path / name
+        data = path.read_bytes() if path.exists() else b""
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        rows = []
+        for number, raw in enumerate(lines, 1):
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                raise self.corrupt(name, number, "not UTF-8 text") from None
+            if not text.strip():
+                raise self.corrupt(name, number, "an empty line")
+            rows.append((number, raw, self._json(name, text, number)))
+        return rows
+
+    def _json(self, name: str, text: str, line: int) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:  # "Unterminated string starting at", "Expecting value", ...
+            message = re.sub(r" at$", "", err.msg[:1].lower() + err.msg[1:])
+            raise self.corrupt(name, line + err.lineno - 1, f"not JSON: {message} at column {err.colno}") from None
+
+    def _check_workloads(self, rows: list[tuple[int, bytes, Any]]) -> None:
+        first: dict[bytes, int] = {}
+        for number, raw, row in rows:
+            if not (isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)):
+                raise self.corrupt(WORKLOADS, number, f"expected a workload [hash, module], found {_json_kind(row)}")
+            if raw in first:
+                raise self.corrupt(WORKLOADS, number, f"the same workload as line {first[raw]}")
+            first[raw] = number
+
+    def _check_records(self, rows: list[tuple[int, bytes, Any]], workloads: int) -> None:
+        for number, _, row in rows:
+            if not (isinstance(row, list) and len(row) == 2 and type(row[0]) is int
+                    and isinstance(row[1], list) and len(row[1]) == 4):
+                raise self.corrupt(RECORDS, number, "expected a record [workload index, [trace, seconds, target, "
+                                                    f"arguments]], found {_json_kind(row)}")
+            if not 0 <= row[0] < workloads:
+                raise self.corrupt(RECORDS, number, f"points at workload {row[0]}, but {WORKLOADS} has "
+                                                    f"{workloads} (0 to {workloads - 1})")
+
+    def _unreadable(self, workloads, records, err: Exception) -> TuningDatabaseError:
+        """The first line that TVM cannot read, one at a time (after the whole database failed to load)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        loaded = []
+        for name, rows in ((WORKLOADS, workloads), (RECORDS, records)):
+            for number, _, row in rows:
+                try:
+                    if name == WORKLOADS:
+                        loaded.append(ms.database.Workload.from_json(row))
+                    else:
+                        ms.database.TuningRecord.from_json(row[1], loaded[row[0]])
+                except Exception as line_err:  # noqa: BLE001 - what TVM says about that line
+                    return self.corrupt(name, number, f"TVM cannot read it: {_first_line(line_err)}")
+        return TuningDatabaseError(f"the tuning database at {self.path} is corrupt: TVM cannot load it: "
+                                   f"{_first_line(err)}\n  = help: {self._start_over()}")
+
+    def _read_ledger(self) -> dict[str, int]:
+        path = self.path / LEDGER
+        if not path.exists():
+            return {}
+        try:
+            text = path.read_bytes().decode()
+        except UnicodeDecodeError as err:
+            raise self.corrupt(LEDGER, path.read_bytes()[: err.start].count(b"\n") + 1, "not UTF-8 text") from None
+        if not text.strip():
+            raise self.corrupt(LEDGER, 1, "an empty file")
+        ledger = self._json(LEDGER, text, 1)
+        if not isinstance(ledger, dict):
+            raise self.corrupt(LEDGER, 1, f"expected an object of trial counts, found {_json_kind(ledger)}")
+        for key, count in ledger.items():
+            if type(count) is not int or count < 0:
+                line = text[: max(text.find(json.dumps(key)), 0)].count("\n") + 1
+                raise self.corrupt(LEDGER, line, f"`{key}` counts {json.dumps(count)} trials, expected a whole "
+                                                 "number >= 0")
+        return ledger
+
+    def corrupt(self, name: str, line: int, problem: str) -> TuningDatabaseError:
+        """The error for a bad line of one of the database's files, with how to get past it."""
+        if name == LEDGER:
+            fix = f"delete {self.path / LEDGER} to keep the schedules and count trials from zero, or " + self._start_over()
+        elif name == RECORDS:
+            fix = f"delete line {line} of {self.path / RECORDS} to keep the other schedules, or " + self._start_over()
+        else:  # records point at workloads by line: no line of the workloads can go alone
+            fix = self._start_over()
+        return TuningDatabaseError(f"the tuning database at {self.path} is corrupt: {name} line {line}: {problem}\n"
+                                   f"  = help: {fix}")
+
+    def _start_over(self) -> str:
+        return f"delete {self.path} to start over (its schedules are lost), or give --tune-db another directory"
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started (whole seconds), or None where there is none: with the pid it
+    names a process, which a pid alone does not once the pid is reused."""
+    try:
+        return int(psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:
+        return None
+
+
+def remove_stale_work_dirs() -> list[Path]:
+    """Remove the temporary directories of tuning runs that are gone (killed: SIGKILL, a power
+    cut), after killing their MetaSchedule workers; returns the directories removed. A directory
+    is `dlc-tune-PID-START-*`: its run is gone when no process PID started at START."""
+    removed = []
+    for work_dir in Path(tempfile.gettempdir()).glob("dlc-tune-*-*-*"):
+        m = re.fullmatch(r"dlc-tune-(\d+)-(\d+)-.*", work_dir.name)
+        if m is None or not work_dir.is_dir():
+            continue
+        try:
+            if _start_time(int(m.group(1))) == int(m.group(2)):
+                continue  # a run in progress
+        except psutil.Error:  # another user's process: it is not ours to judge
+            continue
+        _kill_workers(work_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        removed.append(work_dir)
+    return removed
+
+
+def _kill_workers(work_dir: Path) -> None:
+    """Kill the processes that carry `work_dir` in their environment (a dead run's builders and
+    runners, which otherwise finish their candidate first: up to a minute beside the next run)."""
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(WORK_DIR_VAR) == str(work_dir):
+                proc.kill()
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
 
 
 def build_candidate(mod, target, _params):
@@ -271,18 +544,24 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc.
     With `remote` (remote.Remote), candidates are measured on that device over TVM RPC.
 
-    Returns the report and the database, for the build to apply."""
+    Returns the report and the database, for the build to apply. Raises `TuningDatabaseError`
+    where the database in `db_dir` cannot be used."""
     _light_tensor_intrin()
     from tvm.s_tir import meta_schedule as ms
 
-    db_dir = Path(db_dir)
-    db_dir.mkdir(parents=True, exist_ok=True)
-    report = TuneReport(budget=trials, database=str(db_dir))
-    db = ms.database.JSONDatabase(work_dir=str(db_dir))
-    ledger_path = db_dir / LEDGER
-    ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
-
     tasks = ms.relax_integration.extract_tasks(per_call_part(mod), target)
+    with TuningDatabase(Path(db_dir), stream) as store:
+        report = _tune_tasks(tasks, target, store, trials, stream, seed, remote)
+    return report, store.db  # in memory: the build only queries it
+
+
+def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextIO | None, seed: int,
+                remote) -> TuneReport:
+    """The two passes of the module doc over `tasks`, into `store` (held by this run)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    report = TuneReport(budget=trials, database=str(store.path))
+    db, ledger = store.db, store.ledger
     flops = [_task_flops(t) for t in tasks]
     costs = [t.weight * f for t, f in zip(tasks, flops)]
     keys = [_workload_key(t) for t in tasks]
@@ -313,8 +592,8 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
         cost_model = ms.cost_model.XGBModel(num_tuning_cores=local)
         callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(progress)]
         stale = {i: 0 for i in range(len(tasks))}
-        with tempfile.TemporaryDirectory(prefix="dlc-tune-") as work_dir, _quiet(Path(work_dir) / "tune.log"), \
-                _runner_threads(threads):
+        work_dir = str(store.work_dir)
+        with _quiet(store.work_dir / "tune.log"), _runner_threads(threads), _environ(**store.environ()):
             evaluator = ms.runner.EvaluatorConfig(number=3, repeat=5, min_repeat_ms=40)
             if remote is None:
                 builder = ms.builder.LocalBuilder(max_workers=threads, timeout_sec=60.0, f_build=build_candidate)
@@ -346,7 +625,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
                 stale[i] = 0 if gained else stale[i] + 1
                 if got == 0 or stale[i] >= PATIENCE:  # space exhausted, or no 1% gain in PATIENCE rounds
                     converged.add(i)
-                _write_json(ledger_path, ledger)
+                store.save()
                 return got
 
             # First pass: each task its share of FIRST_PASS of the budget by weight x FLOPs, costliest first.
@@ -368,16 +647,17 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
                 search(i, min(ROUND, unspent()))
                 for j in transfer.siblings[i]:
                     transfer(j)
-            _write_json(ledger_path, ledger)
+            store.save()
             for i in sorted(i for i, n in measured.items() if n):  # siblings tuned later may have done better
                 for j in [i, *transfer.siblings[i]]:
                     transfer(j)
+            store.save()
         progress.close()
         transferred = transfer.measured
     report.seconds = time.monotonic() - started
     report.tasks = [TaskReport(t.task_name, int(t.weight), flops[i], measured[i], _best_seconds(db, t),
                                i in converged, transferred.get(i, 0)) for i, t in enumerate(tasks)]
-    return report, db
+    return report
 
 
 def _gaps(tasks, flops: list[float], bests: list[float | None]) -> list[float]:
@@ -523,27 +803,41 @@ def _quiet(log: Path):
 
 
 @contextlib.contextmanager
+def _environ(**values: str):
+    """These environment variables for the block (worker processes started in it inherit them)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _runner_threads(threads: int):
     """Measure candidates with the thread count the artifact runs with.
 
     The runner's worker processes inherit this environment. Without it TVM's pool starts
     hardware_concurrency / 2 threads (one, on two cores), and the search optimised single-threaded
     latency: ResNet-18's tuned 512-channel conv then ran slower on two threads than on one."""
-    saved = os.environ.get("TVM_NUM_THREADS")
-    os.environ["TVM_NUM_THREADS"] = str(threads)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("TVM_NUM_THREADS", None)
-        else:
-            os.environ["TVM_NUM_THREADS"] = saved
+    return _environ(TVM_NUM_THREADS=str(threads))
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write `path` whole: a reader, or a run killed meanwhile, finds the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    _replace_file(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def describe(report: TuneReport, stream: TextIO, top: int = 8) -> None:
