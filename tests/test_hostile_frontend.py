@@ -336,3 +336,20 @@ def test_dlc_check_of_dev_zero_ends(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dlc", "check", "/dev/zero"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 1 and "not a regular file" in proc.stderr
+
+
+def test_an_output_declared_in_both_branches_is_one_output_of_the_module(tmp_path):
+    import torch
+
+    import dlc
+
+    path = spec(tmp_path, "network N(p=true) {\n  input x: f32[B, 4]\n  h = x -> linear(4)\n  if p {\n"
+                          "    output y = h -> sigmoid\n  } else {\n    output y = h\n  }\n}\n")
+    assert [name for name, _ in compile_file(path).graphs["N"].outputs] == ["y"]
+    for p, lowest in ((True, 0.0), (False, None)):
+        module = dlc.torch_module(path, p=p)
+        x = torch.randn(3, 4)
+        y = module(x)
+        assert isinstance(y, torch.Tensor) and y.shape == (3, 4)  # not a (y, y) tuple
+        expected = module.get_submodule("0")(x)
+        assert torch.allclose(y, torch.sigmoid(expected) if lowest is not None else expected)

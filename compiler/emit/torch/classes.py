@@ -151,7 +151,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_output(self, s: ast.Output) -> None:
         if s.chain is not None:
             self.chain(s.chain, (s.name,))
-        self.outputs.append(s.name)
+        if s.name not in self.outputs:  # `output y` in both branches of an `if` is one output
+            self.outputs.append(s.name)
 
     def visit_bind(self, s: ast.Bind) -> None:
         self.chain(s.chain, s.names)

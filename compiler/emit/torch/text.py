@@ -170,7 +170,8 @@ class _SequentialCheck(StmtVisitor[bool]):
             ok = s.name in self.tensors
         else:
             ok = self._chain(s.chain, s.name)
-        self.outputs.append(s.name)
+        if s.name not in self.outputs:  # `output y` in both branches of an `if` is one output
+            self.outputs.append(s.name)
         return ok
 
     def _chain(self, chain: ast.Chain, target: str) -> bool:
