@@ -4,8 +4,9 @@
                                    [--threads 2]
 
 Builds `relu(conv2d(x, w, padding=1))` on a 1 x CHANNELS x SIZE x SIZE input as dlc's TVM backend
-prepares it for this CPU (build.prepare: Winograd where winograd.tile_for gives a tile; the
-direct conv with `--direct`; F(TILE x TILE, 3x3) whatever the layer with `--tile`), tunes it with
+prepares it for this CPU (build.prepare with winograd=True, as `dlc compile --tune N --winograd`:
+Winograd where winograd.tile_for gives a tile; the direct conv with `--direct`, as without
+`--winograd`; F(TILE x TILE, 3x3) whatever the layer with `--tile`), tunes it with
 dlc's tuner (`--trials`, into `--tune-db`, default a new directory under /tmp; a rerun on the same
 database measures nothing), and prints the runner's best, the median in this process (the
 artifact's thread count), the median when every call reads its weights from memory (copies cycled
@@ -65,11 +66,9 @@ def main() -> None:
         bb.emit_func_output(out)
     spec = targets.resolve_target("llvm")
     target = tvm.target.Target({**spec.target, "num-cores": args.threads})
-    if args.direct:
-        tvm_winograd.MIN_CHANNELS = sys.maxsize
     if args.tile:
         tvm_winograd.TILES, tvm_winograd.MAX_WEIGHT_BYTES, tvm_winograd.MIN_CHANNELS = (args.tile,), sys.maxsize, 1
-    mod = backend.prepare(bb.get(), target)
+    mod = backend.prepare(bb.get(), target, winograd=not args.direct)
     kernels = [gv.name_hint for gv in mod.functions if gv.name_hint.startswith("fused_")]
     db = args.tune_db or Path(tempfile.mkdtemp(prefix="dlc-conv-layer-"))
     started = time.time()

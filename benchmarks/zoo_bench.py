@@ -3,7 +3,8 @@
     python benchmarks/zoo_bench.py [--tune N] [--runs 50] [--threads T] [--out FILE] [spec[:Model] ...]
 
 Each model is compiled for this CPU (tuned with `--tune N` trials into the shared tuning
-database, so a rerun measures nothing new), then timed by `dlc bench --json` at the spec's
+database, so a rerun measures nothing new; tuned builds take `--winograd`, as the README's
+figures did, unless `--no-winograd`), then timed by `dlc bench --json` at the spec's
 example sizes (batch 1). Prints a Markdown table and writes it (plus the raw JSON) to `--out`.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ def main() -> None:
     ap.add_argument("specs", nargs="*", default=DEFAULT, help="spec paths, optionally spec:Model")
     ap.add_argument("--tune", type=int, default=None, help="trials per model (default: untuned)")
     ap.add_argument("--tune-db", help="tuning database directory (default: dlc's)")
+    ap.add_argument("--no-winograd", action="store_true",
+                    help="with --tune: keep the direct 3x3 convs (IEEE NaN/Inf semantics; slower on wide convs)")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="write the table (.md) and raw results (.json)")
@@ -35,6 +38,7 @@ def main() -> None:
         cmd = [sys.executable, "-m", "dlc", "bench", spec, "--json", "--runs", str(args.runs), "--dim", "B=1"]
         cmd += ["--model", model] if model else []
         cmd += ["--tune", str(args.tune)] if args.tune is not None else []
+        cmd += ["--winograd"] if args.tune is not None and not args.no_winograd else []
         cmd += ["--tune-db", args.tune_db] if args.tune_db else []
         cmd += ["--threads", str(args.threads)] if args.threads else []
         started = time.perf_counter()

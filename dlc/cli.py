@@ -191,6 +191,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc", metavar="HOST:PORT",
                    help="with --tune: measure candidates on a device through this TVM RPC tracker (cross targets too)")
     p.add_argument("--device-key", metavar="KEY", help="with --rpc: the device's key at the tracker")
+    p.add_argument("--winograd", action="store_true",
+                   help="with --tune: 3x3 convolutions of >= 128 channels as Winograd (faster; a NaN or Inf input "
+                        "makes whole output tiles NaN instead of only the outputs that depend on it)")
     p.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="build for a fixed size of a symbolic dim (others take the spec's examples)")
 
@@ -394,6 +397,8 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     trained = _trained_input_sizes(args, graph)  # a dlc train checkpoint: the sizes it was trained at
     if (args.rpc or args.device_key) and args.tune is None:
         raise UsageError("--rpc and --device-key say where --tune measures; give --tune N too")
+    if args.winograd and args.tune is None:
+        raise UsageError("--winograd chooses how a tuned build computes the wide 3x3 convolutions; give --tune N too")
     tuning, spec = _tuning(args, spec) if args.tune is not None else (None, spec)
     try:  # tuned schedules are for static shapes: --tune fixes every dim (--dim, else trained or example sizes)
         static = static_sizes(graph, {**trained, **dims}) if dims or tuning else None
@@ -408,7 +413,11 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     built.manifest["weights_from"] = _weights_record(args)
     if static is None:  # a symbolic build: run (`dlc bench`, `dlc attack`) at the trained sizes by default
         built.manifest["dims"].update(trained)
-    write_artifact(built, spec, output)
+    try:
+        write_artifact(built, spec, output)
+    except OSError as err:  # disk full, permission denied: nothing half-written is left at `output`
+        print(f"error: cannot write `{output}`: {err.strerror or err}", file=sys.stderr)
+        return False
     if built.tuning is not None:
         from dlc.compiler.backends.tvm.tune import describe
 
@@ -601,7 +610,7 @@ def _tuning(args: argparse.Namespace, spec):
             raise UsageError(f"--tune measures candidates on this machine, which cannot run `{spec.name}` code; "
                              "measure them on the device: --rpc HOST:PORT --device-key KEY (a TVM RPC tracker)")
         db = args.tune_db or default_db_dir() / target_key(spec.target)
-        return Tuning(args.tune, db, progress=sys.stderr), spec
+        return Tuning(args.tune, db, progress=sys.stderr, winograd=args.winograd), spec
     if spec.device != "cpu":
         raise UsageError(f"--rpc tunes CPU targets; `{spec.name}` is not one")
     if not args.device_key:
@@ -615,7 +624,7 @@ def _tuning(args: argparse.Namespace, spec):
     print(f"tune: device `{remote.key}` at {remote.tracker} runs candidates on {threads} thread(s)", file=sys.stderr)
     spec = dataclasses.replace(spec, target={**spec.target, "num-cores": threads})
     db = args.tune_db or default_db_dir() / target_key(spec.target, device=remote.key)
-    return Tuning(args.tune, db, progress=sys.stderr, remote=remote), spec
+    return Tuning(args.tune, db, progress=sys.stderr, remote=remote, winograd=args.winograd), spec
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

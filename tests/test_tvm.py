@@ -110,13 +110,15 @@ network WideBlock {
 
 @pytest.mark.parametrize("tile", [4, 2])
 def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
-    # ResNet blocks at 16x16: with a static batch the three 3x3 convs
-    # with 128 channels in and out are legalized as Winograd, the 64 -> 128 one stays direct,
-    # the weight transforms run once at load, and the artifact still equals PyTorch within 1e-4;
-    # with a weight budget F(4x4, 3x3) exceeds (2.25 MiB here), as F(2x2, 3x3)
+    # ResNet blocks at 16x16: asked for (`--tune N --winograd`) and with a static batch, the three
+    # 3x3 convs with 128 channels in and out are legalized as Winograd, the 64 -> 128 one stays
+    # direct, the weight transforms run once at load, and the artifact still equals PyTorch within
+    # 1e-4 (finite inputs); with a weight budget F(4x4, 3x3) exceeds (2.25 MiB here), as F(2x2, 3x3).
+    # Not asked for, every conv stays direct (Winograd changes NaN/Inf semantics: test_nan_propagation.py)
     import tvm
 
     from dlc.compiler.backends.tvm import winograd as tvm_winograd
+    from dlc.compiler.backends.tvm.build import Tuning
 
     if tile == 2:
         monkeypatch.setattr(tvm_winograd, "MAX_WEIGHT_BYTES", 1 << 20)
@@ -128,16 +130,21 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(tmp_path, monkeypatch, tile):
     module = torch_namespace(spec).WideBlock().eval()
     weights = {w.name: torch_weights(module)[w.name] for w in graph.weights}
     llvm = tvm.target.Target(resolve_target("llvm").target)
-    prepared = prepare(import_graph(graph, weights, {"B": 1})[0], llvm)
+    prepared = prepare(import_graph(graph, weights, {"B": 1})[0], llvm, winograd=True)
     main, at_load = prepared["main"].script(), prepared["main_transform_params"].script()
     assert (main.count("call_tir(fused_winograd"), main.count("call_tir(fused_conv2d")) == (3, 2)
     assert at_load.count("call_tir(winograd_weight") == 3 and "winograd_weight" not in main
     alpha = tile + 2
     assert at_load.count(f"R.Tensor(({alpha}, {alpha}, 128, 128)") >= 3
-    # with the batch left dynamic (the default untuned build) the convs stay direct
-    assert "winograd" not in prepare(import_graph(graph, weights)[0], llvm)["main"].script()
+    # off by default, even with the batch bound; and with the batch left dynamic (the default
+    # untuned build) the convs stay direct even when Winograd is asked for
+    default = prepare(import_graph(graph, weights, {"B": 1})[0], llvm)
+    assert "winograd" not in default["main"].script() and default["main"].script().count("call_tir(fused_conv2d") == 5
+    assert "winograd" not in prepare(import_graph(graph, weights)[0], llvm, winograd=True)["main"].script()
 
-    built = build(graph, weights, resolve_target("llvm"), "0" * 64, "wide.arch", dims={"B": 1})
+    tuning = Tuning(0, tmp_path / "db", winograd=True)  # `--tune 0 --winograd`: no trials, default schedules
+    built = build(graph, weights, resolve_target("llvm"), "0" * 64, "wide.arch", tuning=tuning, dims={"B": 1})
+    assert built.manifest["tuning"]["winograd"] is True and built.manifest["tuning"]["trials"] == 0
     write_artifact(built, resolve_target("llvm"), tmp_path / "wide")
     x = random_inputs(graph, {"B": 1})["x"]
     with torch.no_grad():

@@ -79,6 +79,10 @@ class Tuning:
     db_dir: Path
     progress: Any = None  # a text stream for the progress line, or None
     remote: Any = None  # remote.Remote: measure on that device over TVM RPC; None: on this machine
+    # `--winograd`: wide 3x3 convs as Winograd on CPU targets (winograd.py). Off by default: its
+    # transforms multiply by zeros and mix terms that cancel only in exact arithmetic, so a NaN or
+    # Inf input makes whole output tiles NaN, not only the outputs that depend on it
+    winograd: bool = False
 
 
 def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spec_hash: str, spec_path: str,
@@ -94,7 +98,7 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
         dims = dict(graph.dim_examples)
     mod, arrays = import_graph(graph, weights, dims)
     target = tvm.target.Target(spec.target, host=spec.host) if spec.host else tvm.target.Target(spec.target)
-    mod = prepare(mod, target)
+    mod = prepare(mod, target, winograd=tuning is not None and tuning.winograd)
     database, report = None, None
     if tuning is not None:
         from . import tune as tvm_tune
@@ -106,7 +110,7 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):
         built.manifest["transform_params"] = TRANSFORM_PARAMS
     if report is not None:
-        built.manifest["tuning"] = report.as_manifest()
+        built.manifest["tuning"] = {**report.as_manifest(), "winograd": tuning.winograd}
         built.tuning = report
     if spec.device == "cuda":
         built.cuda_source = _cuda_source(executable)
@@ -133,10 +137,13 @@ def import_graph(graph: Graph, weights: Mapping[str, np.ndarray], dims: Mapping[
     return mod, [(n, p.numpy()) for n, p in zip(_param_names(mod, model), params.get("main", []))]
 
 
-def prepare(mod, target):
+def prepare(mod, target, winograd: bool = False):
     """Remaining batch norms (those `fold_batchnorm` could not fold into a conv) decomposed into
-    arithmetic, ops legalized to TIR (on CPUs, wide 3x3 convs as Winograd: winograd.py),
-    weight-only work lifted out of `main`, and fused.
+    arithmetic, ops legalized to TIR (with `winograd`, on CPUs, wide 3x3 convs as Winograd:
+    winograd.py) with IEEE max and min (`ieee_min_max`), weight-only work lifted out of `main`, and fused.
+
+    Winograd is off unless asked for: it is faster, but a NaN or Inf input makes whole output
+    tiles NaN where the direct conv, like PyTorch, makes NaN only the outputs that depend on it.
 
     Tuning extracts its tasks from this form and the build applies the records to it, so both
     must see exactly this module (params stay inputs: a database tuned with bound weights does
@@ -150,18 +157,115 @@ def prepare(mod, target):
     except (ValueError, AttributeError):
         dispatch = []
     rules = {}
-    if target.kind.name == "llvm":
+    if winograd and target.kind.name == "llvm":
         from .winograd import legalize_conv2d
 
         rules["relax.nn.conv2d"] = legalize_conv2d
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(), *dispatch,
               relax.transform.LegalizeOps(customize_legalize_map=rules),
+              ieee_min_max(reductions=target.kind.name == "llvm"),
               # weight-only work moves to `main_transform_params`, run once when the artifact loads
               relax.transform.LiftTransformParams(), relax.transform.AnnotateTIROpPattern(),
               relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
               relax.transform.DeadCodeElimination()]
     with target, tvm.transform.PassContext(opt_level=3):
         return tvm.transform.Sequential(passes)(mod)
+
+
+def ieee_min_max(reductions: bool = True):
+    """A pass over freshly legalized PrimFuncs: float `max`/`min` that propagate NaN, and max/min
+    reductions that start from -inf/+inf, as in PyTorch and IEEE 754-2019 `maximum`/`minimum`.
+
+    TIR's `max(a, b)` is emitted as `a > b ? a : b` (LLVM: `fcmp ogt` + `select`; CUDA: `max`,
+    i.e. `fmaxf`), so `relu(NaN) = max(NaN, 0)` gave 0, a max pool skipped a NaN unless it came
+    last, and one NaN pixel gave finite logits. TOPI's max reductions and pool padding start from
+    the most negative finite float, so a window of -inf gave -3.4e38. Assumes one op per PrimFunc
+    (it runs right after `LegalizeOps`, before fusion): there, that constant is only a
+    reduction's start and a pool's padding. A second compare is added only where neither operand
+    is a constant (`relu` keeps one).
+
+    `reductions=False` leaves reductions (their combiner and start) as TOPI wrote them: GPU
+    schedules split a reduction across threads only for a combiner and start TVM recognizes.
+    """
+    import tvm
+
+    @tvm.tirx.transform.prim_func_pass(opt_level=0, name="IEEEMinMax")
+    def rewrite(func, _mod, _ctx):
+        import tvm_ffi
+        from tvm import tirx
+
+        combiners = _reduction_combiners(func)
+        if reductions:
+            for reduce_op, bound in ((tirx.Max, tirx.min_value), (tirx.Min, tirx.max_value)):
+                if any(isinstance(c, reduce_op) and _starts_at(b, bound) for b, c in combiners):
+                    func = tvm_ffi.structural_map(func, [(tirx.FloatImm, lambda c, b=bound: _to_infinity(c, b))])
+            combiners = []
+        kept = [c for _, c in combiners]
+
+        def nan_max(e):
+            return e if any(e.same_as(c) for c in kept) else _nan_select(e, lambda a, b: a > b)
+
+        def nan_min(e):
+            return e if any(e.same_as(c) for c in kept) else _nan_select(e, lambda a, b: a < b)
+
+        return tvm_ffi.structural_map(func, [(tirx.Max, nan_max), (tirx.Min, nan_min)])
+
+    return rewrite
+
+
+def _nan_select(e, wins):
+    """`max`/`min` as `select(wins(a, b) or isnan(a), a, b)`: a NaN on either side is the result.
+    A constant (never NaN) goes first, where `wins` alone suffices: `relu` is `0 > x ? 0 : x`."""
+    from tvm import tirx
+
+    if not e.ty.dtype.is_float:
+        return e
+    a, b = (e.b, e.a) if _is_number(e.b) else (e.a, e.b)
+    keep_a = wins(a, b) if _is_number(a) else tirx.Or(wins(a, b), tirx.isnan(a))
+    return tirx.Select(keep_a, a, b)
+
+
+def _is_number(e) -> bool:
+    """A constant that is not NaN (scalar or broadcast)."""
+    import math
+
+    from tvm import tirx
+
+    if isinstance(e, tirx.Broadcast):
+        return _is_number(e.value)
+    return isinstance(e, (tirx.FloatImm, tirx.IntImm)) and not math.isnan(e.value)
+
+
+def _reduction_combiners(func) -> list:
+    """(block, combined value) of each reduction block of `func` (one with an init) that stores one value."""
+    import tvm_ffi
+    from tvm import s_tir, tirx
+
+    found = []
+
+    def visit(block):
+        if isinstance(block.init, tirx.BufferStore) and isinstance(block.body, tirx.BufferStore):
+            found.append((block, block.body.value))
+
+    tvm_ffi.structural_walk(func, [(s_tir.SBlock, visit)])
+    return found
+
+
+def _starts_at(block, bound) -> bool:
+    """Whether the reduction `block` starts from the finite `bound` (lowest or highest) of its dtype."""
+    from tvm import tirx
+
+    start = block.init.value
+    return isinstance(start, tirx.FloatImm) and start.value == bound(str(start.ty)).value
+
+
+def _to_infinity(c, bound):
+    """The finite `bound` (lowest or highest float) as the infinity on its side; other constants as they are."""
+    from tvm import tirx
+
+    if not c.ty.dtype.is_float or c.value != bound(str(c.ty)).value:
+        return c
+    return tirx.FloatImm(str(c.ty), float("-inf") if c.value < 0 else float("inf"))
 
 
 def lower(mod, target, database=None):

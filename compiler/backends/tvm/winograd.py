@@ -10,6 +10,13 @@ the `schedule_rule` annotations of TOPI's Winograd compute, so MetaSchedule sche
 pack and the inverse with TVM's own CPU Winograd rules and tiles the GEMM like any other.
 Other convs keep Relax's default legalization.
 
+Opt-in only (`dlc compile --tune N --winograd`, `build.Tuning(winograd=True)`, `build.prepare(...,
+winograd=True)`): the transforms multiply every input by the matrices' zeros and add terms that
+cancel only in exact arithmetic, so one NaN or Inf input pixel makes every output of the tiles it
+reaches NaN (two ResNet BasicBlocks 64 -> 128 at 16x16, one NaN pixel: PyTorch 10,368 NaN
+outputs, Winograd all 32,768). The direct conv keeps IEEE semantics: NaN exactly where the
+outputs depend on the input. A compiler must not change that silently, so the user asks for it.
+
 Why (2 cores, znver3, one conv + ReLU tuned alone with `benchmarks/conv_layer.py`, 128 trials;
 "from memory" cycles weight copies past the L3 cache, as a whole model does; eager PyTorch reads
 its weights from memory too; docs/tvm-tuning-notes.md):
