@@ -278,10 +278,14 @@ def _weights(args: argparse.Namespace, graph):
 
     if not args.weights and (args.weights_from or args.torch_load):
         raise UsageError("--weights-from and --torch-load read the checkpoint of --weights: pass --weights CKPT")
+    notes: list[str] = []
     try:
-        return load_weights(graph, args.weights, args.weights_from, args.torch_load, getattr(args, "seed", 0))
+        weights = load_weights(graph, args.weights, args.weights_from, args.torch_load, getattr(args, "seed", 0), notes)
     except KeyMapNotFound as err:
         raise UsageError(str(err)) from None
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return weights
 
 
 def _weights_record(args: argparse.Namespace) -> dict:

@@ -402,9 +402,9 @@ def test_a_renamed_scalar_stays_a_scalar(tmp_path):
     ({"state_dict": {"conv1.weight": torch.zeros(6, 1, 5, 5)}, "epoch": 3},
      "`state_dict` holds a `dict`, not a tensor (save the model's `state_dict()` alone)"),
     (torch.nn.Linear(2, 2), "Weights only load failed."),  # a pickled module: weights_only refuses it
-    ({"conv1.weight": torch.zeros(6, 1, 5, 5, dtype=torch.bfloat16)},
-     "`conv1.weight` is torch.bfloat16, which numpy cannot hold; convert the checkpoint to float32 first"),
-], ids=["training-record", "module", "bfloat16"])
+    ({"conv1.weight": torch.zeros(6, 1, 5, 5, dtype=torch.float8_e4m3fn)},
+     "`conv1.weight` is torch.float8_e4m3fn, which numpy cannot hold; convert the checkpoint to float32 first"),
+], ids=["training-record", "module", "float8"])
 def test_torch_load_reads_state_dicts_only(tmp_path, saved, reason):
     torch.save(saved, tmp_path / "ckpt.pt")
     proc = _dlc("export", "onnx", "spec/lenet5.arch", "--weights", str(tmp_path / "ckpt.pt"), "--torch-load",

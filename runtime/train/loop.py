@@ -119,8 +119,8 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
     frozen: list[nn.Module] = []
     for m in plan.models:
         if m.weights_from and not opts.resume:
-            for note in load_start(models[m.name], m, Path(m.weights_from)):
-                notes.append(f"model `{m.name}`: kept its fresh initialization for {note}")
+            kept, casts = load_start(models[m.name], m, Path(m.weights_from))
+            notes += casts + [f"model `{m.name}`: kept its fresh initialization for {note}" for note in kept]
         frozen += freeze(models[m.name], m)
     for module in steps.values():
         module.to(device)
@@ -135,9 +135,7 @@ def train(compilation: Compilation, plan: TrainPlan, opts: Options) -> Result:
     best_value: float | None = None
     state: dict[str, Any] = {}
     if opts.resume:
-        state = checkpoints.load_state(out / "last.state.pt")
-        if state["plan"] != plan.name:
-            raise TrainError(f"{out / 'last.state.pt'} is a checkpoint of `{state['plan']}`, not of `{plan.name}`")
+        state = checkpoints.load_state(out / "last.state.pt", plan, models, notes)
         for m in plan.models:
             models[m.name].load_state_dict(state["models"][m.name], strict=False)
         for name, opt in optimizers.items():

@@ -71,17 +71,14 @@ def model_state(module: nn.Module, m: ModelPlan) -> dict[str, torch.Tensor]:
     return {name: sd[name].detach().to("cpu").contiguous().clone() for name, _, _ in m.weights}
 
 
-def load_start(module: nn.Module, m: ModelPlan, path: Path) -> list[str]:
+def load_start(module: nn.Module, m: ModelPlan, path: Path) -> tuple[list[str], list[str]]:
     """Start `m` from a checkpoint (transfer learning): tensors whose name and shape fit are copied;
     the others (a head of another size) keep their fresh initialization and are listed. A checkpoint
-    with names the model does not have, or that fits nothing, is refused."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    with names the model does not have, or that fits nothing, is refused. Returns those kept
+    tensors and the warning text of the dtype casts made (`checkpoints.read_start`)."""
+    from .checkpoints import read_start
 
-    try:
-        state = load_file(str(path))
-    except (OSError, SafetensorError, ValueError) as err:
-        raise TrainError(f"model `{m.name}`: cannot read the checkpoint `{path}` ({err})") from None
+    state, casts = read_start(path, m.name, module.state_dict())
     expected = {name: tuple(shape) for name, shape, _ in m.weights}
     unknown = sorted(set(state) - set(expected))
     if unknown:
@@ -96,7 +93,7 @@ def load_start(module: nn.Module, m: ModelPlan, path: Path) -> list[str]:
         sd = module.state_dict()
         for k, v in fits.items():
             sd[k].copy_(v)
-    return notes
+    return notes, casts
 
 
 def freeze(module: nn.Module, m: ModelPlan) -> list[nn.Module]:
