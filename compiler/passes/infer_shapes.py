@@ -5,7 +5,9 @@ carry declared types.
 Guarantees: every value produced by a node whose inputs are typed gets the type its op's
 shape rule computes (symbolic dims stay symbolic). A rule that rejects its inputs becomes
 an E0401 diagnostic showing the input shapes and where each was produced; that node's
-outputs stay untyped and nodes downstream of them are skipped silently.
+outputs stay untyped and nodes downstream of them are skipped silently. So is an output with a
+dimension below 1 at the spec's example sizes (`H=1` into `maxpool2d(2)`: H // 2 is 0 there), which
+a constant size would have had refused by the rule, and which no backend could run or export.
 """
 from __future__ import annotations
 
@@ -37,9 +39,29 @@ def infer_shapes(graph: Graph, diags: Diagnostics) -> Graph:
             diags.add(messages.size_out_of_range(node.span, f"an output dimension of {big:,}; a dimension is at most "
                                                  f"{limits.MAX_DIM:,} (2^31 - 1)"))
             continue
+        empty = _empty_at_examples(graph, outs)
+        if empty is not None:
+            diags.add(rule_diagnostic(graph, node, values, ShapeError(empty)))
+            continue
         for vid, t in zip(node.outputs, outs, strict=True):  # a rule giving too few types is a bug, not silence
             values[vid] = replace(values[vid], type=t)
     return replace(graph, values=tuple(values))
+
+
+def _empty_at_examples(graph: Graph, outs) -> str | None:
+    """Why an output of these types is empty at the example sizes (`H=1`), or None."""
+    env = dict(graph.dim_examples)
+    for t in outs:
+        for d in t.shape:
+            if not d.is_const and d.symbols() <= env.keys():
+                try:
+                    size = d.evaluate(env)
+                except ArithmeticError:
+                    continue
+                if size < 1:
+                    sizes = ", ".join(f"{k}={env[k]}" for k in sorted(d.symbols()))
+                    return f"at the example sizes {sizes}, the output dimension `{d}` is {size}"
+    return None
 
 
 def rule_diagnostic(graph: Graph, node: Node, values, err: ShapeError):

@@ -319,23 +319,34 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
 
     # --- op stages -----------------------------------------------------------------------
     def op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
+        """An op's module and call; an attr its PyTorch form needs as a literal and that is not one
+        (`l1(reduce=v)` in a branch no instance takes, so no rule checked it) is refused (E0601)."""
+        try:
+            return self._op_stage(stage, op, inputs, shapes, outs)
+        except ValueError as err:  # forms.py raises ValueError only for such an attr
+            raise emit_error(stage.span, f"`{op.name}` here: {err}") from None
+
+    def _op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
         execs = self.fw.index.op_execs(self.insts, stage.span)
         entry = op.torch
-        in_shapes = self._fill(shapes, [(i, n.inputs) for i, n in execs], stage)
+        firsts, lasts = _copy_ends(execs) if stage.repeat is not None else (execs, execs)
+        in_shapes = self._fill(shapes, [(i, n.inputs) for i, n in firsts], stage)
         src_init = OpSource(*self._attrs(op, stage, self.init_name), source_shapes(in_shapes))
         src_fwd = None if self.sequential else OpSource(*self._attrs(op, stage, self.fwd_name), src_init.in_shapes)
         weighted = not op.weight_free
-        outputs = [(i, n.outputs) for i, n in execs]
-        out_shapes = self._fill(self._infer(op, stage, execs, in_shapes, len(outs)), outputs, stage)
+        outputs = [(i, n.outputs) for i, n in lasts]
+        after_one = self._infer(op, stage, execs, in_shapes, len(outs))  # the first copy's outputs
+        out_shapes = self._fill(self._after_copies(op, stage, execs, in_shapes, after_one), outputs, stage)
         self.helpers.update(entry.helpers)
         if self.sequential:
-            self._seq_module(stage, self._module(entry, src_init, stage), outputs, out_shapes)
+            module = self._copies(entry, src_init, after_one, stage)
+            self._seq_module(stage, module, outputs, out_shapes)
             return out_shapes
         repeat = self._repeat(stage)
         comment = self._comment(outputs, out_shapes)
         if weighted or (stage.label and entry.module is not None):
             attr = self._attr_name(stage, [(i, n.path) for i, n in execs])
-            module = self._module(entry, src_init, stage)
+            module = self._copies(entry, src_init, after_one, stage)
             if stage.label and not stage.label_parts:
                 self.layers[stage.label] = attr_ref(attr)
                 self.layer_stages[stage.label] = (op, stage)
@@ -381,6 +392,30 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         while name in taken:
             name += "_"
         return name
+
+    def _after_copies(self, op: OpDef, stage: ast.Stage, execs, in_shapes: list, after_one: list) -> list:
+        """The outputs of `op * n` from those of its first copy: a size a second copy keeps is the
+        last copy's too; one it changes (`conv2d(c, 3, stride=2) * 3`) is left to the IR."""
+        if stage.repeat is None or any(s is None for s in after_one):
+            return after_one
+        again = self._infer(op, stage, execs, list(after_one) + list(in_shapes[len(after_one):]), len(after_one))
+        return [None if b is None else [x if x == y else None for x, y in zip(a, b, strict=True)]
+                for a, b in zip(after_one, again, strict=True)]
+
+    def _copies(self, entry, src: OpSource, out_shapes: list, stage: ast.Stage) -> str:
+        """The module of an op stage; of `op * n`, the module of copy `_` (the loop's variable
+        where it is built): every copy after the first reads the previous copy's outputs, so
+        `linear(4096) * 3` on 9216 features is `nn.Linear(9216, 4096)`, then `nn.Linear(4096, 4096)`
+        twice (`nn.Linear(9216, 4096) if _ == 0 else nn.Linear(4096, 4096)`)."""
+        first = self._module(entry, src, stage)
+        if stage.repeat is None:
+            return first
+        n = len(out_shapes)
+        if any(s is None for s in out_shapes):
+            return first
+        later = OpSource(src.attrs, src.given, source_shapes(out_shapes) + src.in_shapes[n:])
+        rest = self._module(entry, later, stage)
+        return first if rest == first else f"{first} if _ == 0 else {rest}"
 
     def _module(self, entry, src: OpSource, stage: ast.Stage) -> str:
         if entry.module is None:
@@ -694,3 +729,13 @@ def _agreed(a: Sizes | None, b: Sizes | None) -> Sizes | None:
     if a is None or b is None or len(a) != len(b):
         return None
     return [x if x == y else None for x, y in zip(a, b, strict=True)]
+
+
+def _copy_ends(execs: list[tuple[Instance, Any]]) -> tuple[list, list]:
+    """The first and the last copy of `op * n` in each instance: what reads the stage's inputs and
+    what writes its outputs (the copies between see other sizes)."""
+    by_instance: dict[int, list] = {}
+    for inst, node in execs:
+        by_instance.setdefault(id(inst), []).append((inst, node))
+    ends = [sorted(group, key=lambda e: e[1].id) for group in by_instance.values()]
+    return [group[0] for group in ends], [group[-1] for group in ends]
