@@ -6,7 +6,8 @@ rewrites it and starts max reductions from -inf (docs/tvm-tuning-notes.md). Ever
 element by element over four kinds (finite, NaN, +inf, -inf), and the finite elements must agree
 in value. ONNX Runtime's CPU MaxPool skips NaN and starts from the lowest finite float, so for
 max pooling PyTorch alone is the reference (`test_onnx_runtime_max_pool_skips_nan` shows it).
-Four small TVM builds, one per module-scoped fixture.
+Three small TVM builds, one per module-scoped fixture, the tuned wide blocks twice (without and
+with `--winograd`), one CUDA build and one CLI build.
 """
 from __future__ import annotations
 

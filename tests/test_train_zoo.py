@@ -273,7 +273,7 @@ def test_model_from_an_aliased_import_trains(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "net.arch").write_text(SMALL_NETWORK)
-    code, stderr, run = _small_run(tmp_path, "lib.Small(k=10, n=2)", head=f'import "{lib / "net.arch"}" as lib\n')
+    code, stderr, run = _small_run(tmp_path, "lib.Small(k=10, n=2)", head='import "lib/net.arch" as lib\n')
     assert code == 0, (
         "`model net = lib.Small(...)` (a network of an aliased import) ends in an internal compiler "
         "error: compiler/emit/torch/classes.py layer_stage looks up a pending layer value by "
