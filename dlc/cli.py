@@ -4,6 +4,10 @@ Compiling, binding sizes to symbolic dims (`compiler/sizes.py`), checking checkp
 diagnostic belong to the compiler (`dlc.compiler`), running artifacts to the runtime. Exit status:
 1 after the compiler's located diagnostics (a mistake in a spec or checkpoint), 2 for a usage
 error (a bad flag value, printed `error: ...`), 101 for an internal compiler error (a bug).
+
+Each command imports the compiler where it needs it, so that `dlc run` imports only the runtime
+(`dlc.runtime`: numpy and TVM's runtime library, no compiler, no lark, no torch) and starts as
+fast as `dlc-run` (benchmarks/startup.py measures both).
 """
 from __future__ import annotations
 
@@ -13,15 +17,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
-
-from dlc.compiler.backends.tvm.remote import RemoteError
-from dlc.compiler.backends.tvm.targets import TARGET_NAMES
-from dlc.compiler.diagnostics import CompileError, render_all
-from dlc.compiler.passes.cost import count_costs
-from dlc.compiler.pipeline import ParamError, compile_file, default_graph
-from dlc.compiler.report import summary_json, summary_table
-from dlc.compiler.sizes import SizeError, bind_sizes, static_sizes
+from typing import Any, Sequence
 
 
 DEFAULT_TRIALS = 2000  # README: what this buys for ResNet-18 and the digits CNN (35 and 16 min here)
@@ -32,7 +28,8 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _run_parser() if argv[:1] == ["run"] else _parser()  # the others' parsers import the compiler
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -42,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except RemoteError as err:  # the tracker or the device of --rpc
+    except _remote_error() as err:  # the tracker or the device of --rpc
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -56,9 +53,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 101
 
 
+def _remote_error() -> type[Exception]:
+    """The error of --rpc's tracker or device; matched only once an exception is raised (the module
+    is a small one, but it is the compiler's, which `dlc run` does not import)."""
+    from dlc.compiler.backends.tvm.remote import RemoteError
+
+    return RemoteError
+
+
 def _parser() -> argparse.ArgumentParser:
+    p, sub = _top_parser()
+    _add_compiler_commands(sub)
+    _add_run_command(sub)
+    return p
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    """The parser of `dlc run ...`: the same `run` command alone (its usage, help and errors are
+    the same: the subcommand's prog is `dlc run` either way)."""
+    p, sub = _top_parser()
+    _add_run_command(sub)
+    return p
+
+
+def _top_parser() -> tuple[argparse.ArgumentParser, Any]:
     p = argparse.ArgumentParser(prog="dlc", description="Declarative deep-learning model compiler.")
-    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+    return p, p.add_subparsers(title="commands", metavar="COMMAND")
+
+
+def _add_compiler_commands(sub) -> None:
+    from dlc.compiler.backends.tvm.targets import TARGET_NAMES
 
     check = sub.add_parser("check", help="validate .arch files (silent on success)")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -158,14 +182,17 @@ def _parser() -> argparse.ArgumentParser:
 
     from dlc.board import add_parser as add_board
     from dlc.package import add_parser as add_package
-    from dlc.runtime.__main__ import add_arguments as add_run_arguments
 
     add_package(sub)
     add_board(sub)
+
+
+def _add_run_command(sub) -> None:
+    from dlc.runtime.__main__ import add_arguments as add_run_arguments
+
     run = sub.add_parser("run", help="run a compiled artifact on .npy inputs (as `dlc-run` does on a device)")
     add_run_arguments(run)
     run.set_defaults(run=cmd_run, command="run")
-    return p
 
 
 TORCH_LOAD_HELP = ("read CKPT with torch.load(weights_only=True) instead of as safetensors: a .pt/.pth/.bin "
@@ -199,15 +226,21 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
 
 
 def _report(result) -> None:
+    from dlc.compiler.diagnostics import render_all
+
     print(render_all(list(result.diagnostics), result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
 
 
 def _report_one(diag, result, sources=None) -> None:
     """One diagnostic; `sources` when it quotes a file that is no spec (a key map's CheckpointError)."""
+    from dlc.compiler.diagnostics import render_all
+
     print(render_all([diag], sources or result.sources, color=sys.stderr.isatty()), end="", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from dlc.compiler.pipeline import compile_file
+
     failed = False
     for path in args.files:
         result = compile_file(path)
@@ -219,6 +252,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _one_network(path: Path, model: str | None, params: dict | None = None):
     """(compilation, graph) of `model` (default: the file's last network), or None after reporting."""
+    from dlc.compiler.diagnostics import CompileError
+    from dlc.compiler.pipeline import ParamError, compile_file, default_graph
+
     try:
         result = compile_file(path, model, params=params)
     except ParamError as err:
@@ -265,6 +301,7 @@ def _trained_input_sizes(args: argparse.Namespace, graph) -> dict[str, int]:
             meta = f.metadata() or {}
     except Exception:  # noqa: BLE001 - not a dlc train file (load_weights reports an unreadable one)
         return {}
+    from dlc.compiler.pipeline import compile_file
     from dlc.compiler.sizes import trained_sizes
 
     return trained_sizes(compile_file(args.file).trains, meta.get("dlc_train"), graph)
@@ -304,6 +341,10 @@ def _weights_record(args: argparse.Namespace) -> dict:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from dlc.compiler.passes.cost import count_costs
+    from dlc.compiler.report import summary_json, summary_table
+    from dlc.compiler.sizes import SizeError, bind_sizes
+
     compiled = _one_network(args.file, args.model, _params(args.param))
     if compiled is None:
         return 1
@@ -324,6 +365,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     """Compile every file first; write nothing unless all succeed, and each file atomically."""
     from dlc.compiler.emit.torch import emit_torch
     from dlc.compiler.errors import EmitError
+    from dlc.compiler.pipeline import compile_file
 
     sources: dict[Path, str] = {}
     failed = False
@@ -347,9 +389,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dlc.compiler.emit.onnx import emit_onnx, save_onnx
+    from dlc.compiler.emit.onnx import build_onnx, save_onnx
     from dlc.compiler.errors import EmitError
     from dlc.compiler.checkpoint import CheckpointError
+    from dlc.compiler.pipeline import compile_file
 
     model, params = _trained(args)
     result = compile_file(args.file, model, params=params)
@@ -368,7 +411,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         for graph in graphs:
             weights = _weights(args, graph)
             target = args.output if single else args.output / f"{graph.name}.onnx"
-            models[target] = emit_onnx(graph, weights)
+            models[target] = build_onnx(graph, weights)
     except (CheckpointError, EmitError) as err:
         _report_one(err.diag, result, getattr(err, "sources", None))
         return 1
@@ -388,6 +431,7 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     from dlc.compiler.backends.tvm.build import build
     from dlc.compiler.backends.tvm.targets import resolve_target
     from dlc.compiler.checkpoint import CheckpointError
+    from dlc.compiler.sizes import SizeError, static_sizes
 
     compiled = _one_network(args.file, *_trained(args))
     if compiled is None:
@@ -430,6 +474,9 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from dlc.compiler.diagnostics import CompileError
+    from dlc.compiler.pipeline import compile_file
+
     if args.nproc < 1 or (args.epochs is not None and args.epochs < 1) or (args.max_steps is not None and args.max_steps < 1):
         raise UsageError("--nproc, --epochs and --max-steps take a positive number")
     result = compile_file(args.file)
@@ -542,6 +589,8 @@ def _without_launcher_traceback(lines):
 
 
 def _last_train(path: Path) -> str:
+    from dlc.compiler.pipeline import compile_file
+
     return list(compile_file(path).trains)[0]
 
 

@@ -1,13 +1,19 @@
 """Load a compiled dlc artifact and run it: numpy arrays in, numpy arrays out, by name.
 
-What this module imports itself: numpy and `tvm.runtime` -- never the dlc compiler, never torch
-(a test runs it with torch blocked). What that pulls in is TVM's business and is large: with
-the full apache-tvm wheel, `import tvm.runtime` imports the whole `tvm` package (about 800
-modules here, Relax and TOPI included), and apache-tvm-ffi imports torch when torch is
-installed; with `TVM_USE_RUNTIME_LIB=1` it loads TVM's runtime library only (about 140
-modules, no compiler). `FORMAT` names the artifact layout; the writer
-(`dlc.compiler.backends.tvm.artifact`) imports it, `sha256_of` and `previous_artifact` from here.
-The module stands alone (benchmarks/gpu_check.py loads this file by path): no relative imports.
+What it imports: numpy, and for a CPU artifact of TVM only `tvm_ffi` and TVM's runtime library
+(`libtvm_runtime.so`, found and loaded as `tvm/base.py` does) -- not TVM's Python package, whose
+`tvm/__init__` takes about 1 s even with `TVM_USE_RUNTIME_LIB=1` (its IR classes and script
+printer; half of it the C++ backtrace of one failed type lookup), never the dlc compiler, never
+torch. apache-tvm-ffi imports torch and ml_dtypes whenever they are installed (2 s and, with
+numpy 2.4, 1.8 s here), for torch's DLPack and for bfloat16/float8 arrays; a run needs neither,
+so when `load` is the first to import tvm_ffi both are kept out of its reach (ml_dtypes is let
+in for an artifact with such dtypes), and that process's tvm_ffi has no torch integration:
+import torch or tvm before to keep it. A process that imported tvm already is served by the runtime library tvm
+loaded. A CUDA artifact imports `tvm` too (for the NVRTC callback), runtime-only
+(`TVM_USE_RUNTIME_LIB=1` for that import) unless tvm is imported already or the variable is set.
+`FORMAT` names the artifact layout; the writer (`dlc.compiler.backends.tvm.artifact`) imports it,
+`sha256_of` and `previous_artifact` from here. The module stands alone (benchmarks/gpu_check.py
+loads this file by path): no relative imports.
 
 Integrity. `load` checks an artifact before TVM sees any of it, and every failure is one
 `ArtifactError` naming the file and what is wrong:
@@ -29,14 +35,18 @@ killed mid-replace), the error says so; the next `dlc compile -o NAME` restores 
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import importlib.util
 import json
 import os
 import re
+import sys
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -96,22 +106,16 @@ class CompiledModel:
         check_machine(self.path, checked)
         if checked.target.device == "cpu":
             _default_threads(checked)
-        import tvm.runtime
-        import tvm.runtime.vm  # not loaded by `tvm.runtime` alone under TVM_USE_RUNTIME_LIB=1
-
-        self.device = tvm.runtime.cuda(0) if checked.target.device == "cuda" else tvm.runtime.cpu(0)
-        if checked.target.device == "cuda":
-            _load_cuda_runtime(self.device)
-        self._vm = _load_vm(library, self.device)
+        self._tvm = _tvm_runtime(checked)
+        self.device = _cuda_device() if checked.target.device == "cuda" else self._tvm.ffi.device("cpu", 0)
+        self._vm = _load_vm(self._tvm, library, self.device)
         self._main = _function(self._vm, library, "main", "every artifact has it")
         self._params = self._prepare_params(library, weights)
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]
 
     def _prepare_params(self, library: Path, weights: dict[str, np.ndarray]) -> list:
-        import tvm.runtime
-
-        params = [tvm.runtime.tensor(weights[name], self.device) for name in self.checked_manifest.params]
+        params = [self._tvm.tensor(weights[name], self.device) for name in self.checked_manifest.params]
         transform = self.checked_manifest.transform_params
         if transform is None:
             return params
@@ -122,20 +126,18 @@ class CompiledModel:
             raise ArtifactError(f"`{transform}` of `{library}` refuses the weights: {_tvm_message(err)}") from None
 
     def __call__(self, *args: np.ndarray, **kwargs: np.ndarray) -> dict[str, np.ndarray]:
-        import tvm.runtime
-
         feeds = self._feeds(args, kwargs)
-        arrays = [tvm.runtime.tensor(feeds[spec["name"]], self.device) for spec in self.inputs]
+        arrays = [self._tvm.tensor(feeds[spec["name"]], self.device) for spec in self.inputs]
         library = self.path / self.checked_manifest.library
         try:
             result = self._main(*arrays, *self._params)
         except TVM_ERRORS as err:
             raise ArtifactError(f"`{library}` failed to run: {_tvm_message(err)}") from None
-        results = [result] if hasattr(result, "numpy") else list(result)  # one tensor, or a tuple of them
+        results = [result] if isinstance(result, self._tvm.ffi.Tensor) else list(result)  # one, or a tuple
         if len(results) != len(self.outputs):
             raise ArtifactError(f"`{library}` returned {len(results)} outputs, its manifest names "
                                 f"{len(self.outputs)}")
-        return {spec["name"]: r.numpy() for spec, r in zip(self.outputs, results, strict=True)}
+        return {spec["name"]: self._tvm.numpy(r) for spec, r in zip(self.outputs, results, strict=True)}
 
     def _feeds(self, args: tuple, kwargs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if args:
@@ -143,17 +145,7 @@ class CompiledModel:
                 raise ArtifactError(f"pass the inputs by name: {', '.join(i['name'] for i in self.inputs)}")
             kwargs = {spec["name"]: a for spec, a in zip(self.inputs, args, strict=True)}
         validate_inputs(self.inputs, kwargs)
-        return {k: np.ascontiguousarray(v) for k, v in kwargs.items()}
-
-
-def _load_vm(library: Path, device):
-    import tvm.runtime
-    import tvm.runtime.vm
-
-    try:
-        return tvm.runtime.vm.VirtualMachine(tvm.runtime.load_module(str(library)), device)
-    except TVM_ERRORS as err:
-        raise ArtifactError(f"TVM cannot load `{library}` as a model library: {_tvm_message(err)}") from None
+        return {k: _contiguous(np.asarray(v)) for k, v in kwargs.items()}
 
 
 def _function(vm, library: Path, name: str, why: str):
@@ -192,21 +184,129 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _load_cuda_runtime(device) -> None:
-    """TVM's CUDA runtime is a sidecar library (it needs libcudart and the driver) that the
-    runtime-only import (`TVM_USE_RUNTIME_LIB=1`) does not load. TVM's wheel keeps the kernels as
-    CUDA C, compiled for this GPU when the library loads, through `tvm_callback_cuda_compile`:
-    TVM's own callback asks the compiler library for the current target, so register one that
-    asks the device instead (NVRTC; nvcc with TVM_CUDA_COMPILE_MODE=nvcc)."""
-    import ctypes
+# ---- TVM's runtime library, through tvm_ffi ------------------------------------------------------
 
-    import tvm
+POOLED_ALLOCATOR = 2  # what tvm.runtime.vm.VirtualMachine gives each device by default
+CPU = 1  # DLPack's device type of the CPU
+
+
+@dataclass(frozen=True, slots=True)
+class TVMRuntime:
+    """What a run needs of TVM: the `tvm_ffi` module and three functions of TVM's runtime library,
+    the ones `tvm.runtime.tensor` and `Tensor.numpy` call (allocate, copy in, copy out)."""
+
+    ffi: Any
+    alloc: Any  # runtime.TVMTensorAllocWithScope(shape, dtype, device, scope) -> Tensor
+    copy_from: Any  # runtime.TVMTensorCopyFromBytes(tensor, pointer, nbytes)
+    copy_to: Any  # runtime.TVMTensorCopyToBytes(tensor, pointer, nbytes)
+
+    def tensor(self, array: np.ndarray, device) -> Any:
+        """A tensor on `device` holding a copy of `array` (in TVM's own aligned memory)."""
+        array = _contiguous(np.asarray(array))
+        tensor = self.alloc(self.ffi.Shape(array.shape), self.ffi.dtype(str(array.dtype)), device, None)
+        self.copy_from(tensor, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)
+        return tensor
+
+    def numpy(self, tensor) -> np.ndarray:
+        array = np.empty(tuple(tensor.shape), dtype=_numpy_dtype(str(tensor.dtype)))
+        self.copy_to(tensor, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)
+        return array
+
+
+def _tvm_runtime(manifest: Manifest) -> TVMRuntime:
+    """tvm_ffi (torch and, unless the manifest needs it, ml_dtypes out of its reach when it is
+    imported here first) and TVM's runtime library loaded into it."""
+    skipped = ("torch",) if _needs_ml_dtypes(manifest) else ("torch", "ml_dtypes")
+    try:
+        with _unimportable(skipped):
+            import tvm_ffi
+    except ImportError as err:
+        raise ArtifactError(f"cannot import TVM's runtime (the apache-tvm-ffi package): {err}") from None
+    if tvm_ffi.get_global_func("runtime.TVMTensorAllocWithScope", allow_missing=True) is None:
+        _load_runtime_library(tvm_ffi)  # unless `import tvm` (or an earlier load) did
+    functions = (tvm_ffi.get_global_func(f"runtime.TVMTensor{name}") for name in ("AllocWithScope", "CopyFromBytes",
+                                                                                  "CopyToBytes"))
+    return TVMRuntime(tvm_ffi, *functions)
+
+
+@contextmanager
+def _unimportable(names: tuple[str, ...]) -> Iterator[None]:
+    """Within the block, `import NAME` raises ImportError for each name not imported yet (what
+    apache-tvm-ffi takes as "not installed"); afterwards they import as usual."""
+    blocked = [name for name in names if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+def _needs_ml_dtypes(manifest: Manifest) -> bool:
+    specs = (*manifest.inputs, *manifest.outputs, *manifest.param_specs)
+    try:
+        for spec in specs:
+            np.dtype(spec.dtype)
+    except TypeError:  # bfloat16, float8_*: numpy knows them through ml_dtypes
+        return True
+    return False
+
+
+def _numpy_dtype(name: str) -> np.dtype:
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+
+
+def _load_runtime_library(tvm_ffi) -> None:
+    """`libtvm_runtime` of the installed apache-tvm, found and loaded as `tvm/base.py` loads it
+    (RTLD_GLOBAL: model libraries link against its symbols), without importing `tvm`."""
+    spec = importlib.util.find_spec("tvm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ArtifactError("cannot find TVM's runtime library: the apache-tvm package is not installed")
+    paths = [Path(os.environ["TVM_LIBRARY_PATH"])] if os.environ.get("TVM_LIBRARY_PATH") else []
+    paths.append(Path(next(iter(spec.submodule_search_locations))) / "lib")
+    try:
+        tvm_ffi.libinfo.load_lib_ctypes("tvm", "tvm_runtime", "RTLD_GLOBAL", extra_lib_paths=paths)
+    except (OSError, RuntimeError) as err:
+        raise ArtifactError(f"cannot load TVM's runtime library: {err}") from None
+
+
+def _load_vm(runtime: TVMRuntime, library: Path, device):
+    """The Relax VM of the library, initialized as tvm.runtime.vm.VirtualMachine initializes it
+    (a CUDA one is that class: benchmarks/gpu_check.py uses its `time_evaluator`)."""
+    try:
+        if device.dlpack_device_type() != CPU:
+            import tvm.runtime.vm
+
+            return tvm.runtime.vm.VirtualMachine(tvm.runtime.load_module(str(library)), device)
+        vm = runtime.ffi.load_module(str(library.resolve()))["vm_load_executable"]()
+        vm["vm_initialization"](CPU, 0, POOLED_ALLOCATOR)
+        return vm
+    except TVM_ERRORS as err:
+        raise ArtifactError(f"TVM cannot load `{library}` as a model library: {_tvm_message(err)}") from None
+
+
+def _cuda_device():
+    """The GPU, with TVM's CUDA runtime loaded: a sidecar library (it needs libcudart and the
+    driver) that the runtime library alone lacks. TVM's wheel keeps the kernels as CUDA C,
+    compiled for this GPU when the library loads, through `tvm_callback_cuda_compile`: TVM's own
+    callback asks the compiler library for the current target, so register one that asks the
+    device instead (NVRTC; nvcc with TVM_CUDA_COMPILE_MODE=nvcc)."""
+    with _runtime_only_tvm(), _unimportable(("torch", "ml_dtypes")):
+        import tvm
+        import tvm.runtime
+        from tvm.support import nvcc
     import tvm_ffi
 
     if tvm_ffi.get_global_func("ffi.Module.load_from_bytes.cuda", allow_missing=True) is None:
         ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / "libtvm_runtime_cuda.so"), mode=ctypes.RTLD_GLOBAL)
-    from tvm.support import nvcc
-
+    device = tvm.runtime.cuda(0)
     arch = "sm_" + device.compute_version.replace(".", "")
 
     @tvm_ffi.register_global_func("tvm_callback_cuda_compile", override=True)
@@ -214,6 +314,23 @@ def _load_cuda_runtime(device) -> None:
         if os.environ.get("TVM_CUDA_COMPILE_MODE", "nvrtc").lower() == "nvcc":
             return nvcc.compile_cuda(code, target_format="fatbin", arch=arch, compiler="nvcc")
         return nvcc.compile_cuda(code, target_format="cubin", arch=arch, compiler="nvrtc")
+
+    return device
+
+
+@contextmanager
+def _runtime_only_tvm() -> Iterator[None]:
+    """`import tvm` within the block loads its runtime library only (TVM_USE_RUNTIME_LIB=1), unless
+    tvm is imported already or the caller set the variable; the environment is restored after,
+    so child processes see the caller's. A process that wants TVM's compiler too imports tvm first."""
+    if "tvm" in sys.modules or "TVM_USE_RUNTIME_LIB" in os.environ:
+        yield
+        return
+    os.environ["TVM_USE_RUNTIME_LIB"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["TVM_USE_RUNTIME_LIB"]
 
 
 # ELF e_machine values (the System V ABI's registry) and the names platform.machine() gives them
@@ -529,3 +646,9 @@ def _read_weights(file: Path, specs: tuple[TensorSpec, ...]) -> dict[str, np.nda
     if extra:
         raise ArtifactError(f"`{file}` holds `{extra[0]}`, which the manifest's `params` does not name")
     return arrays
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """`array` C-contiguous; a 0-d array stays 0-d (np.ascontiguousarray returns at least 1-d, and a
+    scalar weight such as `relu6`'s bound would then be refused by `main_transform_params`)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
+import stat
+import sys
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 
 from typing import Any, Iterator
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
@@ -135,20 +141,78 @@ def _is_conditional(text: str, pos: int) -> bool:
     return True
 
 
-_POSTLEX = _Retype()
+LARK_OPTIONS = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True, "start": ["start", "expr"]}
+
+
+def _parse_tree(text: str, start: str) -> Tree:
+    parser = _parser()
+    parser.options.postlex.text = text  # the parser's own _Retype (one read from the cache is a copy)
+    return parser.parse(text, start=start)
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                postlex=_POSTLEX, start=["start", "expr"])
+    """The LALR parser of `grammar.lark`. Computing its tables is most of the front end's start-up,
+    so they are cached, with Lark's own `save` and `load` ("useful for caching"), in a file named
+    by the hash of the grammar, the options, Lark's version and Python's (`_cache_file`). The file
+    is written under a temporary name and renamed into place whole: no process reads one half
+    written. One that cannot be read (corrupt, truncated) is built anew and replaced; a cache
+    directory that cannot be made or written only means building the tables in every process.
+    (Lark's `cache=` option cannot be written that way: the hash in its file covers the option's
+    own value, the file name, so a file renamed into place never matches.) A Lark cache is a
+    pickle: one that is not this user's, or that others may write, is never read."""
+    grammar = GRAMMAR.read_text()
+    cache = _cache_file(grammar)
+    parser = _read_cache(cache) if cache is not None else None
+    if parser is None:
+        parser = Lark(grammar, postlex=_Retype(), **LARK_OPTIONS)
+        if cache is not None:
+            _write_cache(parser, cache)
+    return parser
+
+
+def _cache_file(grammar: str) -> Path | None:
+    """`$DLC_CACHE`, else `$XDG_CACHE_HOME/dlc`, else `~/.cache/dlc`, then `parser/arch-HASH.lark`;
+    None when that directory cannot be made."""
+    base = os.environ.get("DLC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlc"
+    what = f"{grammar}\0{sorted(LARK_OPTIONS.items())}\0lark {lark.__version__}\0python {sys.version_info[:2]}"
+    directory = Path(base) / "parser"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory / f"arch-{hashlib.sha256(what.encode()).hexdigest()[:16]}.lark"
+
+
+def _read_cache(file: Path) -> Lark | None:
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    try:
+        with open(file, "rb") as f:
+            return Lark.load(f)
+    except Exception:  # noqa: BLE001 - a cache file may hold anything: build the tables anew
+        return None
+
+
+def _write_cache(parser: Lark, file: Path) -> None:
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            parser.save(f)
+        os.replace(tmp, file)
+    except OSError:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def parse(text: str, path: str, diags: Diagnostics) -> ast.Module | None:
     """Parse one file; on a syntax error, report it to `diags` and return None."""
     try:
-        _POSTLEX.text = text
-        tree = _parser().parse(text, start="start")
+        tree = _parse_tree(text, "start")
     except UnexpectedInput as err:
         diags.add(_syntax_error(err, text, path))
         return None
@@ -185,8 +249,7 @@ def parse_literal(text: str) -> Any:
     `[6, 12, 24, 16]`), as the evaluator holds it (lists as tuples); ValueError for any other
     text (names, arithmetic, syntax errors): the command line gives values, not expressions."""
     try:
-        _POSTLEX.text = text
-        tree = _parser().parse(text, start="expr")
+        tree = _parse_tree(text, "expr")
     except UnexpectedInput:
         raise ValueError(text) from None
     return _literal(_ToAst("<value>", text).transform(tree))
