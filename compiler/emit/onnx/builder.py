@@ -3,22 +3,24 @@
 Converters (one per op, written in context.py's vocabulary) add nodes through it, and it builds
 them with `onnx.helper`. Tensor names are stable: graph inputs and outputs keep the spec's names,
 initializers are the compiler's weight names (the PyTorch `state_dict` keys), node names are the
-IR node paths.
+IR node paths. Initializers stay numpy arrays (the weights themselves, not copies): they become
+protobuf bytes only when the model is written (stream.py) or asked for whole (`to_proto`).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 
 @dataclass
 class OnnxBuilder:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: list[onnx.TensorProto] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # initializer name -> value, in order
     _names: set[str] = field(default_factory=set)
     _consts: dict[tuple, str] = field(default_factory=dict)
 
@@ -37,11 +39,12 @@ class OnnxBuilder:
 
     def const(self, value: Any, hint: str = "const", dtype: Any = None) -> str:
         """An initializer holding `value` (deduplicated by content), e.g. a Reshape target shape."""
-        array = np.asarray(value, dtype=dtype)
-        key = (array.dtype.str, array.shape, array.tobytes())
+        array = np.asarray(value, dtype=dtype, order="C")
+        # the content's digest, not its bytes: a transformed weight (LSTM gates) is as large as one
+        key = (array.dtype.str, array.shape, hashlib.sha256(array.reshape(-1).view(np.uint8)).digest())
         if key not in self._consts:
             name = self.fresh(hint)
-            self.initializers.append(numpy_helper.from_array(array, name))
+            self.arrays[name] = array
             self._consts[key] = name
         return self._consts[key]
 
@@ -54,7 +57,7 @@ class OnnxBuilder:
 
     def weight(self, name: str, array: np.ndarray) -> str:
         self.reserve(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.arrays[name] = np.ascontiguousarray(array)  # the caller's array itself when contiguous
         return name
 
     def node(self, op_type: str, inputs: list[str], hint: str, n_out: int = 1, domain: str = "",

@@ -75,7 +75,7 @@ class OnnxContext:
 
     def transformed_weight(self, local: str, array: np.ndarray, suffix: str) -> str:
         """An initializer derived from a weight (reordered LSTM gates, a masked kernel)."""
-        return self.b.const(array.astype("float32"), f"{self.weights[local]}{suffix}")
+        return self.b.const(array.astype("float32", copy=False), f"{self.weights[local]}{suffix}")
 
 
 Converter = Callable[[OnnxContext], list[str]]

@@ -10,7 +10,6 @@ faithful ONNX form raises `EmitError` naming it; nothing is approximated silentl
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -25,14 +24,24 @@ from ...ops import OPS
 from ...errors import EmitError
 from .builder import OnnxBuilder
 from .context import ONNX_DTYPES, OPSET, NoOnnxForm, OnnxContext
+from .stream import OnnxModel, save_onnx
 
-EXTERNAL_DATA_THRESHOLD = 2 * 1024**3  # protobuf's 2 GB limit
+__all__ = ["OnnxModel", "build_onnx", "emit_onnx", "save_onnx"]
 
 
 def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray],
               value_names: dict[int, str] | None = None) -> onnx.ModelProto:
     """The ONNX model of `graph` with `weights` as initializers; `value_names`, when given, is
-    filled with the ONNX name of every IR value (for checking shapes value by value)."""
+    filled with the ONNX name of every IR value (for checking shapes value by value). Holds the
+    weights twice (the arrays, and the protobuf's bytes): to write a file, `build_onnx` and
+    `save_onnx` hold them once."""
+    return build_onnx(graph, weights, value_names).to_proto()
+
+
+def build_onnx(graph: Graph, weights: Mapping[str, np.ndarray],
+               value_names: dict[int, str] | None = None) -> OnnxModel:
+    """`emit_onnx`'s model with its initializers still numpy arrays (the `weights` themselves,
+    not copies), for `save_onnx` to stream to a file."""
     b = OnnxBuilder()
     names: dict[int, str] = {} if value_names is None else value_names
     inputs = []
@@ -55,12 +64,12 @@ def emit_onnx(graph: Graph, weights: Mapping[str, np.ndarray],
         b.nodes.append(helper.make_node("Identity", [names[vid]], [out_name], name=f"output/{out_name}"))
         outputs.append(_value_info(out_name, graph.values[vid].type))
     used = {name for node in b.nodes for name in node.input}
-    initializers = [t for t in b.initializers if t.name in used]  # e.g. an LSTM's weights before gate reordering
-    onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs, initializers)
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="dlc", producer_version="0.1.0")
+    arrays = {k: a for k, a in b.arrays.items() if k in used}  # not e.g. an LSTM's weights before gate reordering
+    model = helper.make_model(helper.make_graph(b.nodes, graph.name, inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dlc",
+                              producer_version="0.1.0")
     model.ir_version = 9
-    return model
+    return OnnxModel(model, arrays)
 
 
 def _context(b: OnnxBuilder, graph: Graph, node: Node, names: dict[int, str], weights, added: set[str]):
@@ -86,30 +95,3 @@ def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
 def _dim(d: Dim) -> int | str:
     return d.value if d.is_const else str(d)
 
-
-def save_onnx(model: onnx.ModelProto, path: Path, external: bool | None = None) -> None:
-    """Write atomically; weights go to `<name>.data` beside it when over 2 GB (or when asked)."""
-    size = sum(len(t.raw_data) for t in model.graph.initializer)
-    external = size > EXTERNAL_DATA_THRESHOLD if external is None else external
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    data_name = f"{path.name}.data"
-    if external:
-        tmp_data = path.with_name(f".{data_name}.tmp")
-        onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=tmp_data.name, size_threshold=1024)
-        _relocate_external_data(tmp, tmp_data.name, data_name)
-        tmp_data.replace(path.with_name(data_name))
-    else:
-        onnx.save_model(model, str(tmp))
-    tmp.replace(path)
-
-
-def _relocate_external_data(model_path: Path, old: str, new: str) -> None:
-    """Point the saved model's external-data entries at the final data file name."""
-    model = onnx.load_model(str(model_path), load_external_data=False)
-    for tensor in model.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location" and entry.value == old:
-                entry.value = new
-    onnx.save_model(model, str(model_path))
