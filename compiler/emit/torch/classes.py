@@ -23,6 +23,7 @@ from .instances import DefKey, Instance
 from .code import (Lines, Stmt, as_module_list, drop_dead_stores, expression_attributes, expression_names,
                    names_read, prune_empty_branches, render, self_attributes_read, unread_loop_variables)
 from .forms import MissingSize, OpSource
+from .numbering import Count, Lost, loop_counts, merged_count, pass_index, per_pass, term
 from .pysource import py_expr, py_value
 from .sizes import (Size, Sizes, built, comment_size, py_size, source_shapes, spec_size)
 from .tracking import SizeTracking
@@ -69,6 +70,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         self.placeholders: set[str] = set()
         self.assigned: list[tuple[str, int]] = []  # submodule attributes set, with their __init__ level
         self.numbered_from_zero: str | None = None  # loop variable numbering layers 0, 1, ... at top level
+        self.counter: Count | Lost = Count()  # the number the next unlabeled stage gets (numbering.py)
+        self.fwd_attrs: dict[str, str] = {}  # a numbered attribute (`=str(i + 1)`) as forward() writes it
         self.tensor_refs: dict[str, str] = {}  # a parameter tensor forward() reads as `self.cls_token`
         self.rebound_names = rebound(self.d.body)  # ... unless the spec binds its name again: a local then
         self.differentiated = differentiated_names(self.d.body)  # the `x` of `(y, x) -> grad`: autograd follows it
@@ -186,6 +189,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             return
         if isinstance(s.value, ast.IfExpr) and makes_layer(s.value, self._is_layer_callee):
             raise emit_error(s.value.span, "a layer value chosen by a conditional expression")
+        if isinstance(self.counter, Count) and s.name in self.counter.names():
+            self.counter = Lost(f"follows from `{s.name}`, which line {s.span.line} binds again", s.span)
         self.init.add(f"{s.name} = {py_expr(s.value, self.init_name)}")
         if not self.sequential:
             self.fwd.add(f"{s.name} = {py_expr(s.value, self.fwd_name)}")
@@ -197,6 +202,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
     def visit_for(self, s: ast.For) -> None:
         targets = ", ".join(s.names)
         carried = rebound(s.body) & set(self.shapes)
+        inside, after_count = self._loop_counts(s)
+        self.counter = inside
         keep, after = self._loop_analysis(s, carried)
         self._materialize(carried, keep=keep)
         self.init.add(f"for {targets} in {py_expr(s.iterable, self.init_name)}:")
@@ -206,6 +213,8 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         body_at = len(self.init.entries)
         self._indented(lambda: (self.visit_body(s.body), self._reassign(carried)))
         self.loops.pop()
+        self._check_pass(s, inside)
+        self.counter = after_count
         read = names_read([Stmt(text) for _, text in self.init.entries[body_at:]])
         for var, d in sorted(self._lost[-1]):
             if f"{var}_{dim_word(d, len(self.shapes[var]))}" in read:
@@ -226,8 +235,10 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             self.fwd.add(f"if {py_expr(s.cond, self.fwd_name)}:")
         materialized = {v: list(self.shapes[v]) for v in carried}
         first = len(self.assigned)
+        entering = self.counter
         self._indented(lambda: (self.visit_body(s.then), self._reassign(carried)))
         then_attrs, else_attrs = self.assigned[first:], []
+        then_count, self.counter = self.counter, entering
         fresh = (rebound(s.then) | rebound(s.orelse)) - carried  # tensors the branch binds first
         then_shapes = {v: self.shapes.get(v) for v in fresh if v in self.shapes}
         then_ends = {v: list(self.shapes[v]) for v in carried}
@@ -239,6 +250,7 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
             first = len(self.assigned)
             self._indented(lambda: (self.visit_body(s.orelse), self._reassign(carried)))
             else_attrs = self.assigned[first:]
+        self.counter = self._merged_count(s, entering, then_count, self.counter)
         for v, shape in then_shapes.items():  # bound on both paths: only the sizes both agree on
             self.shapes[v] = _agreed(shape, self.shapes.get(v)) if v in rebound(s.orelse) else shape
         else_ends = {v: list(self.shapes[v]) for v in carried}
@@ -313,9 +325,11 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                                    or name in self.params and name not in OPS):
             return self.layer_stage(stage, name, inputs, shapes, outs)
         if name in OPS:
-            return self.op_stage(stage, OPS[name], inputs, shapes, outs)
-        ref = self.fw.resolved.lookup_def(self.ref.module, stage.callee)
-        return self.block_stage(stage, ref, inputs, shapes, outs)
+            out = self.op_stage(stage, OPS[name], inputs, shapes, outs)
+        else:
+            out = self.block_stage(stage, self.fw.resolved.lookup_def(self.ref.module, stage.callee), inputs, shapes, outs)
+        self._count(stage)
+        return out
 
     # --- op stages -----------------------------------------------------------------------
     def op_stage(self, stage: ast.Stage, op: OpDef, inputs, shapes, outs) -> list:
@@ -460,52 +474,70 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
                 self.init.add(f"{attr_ref(attr)}.weight = {owner}.weight  # tied")
 
     def _attr_name(self, stage: ast.Stage, paths: list[tuple[Instance, str]]) -> str:
-        """The submodule name: the label, or the stage's number (`"3"`), which must not vary."""
+        """The submodule name: the label, or the stage's number as the IR counts it (numbering.py):
+        `"3"`, or `=str(i + 1)` where it follows from loops and branches."""
         if stage.label_parts:
             return "=" + label_source(stage, self.init_name)
         if stage.label:
             return stage.label
-        names = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
-        per_instance: dict[tuple[str, str], int] = {}
-        for inst, _ in paths:
-            k = (inst.graph.name, inst.path)
-            per_instance[k] = per_instance.get(k, 0) + 1
-        if len(names) == 1 and max(per_instance.values()) == 1 and not self.loop_depth:
-            return names.pop()
-        dynamic = self._loop_numbering(paths)
-        if dynamic is None:
-            raise emit_error(stage.span, "an unlabeled layer with weights inside a loop of a block with labels; "
-                                          "label it or move the loop into its own block")
-        return dynamic
+        if stage.repeat is not None:
+            raise emit_error(stage.span, "an unlabeled repeated stage with weights: the IR numbers each copy as a "
+                                         "layer of its own, which one submodule cannot hold; label it "
+                                         "(`layers: X * n` is an nn.Sequential named `layers`)")
+        count = self.counter
+        if isinstance(count, Lost):
+            raise emit_error(stage.span, f"the number of this unlabeled layer (its state_dict prefix): it {count.why}; "
+                                         "label it (a numbered label such as `block{k}:` is evaluated where the stage "
+                                         "runs) or move the loop into a block of its own")
+        if count.is_const:
+            numbers = {path.rsplit(".", 1)[-1].split("@")[0] for _, path in paths}
+            if numbers - {str(count.const)}:
+                raise emit_error(stage.span, f"a layer numbered {count.const} here that the IR numbers "
+                                             f"{', '.join(sorted(numbers))} (an emitter bug)")
+            return str(count.const)
+        attr = f"=str({count.source()})"
+        self.fwd_attrs[attr] = f"=str({count.source(forward=True)})"
+        if self.loops and self.init.level == 1:  # numbered 0, 1, ... by a top-level loop: maybe a ModuleList
+            loop = ast.For(*self.loops[-1], (), stage.span)
+            if count == pass_index(loop, self.init_name, self.fwd_name):
+                self.numbered_from_zero = loop.names[0]
+        return attr
 
-    def _loop_numbering(self, paths: list[tuple[Instance, str]]) -> str | None:
-        """`=str(i + k)`: in `for i in range(...)`, numbers that step with the loop variable."""
-        if not self.loops:
-            return None
-        names, iterable = self.loops[-1]
-        if len(names) != 1 or not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)
-                                   and iterable.func.id == "range" and len(iterable.args) in (1, 2)):
-            return None
-        start = 0 if len(iterable.args) == 1 else iterable.args[0].value
-        if not isinstance(start, ast.Literal) and len(iterable.args) == 2:
-            return None
-        start = start if isinstance(start, int) else start.value
-        per_instance: dict[tuple[str, str], list[int]] = {}
-        for inst, path in paths:
-            per_instance.setdefault((inst.graph.name, inst.path), []).append(int(path.rsplit(".", 1)[-1].split("@")[0]))
-        offsets = {nums[0] - start for nums in per_instance.values()}
-        if len(offsets) != 1 or any(nums != list(range(nums[0], nums[0] + len(nums))) for nums in per_instance.values()):
-            return None
-        offset = offsets.pop()
-        if start == 0 and offset == 0 and self.init.level == 1:
-            self.numbered_from_zero = names[0]
-        return f"=str({names[0]}{f' + {offset}' if offset else ''})"
+    def _count(self, stage: ast.Stage) -> None:
+        """After an unlabeled stage: the next number (`* n` copies take n)."""
+        if stage.label or not isinstance(self.counter, Count):
+            return
+        if stage.repeat is None:
+            self.counter += 1
+        elif isinstance(stage.repeat, ast.Literal) and type(stage.repeat.value) is int:
+            self.counter += stage.repeat.value
+        else:
+            self.counter += Count.of(term(stage.repeat, self.init_name, self.fwd_name, wrap=True))
+
+    def _layer_names(self) -> set[str]:
+        """The names a stage applies as an existing layer (no number): labels, let-bound layers,
+        layer parameters."""
+        return set(self.layers) | set(self.pending_layers) | {p for p in self.params if p not in OPS}
+
+    def _loop_counts(self, s: ast.For) -> tuple[Count | Lost, Count | Lost]:
+        return loop_counts(s, self.counter, self._layer_names(), self.init_name, self.fwd_name)
+
+    def _check_pass(self, s: ast.For, inside: Count | Lost) -> None:
+        """The body took the numbers `per_pass` said it would (else the names in it are wrong)."""
+        step = per_pass(s.body, self._layer_names())
+        if isinstance(inside, Lost) or isinstance(self.counter, Lost) or step is None:
+            return
+        if self.counter != inside + step:
+            raise emit_error(s.span, "a loop body whose stage numbers the emitter counted two ways (an emitter bug)")
+
+    def _merged_count(self, s: ast.If, entering, then_count, else_count) -> Count | Lost:
+        return merged_count(s, entering, then_count, else_count, self.init_name, self.fwd_name)
 
     def _fwd_ref(self, stage: ast.Stage, attr: str) -> str:
-        """The submodule as forward() reads it: a numbered label's pieces in forward's names."""
+        """The submodule as forward() reads it: a numbered label's pieces, or its number, in forward's names."""
         if stage.label_parts:
             return attr_ref("=" + label_source(stage, self.fwd_name))
-        return attr_ref(attr)
+        return attr_ref(self.fwd_attrs.get(attr, attr))
 
     def _assign(self, attr: str, value: str) -> None:
         self.assigned.append((attr, self.init.level))

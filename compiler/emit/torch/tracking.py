@@ -224,7 +224,8 @@ class SizeTracking:
         return counts.pop() if len(counts) == 1 else None
 
     _STATE = ("shapes", "fwd_params", "layers", "layer_stages", "pending_layers", "size_args", "helpers", "exposure_tokens",
-              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs", "tensor_refs")
+              "fwd_lets", "placeholders", "assigned", "numbered_from_zero", "outputs", "tensor_refs",
+              "counter", "fwd_attrs")
 
     def _snapshot(self) -> dict:
         """What writing statements changes, for `_loop_invariant`'s trial run."""
@@ -347,8 +348,9 @@ class SizeTracking:
                 out[p.name] = _const_if_fixed(spec_size(e, self.init_name))
             elif isinstance(e, ast.ListExpr) and all(_int_tuple(v, len(e.items)) for v in values):
                 out[p.name] = tuple(spec_size(x, self.init_name) for x in e.items)
-            elif isinstance(e, ast.Name) and self._int_param(e.id) and all(_int_tuple(v) for v in values):
-                out[p.name] = (spec_size(e, self.init_name),) * len(values[0])  # an int the op repeats per dim
+            elif self._int_valued(e) and _int_tuples(values):
+                # an int the op repeats per dim (`padding=(kernel - 1) // 2`)
+                out[p.name] = (spec_size(e, self.init_name),) * len(values[0])
             else:
                 out[p.name] = agreed
         return out
@@ -481,6 +483,11 @@ def _is_int(v: Any) -> bool:
 
 def _int_tuple(v: Any, n: int | None = None) -> bool:
     return isinstance(v, tuple) and all(_is_int(x) for x in v) and (n is None or len(v) == n)
+
+
+def _int_tuples(values: list[Any]) -> bool:
+    """Tuples of integers, all of one length (an attribute the op repeats per dim, as executed)."""
+    return bool(values) and isinstance(values[0], tuple) and all(_int_tuple(v, len(values[0])) for v in values)
 
 
 def _const_if_fixed(d: Dim) -> int | Dim:
