@@ -60,6 +60,7 @@ WEIGHT_DOCS = (
     ("spec/googlenet.arch", "GoogLeNet",
      "torchvision's `googlenet(aux_logits=False, init_weights=False).state_dict()` keys"),
     ("spec/densenet121.arch", "DenseNet121", "the keys and shapes of torchvision's `densenet121().state_dict()`"),
+    ("spec/mobilenet_v2.arch", "MobileNetV2", "the keys and shapes of torchvision's `mobilenet_v2().state_dict()`"),
     ("spec/vit_b_16.arch", "VisionTransformer",
      "torchvision's `vit_b_16().state_dict()` keys, but each layer's `self_attention.in_proj_weight` "
      "(2304 x 768) and `in_proj_bias` are here `q_proj`, `k_proj` and `v_proj` (its three 768-row "

@@ -95,7 +95,8 @@ def _dlc(*args, cwd=ROOT):
 TORCHVISION = [("resnet18", "ResNet18", {}), ("resnet50", "ResNet50", {}), ("vgg16", "VGG16", {}),
                ("alexnet", "AlexNet", {}),
                ("googlenet", "GoogLeNet", {"aux_logits": False, "transform_input": False, "init_weights": True}),
-               ("densenet121", "DenseNet121", {})]  # fails until spec/std/dense.arch names denselayer1, ...
+               ("densenet121", "DenseNet121", {}),  # fails until spec/std/dense.arch names denselayer1, ...
+               ("mobilenet_v2", "MobileNetV2", {})]
 
 
 def _torchvision_model(torchvision, spec: str, kwargs: dict, seed: int = 0):

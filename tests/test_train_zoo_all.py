@@ -43,9 +43,10 @@ ZOO = (
     ("densenet121.arch", "DenseNet121Digits", "DenseNet121", {"size": 32, "channels": 3, "target": "digit"}, "sgd"),
     ("vit_b_16.arch", "ViTDigits", "VisionTransformer", {"size": 32, "channels": 3, "target": "digit"}, "adamw"),
     ("unet.arch", "UNetDigits", "UNet", {"size": 32, "channels": 1, "target": "mask"}, "sgd"),
+    ("mobilenet_v2.arch", "MobileNetV2Digits", "MobileNetV2", {"size": 32, "channels": 3, "target": "digit"}, "sgd"),
 )
 BY_LOOP = ("LeNet5Digits", "GoogLeNetDigits", "ResNet18Digits", "ResNet50Digits", "DenseNet121Digits", "ViTDigits",
-           "UNetDigits")
+           "UNetDigits", "MobileNetV2Digits")
 BY_HAND = ("AlexNetDigits", "VGG16Digits")
 _COMPILED: dict[str, Compilation] = {}
 
