@@ -11,7 +11,8 @@ dlc's tuner (`--trials`, into `--tune-db`, default a new directory under /tmp; a
 database measures nothing), and prints the runner's best, the median in this process (the
 artifact's thread count), the median when every call reads its weights from memory (copies cycled
 past the L3 cache, as in a whole model), eager PyTorch's medians measured both ways on the same
-thread count, and the largest difference between the outputs. The figures behind
+thread count, the largest difference between the outputs, and what the tuner's check of the
+records against the untuned PrimFunc found (verify.py; a rejection is also said on stderr). The figures behind
 winograd.py's limits (docs/tvm-tuning-notes.md, "Winograd for the wide 3x3 convs") came from
 this layer setup.
 """
@@ -118,6 +119,9 @@ def main() -> None:
     print(f"  weights from memory {np.median(cold) * 1e3:.3f} ms ({nbytes / 2**20:.1f} MiB of weights per call)")
     print(f"  eager       {np.median(times) * 1e3:.3f} ms; weights from memory {np.median(eager_cold) * 1e3:.3f} ms")
     print(f"  max |dlc - eager| {np.abs(got - expected).max():.2e} (outputs up to {np.abs(expected).max():.2f})")
+    verified = report.verified
+    print(f"  check against the untuned PrimFunc: {verified.checked} records run in {verified.seconds:.1f} s, "
+          f"{len(verified.rejected)} rejected")
 
 
 if __name__ == "__main__":

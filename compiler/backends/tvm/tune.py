@@ -10,6 +10,9 @@ the `trials` budget is spent, or given up where no task is still improving. Two 
   rounds in a row gets no more.
 Trials are counted in a ledger beside the database, so a second compile with the same budget
 measures nothing, and a model that shares workloads with one tuned before reuses them.
+Before the build gets the records, each task's best is checked against the untuned PrimFunc on
+random inputs (verify.py): a wrong one is named on `stream`, replaced by the next-best that
+passes (or TVM's default schedule) and removed from the database; CHECKED remembers passes.
 
 What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
 - MetaSchedule's default builder imports `tvm.s_tir.tensor_intrin` in every worker (~45 s), so
@@ -25,7 +28,8 @@ What TVM 0.27 needs here (measured, see docs/tvm-tuning-notes.md):
   often beat its own best.
 
 The database directory (`TuningDatabase`): MetaSchedule's two JSON-lines files (workloads, then
-records that point at a workload by its line) and the ledger. Guarantees:
+records that point at a workload by its line), the ledger and the records found right
+(CHECKED). Guarantees:
 - One tuning run at a time: a run holds an exclusive `filelock` on `DIR/.dlc-lock` from reading
   the ledger to its last write, so budgets are decided on what earlier runs measured and no two
   runs append to the same files (two did: each numbered the workloads its own way, so records
@@ -69,6 +73,7 @@ from dlc.runtime.artifact import usable_cores
 from .remote import RemoteError
 
 LEDGER = "dlc-trials.json"
+CHECKED = "dlc-checked.json"  # {"passed": [keys]}: records verify.py found right (a cache: damaged, it is ignored)
 WORKLOADS = "database_workload.json"  # MetaSchedule's JSONDatabase file names
 RECORDS = "database_tuning_record.json"
 LOCK = ".dlc-lock"
@@ -100,6 +105,7 @@ class TuneReport:
     database: str
     tasks: list[TaskReport] = field(default_factory=list)
     seconds: float = 0.0
+    verified: Any = None  # verify.Verdict: the check of the records against the untuned PrimFuncs
 
     @property
     def trials(self) -> int:
@@ -122,6 +128,8 @@ class TuneReport:
             "seconds": round(self.seconds, 1),
             "estimated_ms": None if self.estimated_ms is None else round(self.estimated_ms, 3),
             "database": self.database,
+            "verified": self.verified.as_manifest() if self.verified is not None else
+            {"checked": 0, "note": "not checked: the records were measured on a remote device"},
         }
 
 
@@ -158,6 +166,7 @@ class TuningDatabase:
         self.lock = filelock.FileLock(str(path / LOCK))
         self.work_dir = Path()
         self.ledger: dict[str, int] = {}
+        self.checked: set[str] = set()
         self.db: Any = None
 
     def __enter__(self) -> TuningDatabase:
@@ -173,6 +182,7 @@ class TuningDatabase:
             self.work_dir = Path(tempfile.mkdtemp(prefix=f"dlc-tune-{os.getpid()}-{started}-"))
             self._remove_partial_writes()
             self.ledger = self._read_ledger()
+            self.checked = self._read_checked()
             self.db = self._load()
         except BaseException:
             self.__exit__()
@@ -193,10 +203,30 @@ class TuningDatabase:
 
     def save(self) -> None:
         """Publish the working copy, each file replaced whole: workloads first (records point at
-        them), then records, then the ledger (so it never counts trials whose records are lost)."""
+        them), then records, then the ledger (so it never counts trials whose records are lost),
+        then the checked records."""
         for name in (WORKLOADS, RECORDS):
             _replace_file(self.path / name, (self.work_dir / "db" / name).read_bytes())
         _write_json(self.path / LEDGER, self.ledger)
+        _write_json(self.path / CHECKED, {"passed": sorted(self.checked)})
+
+    def drop(self, records: list) -> None:
+        """Remove these records from the working copy, which is written anew (`save` publishes it)."""
+        import tvm
+        from tvm.s_tir import meta_schedule as ms
+
+        unwanted = {tvm.ir.save_json(r.as_json()) for r in records}
+        fresh = self.work_dir / "db-next"
+        fresh.mkdir()
+        db = ms.database.JSONDatabase(str(fresh / WORKLOADS), str(fresh / RECORDS), allow_missing=True)
+        for r in self.db.get_all_tuning_records():
+            if tvm.ir.save_json(r.as_json()) not in unwanted:
+                db.commit_tuning_record(ms.database.TuningRecord(r.trace, db.commit_workload(r.workload.mod),
+                                                                 r.run_secs, r.target, r.args_info))
+        shutil.rmtree(self.work_dir / "db")
+        fresh.rename(self.work_dir / "db")
+        copy = self.work_dir / "db"
+        self.db = ms.database.JSONDatabase(str(copy / WORKLOADS), str(copy / RECORDS), allow_missing=True)
 
     def _acquire(self) -> None:
         try:
@@ -216,7 +246,7 @@ class TuningDatabase:
 
     def _remove_partial_writes(self) -> None:
         """`_replace_file`'s temporary files of a run killed while it wrote (only the lock holder writes)."""
-        for name in (WORKLOADS, RECORDS, LEDGER, LOCK_OWNER):
+        for name in (WORKLOADS, RECORDS, LEDGER, CHECKED, LOCK_OWNER):
             for partial in self.path.glob(f".{name}.*"):
                 partial.unlink(missing_ok=True)
 
@@ -297,6 +327,14 @@ class TuningDatabase:
                     return self.corrupt(name, number, f"TVM cannot read it: {_first_line(line_err)}")
         return TuningDatabaseError(f"the tuning database at {self.path} is corrupt: TVM cannot load it: "
                                    f"{_first_line(err)}\n  = help: {self._start_over()}")
+
+    def _read_checked(self) -> set[str]:
+        """The keys of the records that passed verify.py's check; none where the file is absent or damaged."""
+        try:
+            passed = json.loads((self.path / CHECKED).read_text())["passed"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
+        return {key for key in passed if isinstance(key, str)} if isinstance(passed, list) else set()
 
     def _read_ledger(self) -> dict[str, int]:
         path = self.path / LEDGER
@@ -552,7 +590,27 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
     tasks = ms.relax_integration.extract_tasks(per_call_part(mod), target)
     with TuningDatabase(Path(db_dir), stream) as store:
         report = _tune_tasks(tasks, target, store, trials, stream, seed, remote)
-    return report, store.db  # in memory: the build only queries it
+        if remote is not None:  # its code runs on the device only: the check would need the device too
+            return report, store.db
+        report.verified = _verify(tasks, target, store, stream)
+    return report, report.verified.database  # in memory: the build only queries it
+
+
+def _verify(tasks, target, store: TuningDatabase, stream: TextIO | None):
+    """verify.check on the tasks' records; a rejected record leaves the database (it would seed
+    siblings' searches and make its task look fast), and each rejection is said on `stream`."""
+    from . import verify
+
+    threads = int(target.attrs.get("num-cores", usable_cores()))
+    verdict = verify.check(tasks, [_workload_key(t) for t in tasks], store.db, target, store.checked, threads)
+    if verdict.rejected:
+        store.drop([r.record for r in verdict.rejected])
+    if verdict.checked:
+        store.save()
+    for rejection in verdict.rejected:
+        if stream is not None:
+            print(rejection.message(), file=stream, flush=True)
+    return verdict
 
 
 def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextIO | None, seed: int,

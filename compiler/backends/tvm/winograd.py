@@ -62,8 +62,9 @@ def tile_for(attrs: Any, data_shape: list, weight_shape: list, dtype: str) -> in
     top, left, bottom, right = (int(p) for p in attrs.padding)
     out_h, out_w = height + top + bottom - 2, width + left + right - 2
     for tile in TILES:
-        # whole tiles only: with partial edge tiles some tuned schedules returned garbage (up to
-        # 1e26, varying from call to call: 128 ch 14x14 as F(4x4), benchmarks/conv_layer.py)
+        # whole tiles only. TOPI's compute read past its padded input at partial edge tiles
+        # (garbage up to 1e31 once tuned); `partial_tile_conv` pads it and is correct untuned,
+        # but MetaSchedule's second search round on it failed ("The block no longer exists")
         if out_h % tile or out_w % tile:
             continue
         fits = (tile + 2) ** 2 * in_ch * out_ch * 4 <= MAX_WEIGHT_BYTES
@@ -87,10 +88,65 @@ def weight_transform(weight, tile: int):
 
 
 def conv(data, packed_weight, padding, tile: int):
-    """TOPI's NCHW Winograd compute on weights already transformed by `weight_transform`."""
+    """TOPI's NCHW Winograd compute on weights already transformed by `weight_transform`; where
+    the output is not a whole number of tiles, `partial_tile_conv` instead."""
+    top, left, bottom, right = padding
+    out_h, out_w = int(data.shape[2]) + top + bottom - 2, int(data.shape[3]) + left + right - 2
+    if out_h % tile or out_w % tile:
+        return partial_tile_conv(data, packed_weight, padding, tile)
     # the tile size is only a parameter of the private implementation; the public entry fixes 4
     impl = importlib.import_module("tvm.topi.nn.conv2d")._conv2d_winograd_nchw_impl
     return impl(data, packed_weight, (1, 1), padding, (1, 1), "float32", tile, pre_computed=True)
+
+
+def partial_tile_conv(data, packed_weight, padding, tile: int):
+    """TOPI's NCHW Winograd compute (`_conv2d_winograd_nchw_impl`, `pre_computed=True`), the
+    same blocks and schedule rules, with the input padded to whole tiles.
+
+    TOPI's NCHW compute pads the input by the conv's padding only, so where the output is not a
+    whole number of tiles the last row and column of tiles read up to `tile - 1` rows and columns
+    past its padded buffer (TOPI's NHWC compute pads the difference, `pad_extra`). Those reads
+    return the next channel's pixels, or past the last channel whatever memory follows; the
+    transforms cancel them only in exact arithmetic, so the last tile row came out wrong (up
+    to 1e31, varying from call to call; docs/tvm-tuning-notes.md, "Whole tiles only"). Not a
+    crop of a whole-tile compute: MetaSchedule's search failed on that extra block ("The block
+    no longer exists in the IRModule")."""
+    from tvm import te, topi
+    from tvm.topi.nn.winograd_util import winograd_transform_matrices
+
+    batch, in_ch, height, width = (int(d) for d in data.shape)
+    alpha, _, _, out_ch = (int(d) for d in packed_weight.shape)
+    top, left, bottom, right = padding
+    out_h, out_w = height + top + bottom - 2, width + left + right - 2
+    tiles_h, tiles_w = -(-out_h // tile), -(-out_w // tile)
+    extra_h, extra_w = tiles_h * tile - out_h, tiles_w * tile - out_w
+    data_pad = topi.nn.pad(data, (0, 0, top, left), (0, 0, bottom + extra_h, right + extra_w), name="data_pad")
+    a, b, _ = winograd_transform_matrices(tile, 3, "float32")
+    tiles = batch * tiles_h * tiles_w
+    input_tile = te.compute(
+        (in_ch, tiles, alpha, alpha),
+        lambda ci, p, eps, nu: data_pad[p // (tiles_h * tiles_w), ci, ((p // tiles_w) % tiles_h) * tile + eps,
+                                        (p % tiles_w) * tile + nu],
+        name="input_tile", attrs={"schedule_rule": "None"})
+    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
+    data_pack = te.compute(
+        (alpha, alpha, in_ch, tiles),
+        lambda eps, nu, ci, p: te.sum(input_tile[ci, p, r_a, r_b] * b[r_a, eps] * b[r_b, nu], axis=[r_a, r_b]),
+        name="data_pack", attrs={"schedule_rule": "conv2d_nchw_winograd_data_pack"})
+    ci = te.reduce_axis((0, in_ch), name="ci")
+    bgemm = te.compute(
+        (alpha, alpha, out_ch, tiles),
+        lambda eps, nu, co, p: te.sum(data_pack[eps, nu, ci, p] * packed_weight[eps, nu, ci, co], axis=[ci]),
+        name="bgemm", attrs={"layout_free_placeholders": [packed_weight]})
+    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
+    inverse = te.compute(
+        (out_ch, tiles, tile, tile),
+        lambda co, p, vh, vw: te.sum(bgemm[r_a, r_b, co, p] * a[r_a, vh] * a[r_b, vw], axis=[r_a, r_b]),
+        name="inverse", attrs={"schedule_rule": "conv2d_nchw_winograd_inverse"})
+    return te.compute(
+        (batch, out_ch, out_h, out_w),
+        lambda n, co, h, w: inverse[co, n * tiles_h * tiles_w + (h // tile) * tiles_w + (w // tile), h % tile, w % tile],
+        name="conv2d_winograd")
 
 
 def legalize_conv2d(bb, call):
