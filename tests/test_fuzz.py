@@ -158,3 +158,36 @@ def test_an_output_that_is_empty_at_the_example_sizes_is_a_located_error(tmp_pat
     assert "at the example sizes H=1" in diag.message and "is 0" in diag.message
     path.write_text("network N {\n  input x: f32[B, 1, H=2, W=28]\n  output y = x -> maxpool2d(2)\n}\n")
     assert compile_file(path).ok
+
+
+def test_the_compilers_own_ops_are_not_a_specs_to_call(tmp_path):
+    """Found in word2vec.arch mutated to `-> expect`: the internal op that checks a block input's
+    declared type was callable, and its rule read an attr no spec gives (KeyError)."""
+    path = tmp_path / "x.arch"
+    for name in ("expect", "parameter"):
+        path.write_text(f"network N {{\n  input x: f32[B, 4]\n  output y = x -> {name}\n}}\n")
+        [diag] = compile_file(path).diagnostics
+        assert (diag.code, diag.primary.span.line, diag.primary.span.col) == ("E0201", 3, 19)
+        assert f"unknown op `{name}`" in diag.message
+
+
+def test_an_overflowing_default_that_every_caller_overrides_is_still_refused(tmp_path):
+    """Found in vit_b_16.arch mutated to `attention_p=1e400`: the default was never evaluated (the
+    network passes the argument), so the PyTorch class was written with `attention_p=inf`."""
+    path = tmp_path / "d.arch"
+    path.write_text("block D(p=1e400) {\n  input x\n  output y = x -> dropout(p)\n}\n"
+                    "network N {\n  input x: f32[B, 4]\n  output y = x -> D(0.5)\n}\n")
+    [diag] = compile_file(path).diagnostics
+    assert (diag.code, diag.primary.span.line, diag.primary.span.col) == ("E0522", 1, 11)
+    assert "too large for a 64-bit float" in diag.message
+
+
+def test_a_repeated_op_with_no_copy_sizes_what_follows_by_its_input(tmp_path):
+    """Found in pixelcnn.arch mutated to `masked_conv2d(2 * h, 7, mask="A") * 0`: what followed was
+    built for the first copy's 2h channels where the IR has the input's 1 (8,128 parameters more)."""
+    module = _module(tmp_path, "network N {\n  input x: f32[B, 8]\n  output y = x -> c: linear(4) * 0 -> linear(3)\n}\n")
+    assert sum(p.numel() for p in module.parameters()) == 8 * 3 + 3
+    assert module(torch.randn(2, 8)).shape == (2, 3)
+    mixed = "block C(n) {\n  input x\n  output y = x -> linear(4) * n -> linear(3)\n}\n" \
+            "network N {\n  input x: f32[B, 8]\n  output y = x -> C(0) -> C(1)\n}\n"
+    assert fuzz.check_spec(mixed).kind == "refused"  # 8 or 4 features into linear(3): E0601, never a guess

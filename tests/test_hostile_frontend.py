@@ -39,7 +39,7 @@ def rendered(path: Path) -> str:
 
 @pytest.mark.parametrize("expr, code", [
     ("2.0 ** 10000", "E0522"), ("10**400 / 3", "E0522"), ("float(10**400)", "E0522"), ("int(1e400)", "E0522"),
-    ("floor(1e400)", "E0522"), ("int(1e400 - 1e400)", "E0522"), ("sqrt(-1)", "E0518"), ("0 ** -1", "E0522"),
+    ("floor(1e400)", "E0522"), ("int(1e400 - 1e400)", "E0522 E0522"), ("sqrt(-1)", "E0518"), ("0 ** -1", "E0522"),
     ("0.0 ** -1", "E0522"), ("1 / 0", "E0509"), ("range(10**100)", "E0522"), ("len(range(10**9))", "E0522"),
     ("len([0] * 10**10)", "E0522"), ("10**10**10", "E0522"), ("(-8.0) ** 0.5", "E0522"), ("1e308 * 10", "E0522"),
     ("99999999999999999999999999", "E0522"), ("int(1e300)", "E0522"), ("2 ** 63", "E0522"),
@@ -47,7 +47,7 @@ def rendered(path: Path) -> str:
 ])
 def test_out_of_range_values_are_located_errors(tmp_path, expr, code):
     path = spec(tmp_path, DEFAULT.format(expr=expr))
-    assert codes(path) == [code]
+    assert codes(path) == code.split()  # `1e400 - 1e400`: each literal is one error
     text = rendered(path)
     assert "n.arch:1:" in text and "Traceback" not in text
 

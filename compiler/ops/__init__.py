@@ -3,6 +3,6 @@ from . import (activation, attention, combine, conv, dense, embedding, generativ
                loss, metric_learning, norm, pool, recurrent, shape)
 from . import segmentation  # noqa: F401
 from . import gradient  # noqa: F401  (grad, sign, norm, ...: compiler/ops/gradient.py)
-from .table import OPS, ArgError, OpDef, Param, ShapeError
+from .table import OPS, ArgError, OpDef, Param, ShapeError, spec_op
 
-__all__ = ["OPS", "ArgError", "OpDef", "Param", "ShapeError"]
+__all__ = ["OPS", "ArgError", "OpDef", "Param", "ShapeError", "spec_op"]

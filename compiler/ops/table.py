@@ -98,6 +98,13 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
+def spec_op(name: str) -> OpDef | None:
+    """The op a spec may call by `name`, or None: the ops the compiler inserts itself (category
+    `internal`: `expect`, `parameter`) are not a spec's to call (`x -> expect` is an unknown name)."""
+    op = OPS.get(name)
+    return op if op is not None and op.category != "internal" else None
+
+
 def register(*ops: OpDef) -> None:
     for op in ops:
         assert op.name not in OPS, op.name

@@ -14,7 +14,7 @@ from .. import limits, messages
 from ..builtins import BUILTINS, EvalError
 from ..diagnostics import Diagnostic
 from ..limits import Budget, OutOfRange, OverBudget
-from ..ops import OPS, OpDef
+from ..ops import OPS, OpDef, spec_op
 from ..source import Span
 from ..syntax import ast
 from .resolve import DefRef
@@ -106,7 +106,7 @@ class Evaluator:
         ref = self.r.lookup_def(scope.module, (e.id,))
         if ref is not None:
             return ref
-        if e.id in OPS:
+        if spec_op(e.id) is not None:
             return OPS[e.id]
         if e.id in BUILTINS:
             return BUILTINS[e.id]

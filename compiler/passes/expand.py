@@ -28,7 +28,7 @@ from ..limits import Budget, OverBudget
 from ..ir.dims import Dim
 from ..ir.graph import BlockCall, Frame, Graph, Node, Value
 from ..ir.types import DTYPE_BYTES, TensorType
-from ..ops import OPS, ArgError, OpDef
+from ..ops import OPS, ArgError, OpDef, spec_op
 from ..ops.internal import CONSTANT, INITIALIZERS
 from ..ops.table import REQUIRED
 from ..source import Span
@@ -339,7 +339,7 @@ class _Expander(Evaluator):
             return None
         if value is POISON:
             raise Fail
-        if not isinstance(value, Layer) and (name in OPS or self.r.lookup_def(scope.module, (name,))):
+        if not isinstance(value, Layer) and (spec_op(name) is not None or self.r.lookup_def(scope.module, (name,))):
             return None  # a parameter named like an op (`dropout=0.1`) does not hide the op as a callee
         if not isinstance(value, Layer):
             self.diags.add(messages.not_a_layer(stage.callee_span, name, describe(value)))
@@ -350,7 +350,7 @@ class _Expander(Evaluator):
         return value
 
     def callee(self, stage: ast.Stage, scope: Scope) -> OpDef | DefRef:
-        if len(stage.callee) == 1 and stage.callee[0] in OPS:
+        if len(stage.callee) == 1 and spec_op(stage.callee[0]) is not None:
             return OPS[stage.callee[0]]
         ref = self.r.lookup_def(scope.module, stage.callee)
         if ref is None:

@@ -10,12 +10,14 @@ become diagnostics (with "did you mean"); defs containing them are listed in
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from .. import messages
 from ..diagnostics import Diagnostics
 from ..names import reserved
-from ..ops import OPS
+from ..ops import OPS, spec_op
 from ..source import Span
 from ..syntax import ast
 from ..syntax.desugar import step_defs
@@ -325,7 +327,7 @@ class _BodyChecker(StmtVisitor[None]):
             kind = env.get(head)
             if kind == "tensor":
                 self.diags.add(messages.not_callable_layer(stage.callee_span, head))
-            elif kind is None and head not in OPS and head not in self.scope.defs and head not in self.scope.lets:
+            elif kind is None and spec_op(head) is None and head not in self.scope.defs and head not in self.scope.lets:
                 candidates = [*OPS, *self.scope.defs, *(k for k, v in env.items() if v == "value")]
                 self.diags.add(messages.unknown_callee(stage.callee_span, head, candidates))
             return
@@ -335,7 +337,10 @@ class _BodyChecker(StmtVisitor[None]):
             self.diags.add(messages.unknown_callee(stage.callee_span, ".".join(qual), candidates))
 
     def expr(self, e: ast.Expr, env: dict[str, str], dims: bool = False) -> None:
-        if isinstance(e, ast.Name):
+        if isinstance(e, ast.Literal):  # checked here too: a default a caller overrides is never evaluated
+            if isinstance(e.value, float) and not math.isfinite(e.value):
+                self.diags.add(messages.out_of_range(e.span, "float overflow: the literal is too large for a 64-bit float"))
+        elif isinstance(e, ast.Name):
             kind = env.get(e.id)
             if kind == "tensor":
                 self.diags.add(messages.not_a_value(e.span, e.id))
@@ -370,5 +375,5 @@ class _BodyChecker(StmtVisitor[None]):
                 self.expr(part, env, dims)
 
     def _known_value(self, name: str) -> bool:
-        return name in self.scope.value_names() or name in BUILTINS or name in OPS
+        return name in self.scope.value_names() or name in BUILTINS or spec_op(name) is not None
 

@@ -413,8 +413,12 @@ class ClassWriter(SizeTracking, StmtVisitor[None]):
         if stage.repeat is None or any(s is None for s in after_one):
             return after_one
         again = self._infer(op, stage, execs, list(after_one) + list(in_shapes[len(after_one):]), len(after_one))
-        return [None if b is None else [x if x == y else None for x, y in zip(a, b, strict=True)]
-                for a, b in zip(after_one, again, strict=True)]
+        out = [None if b is None else [x if x == y else None for x, y in zip(a, b, strict=True)]
+               for a, b in zip(after_one, again, strict=True)]
+        if len({id(inst) for inst, _ in execs}) < len(self.insts):  # an instance makes no copy (`* 0`):
+            out = [None if o is None or i is None or len(o) != len(i) else  # there the outputs are the inputs
+                   [x if x == y else None for x, y in zip(o, i, strict=True)] for o, i in zip(out, in_shapes[:len(out)], strict=True)]
+        return out
 
     def _copies(self, entry, src: OpSource, out_shapes: list, stage: ast.Stage) -> str:
         """The module of an op stage; of `op * n`, the module of copy `_` (the loop's variable
