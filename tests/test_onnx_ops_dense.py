@@ -84,6 +84,7 @@ CASES = [
     ("dropout", V, "dropout(0.1)"),
     ("dropout2d", X2, "dropout2d"),
     ("drop_path", X2, "drop_path(0.2)"), ("drop_path_seq", V, "linear(3) -> drop_path(0.5)"),
+    ("random_shift", X2, "random_shift(1)"),
     # activations
     ("relu", V, "relu"), ("leaky_relu", V, "leaky_relu(0.2)"), ("sigmoid", V, "sigmoid"), ("tanh", V, "tanh"),
     ("softplus", V, "scale(15) -> softplus"), ("softplus_beta", V, "scale(15) -> softplus(beta=2)"),

@@ -87,6 +87,7 @@ CASES = [
     C("layernorm2d", {}, [(2, 3, 4, 5)]), C("layernorm2d", {"eps": 1e-3}, [(1, 6, 2, 1)]),
     C("dropout", {"p": 0.1}, [(2, 3)]), C("dropout2d", {}, [(2, 3, 4, 4)]),
     C("drop_path", {"p": 0.2}, [(2, 3, 4)]), C("drop_path", {"p": 0.0}, [(3,)]),
+    C("random_shift", {"pixels": 1}, [(2, 3, 5, 6)]), C("random_shift", {"pixels": 2}, [(2, 3, 4, 5, 6)]),
     C("embedding", {"num": 10, "dim": 4, "padding_idx": 0}, [(2, 5)], "i64"),
     C("pos_embedding", {"max_len": 8}, [(2, 5, 6)]),
     C("sinusoidal_pe", {}, [(2, 5, 6)]), C("sinusoidal_pe", {"max_len": 16}, [(2, 5, 6)]),
@@ -560,6 +561,45 @@ def test_drop_path_keeps_the_expectation_while_training():
     dropped = (out == 0).all(dim=1).float().mean().item()
     assert dropped == pytest.approx(0.25, abs=0.015)  # 7 standard deviations
     torch.testing.assert_close(out.mean(dim=0), x.mean(dim=0), rtol=0, atol=0.02)
+
+
+def test_random_shift_moves_each_example_by_its_own_offsets():
+    """While training, example b is x[b] moved by its (dy, dx) in [-p, p], zero fill: out[.., i, j] =
+    x[.., i - dy, j - dx] where that lies inside; the identity in eval mode and for p = 0."""
+    ns = namespace(OPS["random_shift"].torch.helpers)
+    random_shift, layer = ns["random_shift"], ns["RandomShift"](2)
+    torch.manual_seed(0)
+    x = torch.rand(200, 3, 6, 7) + 0.1  # no zeros: a zero in the output is fill
+    assert random_shift(x, 2, training=False) is x and layer.eval()(x) is x and random_shift(x, 0) is x
+    torch.manual_seed(5)
+    offsets = torch.randint(-2, 3, (200, 2))
+    torch.manual_seed(5)
+    out = layer.train()(x)
+    assert out.shape == x.shape
+    for b, (dy, dx) in enumerate(offsets.tolist()):
+        want = torch.zeros_like(x[b])
+        rows, cols = slice(max(dy, 0), 6 + min(dy, 0)), slice(max(dx, 0), 7 + min(dx, 0))
+        want[:, rows, cols] = x[b, :, max(-dy, 0):6 - max(dy, 0), max(-dx, 0):7 - max(dx, 0)]
+        torch.testing.assert_close(out[b], want, rtol=0, atol=0)
+    assert len({tuple(o) for o in offsets.tolist()}) == 25  # every offset pair drawn: not one shift for all
+    # the gradient flows back to the pixels that stayed in the image (DiffAugment's differentiable shift)
+    x.requires_grad_(True)
+    torch.manual_seed(5)
+    random_shift(x, 2).sum().backward()
+    kept = [(6 - abs(dy)) * (7 - abs(dx)) * 3 for dy, dx in offsets.tolist()]
+    for b, k in enumerate(kept):
+        assert int(x.grad[b].sum()) == k
+
+
+def test_random_shift_refuses_a_shift_wider_than_the_image():
+    from dlc.compiler.ops.table import ShapeError
+    from dlc.compiler.ir.types import TensorType
+    from dlc.compiler.ir.dims import Dim
+    t = TensorType("f32", (Dim.const(2), Dim.const(1), Dim.const(3), Dim.const(8)))
+    with pytest.raises(ShapeError, match="moves a dim of 3 px out of the image"):
+        OPS["random_shift"].infer({"pixels": 3}, [t])
+    with pytest.raises(ShapeError, match=r"images \(B, .., H, W\)"):
+        OPS["random_shift"].infer({"pixels": 1}, [TensorType("f32", (Dim.const(2), Dim.const(8)))])
 
 
 def test_layernorm2d_normalizes_each_position_over_its_channels():

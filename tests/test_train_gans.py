@@ -252,6 +252,7 @@ def test_gan_score_of_real_digits(tmp_path, classifier):
         probs = torch.softmax(net((torch.from_numpy(split["image"]) + 1) / 2), 1)
     assert figures["confident"] == pytest.approx(float((probs.max(1).values >= 0.6).float().mean()), abs=1e-6)
     assert figures["confident"] > 0.6 and figures["classes"] == 10
+    assert figures["real_confident"] == figures["confident"]  # the 'samples' are the split's own images
     assert figures["fid"] == pytest.approx(0.0, abs=1e-3)  # the split itself
     assert (tmp_path / "samples" / "gan_score_test.png").stat().st_size > 1000
 

@@ -1,6 +1,7 @@
 """Normalization and regularization: batch norm, layer norm (over trailing dims, and ConvNeXt's
-channels-first one), group norm, dropout, stochastic depth, with their PyTorch modules and their
-ONNX forms in inference mode (running statistics; dropout and stochastic depth the identity)."""
+channels-first one), group norm, dropout, stochastic depth, random shifts (data augmentation), with
+their PyTorch modules and their ONNX forms in inference mode (running statistics; dropout,
+stochastic depth and random shifts the identity)."""
 from __future__ import annotations
 
 from ..emit.onnx.context import OnnxContext, filled, identity, scalar
@@ -220,3 +221,31 @@ register(OpDef(
     "stochastic depth (Huang et al. 2016): while training, zero each sample with probability p and scale "
     "the others by 1/(1-p); identity at inference", "(B, ...) -> same", "regularization",
     torch=_drop_path_torch(), onnx=identity))
+
+
+# --- data augmentation ----------------------------------------------------------------------------
+
+def _random_shift_infer(a: Attrs, ins: Types) -> Types:
+    """Images (B, .., H, W): the last two dims are translated; both must be wider than the shift."""
+    x = ins[0]
+    if x.rank < 3:
+        raise ShapeError(f"translates images (B, .., H, W) along their last two dims, got {x}")
+    need_float(x)
+    for d in x.shape[-2:]:
+        if d.is_const and d.value <= a["pixels"]:
+            raise ShapeError(f"a shift of up to {a['pixels']} px moves a dim of {d.value} px out of the image")
+    return [x]
+
+
+def _random_shift_torch() -> TorchEntry:
+    px: Args = lambda s: [_tidy(s.attrs["pixels"])]
+    return _unary(lambda s: _call("RandomShift", px(s)),
+                  lambda s, x: _call("random_shift", [x, *px(s), "training=self.training"]),
+                  ("random_shift", "RandomShift"))
+
+
+register(OpDef(
+    "random_shift", (Param("pixels", int_(0), type_name="int >= 0"),), _random_shift_infer,
+    "data augmentation: while training, translate each example by its own random offsets in "
+    "[-pixels, pixels] along H and W (zero fill); identity at inference", "(B, .., H, W) -> same",
+    "regularization", torch=_random_shift_torch(), onnx=identity))

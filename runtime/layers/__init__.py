@@ -433,6 +433,36 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+def random_shift(x, pixels, training=True):
+    """Data augmentation: while training, each example (.., H, W) is translated by its own random
+    integer offsets dy, dx in [-pixels, pixels] (zero fill: what moves out is lost); the identity
+    at inference. Draws from torch's global generator, so `torch.manual_seed` repeats it."""
+    if not training or pixels == 0:
+        return x
+    b, (h, w) = x.shape[0], x.shape[-2:]
+    offsets = torch.randint(-pixels, pixels + 1, (b, 2), device=x.device)
+    padded = F.pad(x, (pixels, pixels, pixels, pixels))
+    rows = torch.arange(h, device=x.device) + pixels - offsets[:, :1]  # (B, H): output row i reads row i - dy
+    cols = torch.arange(w, device=x.device) + pixels - offsets[:, 1:]  # (B, W)
+    flat = padded.reshape(b, -1, *padded.shape[-2:])  # (B, C.., H + 2p, W + 2p)
+    picked = flat[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2).reshape(x.shape)  # (B, H, W, C) -> (B, C, H, W)
+
+
+class RandomShift(nn.Module):
+    """random_shift(x, pixels) as a layer: the identity in eval mode."""
+
+    def __init__(self, pixels):
+        super().__init__()
+        self.pixels = pixels
+
+    def forward(self, x):
+        return random_shift(x, self.pixels, self.training)
+
+    def extra_repr(self):
+        return f"pixels={self.pixels}"
+
+
 class LayerNorm2d(nn.LayerNorm):
     """ConvNeXt's channels-first layer norm, as torchvision.models.convnext.LayerNorm2d: each
     position of (B, C, H, W) normalized over its C channels; weight and bias of shape (C,)."""

@@ -10,6 +10,8 @@ samples judged by a digits classifier (the "classifier score" of the course note
               network (`dlc train` writes them), which are compiled and built as they were trained
     figures   confident   share of samples whose top class has probability >= `confidence`
               classes     number of classes that are the top class of a confident sample
+              real_confident   the same share for the scored split's real images: the ceiling
+                          the classifier allows
               fid         Fréchet distance between Gaussians fitted to the classifier's penultimate
                           features (the input of its last linear layer: for DigitsCNN the
                           global_avgpool output) of the samples and of the split's real images:
@@ -52,6 +54,7 @@ def gan_score(ctx: Context) -> dict[str, float]:
     k = probs.shape[1]
     counts = np.bincount(pred[sure].numpy(), minlength=k)
     figures: dict[str, float] = {"confident": float(sure.float().mean()), "classes": float((counts > 0).sum()),
+                                 "real_confident": float((real_probs.max(1).values >= o["confidence"]).float().mean()),
                                  "fid": frechet_distance(feats.numpy(), real_feats.numpy())}
     if asked is not None:
         hit = (pred == asked).float()
