@@ -15,6 +15,7 @@ import contextlib
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,11 +23,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ... import messages
-from ...emit.onnx import emit_onnx
+from ...emit.onnx import build_onnx
 from ...errors import EmitError
 from ...ir.graph import Graph
 from .artifact import manifest
-from .fold import fold_batchnorm
+from .fold import fold_batchnorm_arrays
 from .targets import TargetSpec
 
 TRANSFORM_PARAMS = "main_transform_params"  # weight-only work, run once by the runtime at load
@@ -118,23 +119,56 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
     return built
 
 
+MOVED_MIN_BYTES = 4096  # import_graph: float tensors this large reach TVM as inputs, not initializers
+
+
 def import_graph(graph: Graph, weights: Mapping[str, np.ndarray], dims: Mapping[str, int] | None = None):
     """The graph as a Relax module whose `main` takes the inputs, then the weights (`num_input`
-    set), and the weights in that order by their compiler names. `dims` makes those dims static."""
+    set), and the weights in that order by their compiler names. `dims` makes those dims static.
+
+    TVM's ONNX importer is given the graph without its large weights: each float tensor of at
+    least `MOVED_MIN_BYTES` is a graph input of its shape and dtype (what `keep_params_in_input=True`
+    makes of an initializer anyway), its array `weights`' own (or a new one where a batch norm was
+    folded). Small constants stay initializers: the importer reads shapes, axes and scales from
+    them. With every tensor an initializer the importer serialized the whole model for
+    onnx.checker and copied every tensor twice (numpy, then a TVM array): VGG-16's import peaked
+    at 2.6 GB for 553 MB of weights, 1.0 GB now.
+    """
     import tvm
+    from onnx import helper, numpy_helper
     from tvm.relax.frontend import detach_params
     from tvm.relax.frontend.onnx import from_onnx
 
-    model = fold_batchnorm(emit_onnx(graph, weights))
+    model = fold_batchnorm_arrays(build_onnx(graph, weights))
+    proto = model.proto
+    moved, kept = [], []
+    for name, array in model.arrays.items():
+        large = array.dtype.kind == "f" and array.nbytes >= MOVED_MIN_BYTES
+        (moved if large else kept).append((name, np.require(array, requirements="C")))  # 0-d stays 0-d
+    shapes_in_order = [(a.shape, str(a.dtype)) for _, a in moved + kept]
+    del model
+    n_inputs = len(proto.graph.input)
+    for name, array in moved:
+        proto.graph.input.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype),
+                                                               list(array.shape)))
+    proto.graph.initializer.extend(numpy_helper.from_array(array, name) for name, array in kept)
     shapes = None
     if dims is not None:
         shapes = {name: [d.evaluate(dims) for d in graph.values[vid].type.shape] for name, vid in graph.inputs}
     try:
-        mod = from_onnx(model, shape_dict=shapes, keep_params_in_input=True)
+        with warnings.catch_warnings():  # "Renaming name layer1.0.weight to layer1_0_weight": expected
+            warnings.filterwarnings("ignore", message="Renaming name")
+            mod = from_onnx(proto, shape_dict=shapes, keep_params_in_input=True)
     except tvm.error.OpNotImplemented as err:
         raise EmitError(messages.no_tvm_form(graph.span, graph.name, str(err).strip())) from None
-    mod, params = detach_params(mod)
-    return mod, [(n, p.numpy()) for n, p in zip(_param_names(mod, model), params.get("main", []))]
+    mod, params = detach_params(mod)  # the kept initializers' values, in their order after the graph inputs
+    arrays = moved + [(name, p.numpy()) for (name, _), p in zip(kept, params.get("main", []), strict=True)]
+    main = mod["main"]
+    found = [(tuple(int(d) for d in v.ty.shape), str(v.ty.dtype)) for v in list(main.params)[n_inputs:]]
+    if found != shapes_in_order or [(a.shape, str(a.dtype)) for _, a in arrays] != shapes_in_order:
+        raise RuntimeError(f"TVM's ONNX importer did not keep the weights of {graph.name} in order")
+    mod["main"] = main.with_attr("num_input", n_inputs)
+    return mod, arrays
 
 
 def prepare(mod, target, winograd: bool = False):
@@ -300,12 +334,5 @@ def _gpu_schedules(mod):
 
     return dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                                    dl.gpu.Fallback())(mod)
-
-
-def _param_names(mod, model) -> list[str]:
-    """The compiler's names of `main`'s weight parameters (Relax sanitizes `layer1.0.w` to `layer1_0_w`)."""
-    by_sanitized = {re.sub(r"\W", "_", t.name): t.name for t in model.graph.initializer}
-    n_inputs = len(model.graph.input)
-    return [by_sanitized.get(str(v), str(v)) for v in list(mod["main"].params)[n_inputs:]]
 
 
