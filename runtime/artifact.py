@@ -115,7 +115,9 @@ class CompiledModel:
         self.outputs = self.manifest["outputs"]
 
     def _prepare_params(self, library: Path, weights: dict[str, np.ndarray]) -> list:
-        params = [self._tvm.tensor(weights[name], self.device) for name in self.checked_manifest.params]
+        """The weights as TVM tensors, after `transform_params` if the artifact has one. Each numpy
+        array is dropped (popped from `weights`) once its tensor is made: one copy at a time."""
+        params = [self._tvm.tensor(weights.pop(name), self.device) for name in self.checked_manifest.params]
         transform = self.checked_manifest.transform_params
         if transform is None:
             return params
