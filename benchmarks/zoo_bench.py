@@ -1,11 +1,12 @@
 """`dlc bench` over zoo models: the dlc/TVM artifact against eager PyTorch and ONNX Runtime.
 
-    python benchmarks/zoo_bench.py [--tune N] [--runs 50] [--threads T] [--out FILE] [spec[:Model] ...]
+    python benchmarks/zoo_bench.py [--tune N] [--runs 50] [--threads T] [--out FILE] [spec[:Model[:SYM=N,..]] ...]
 
 Each model is compiled for this CPU (tuned with `--tune N` trials into the shared tuning
 database, so a rerun measures nothing new; tuned builds take `--winograd`, as the README's
 figures did, unless `--no-winograd`), then timed by `dlc bench --json` at the spec's
-example sizes (batch 1). Prints a Markdown table and writes it (plus the raw JSON) to `--out`.
+example sizes (batch 1), or at the sizes an item names: `spec/gpt2.arch:GPT2:T=128`. Prints a
+Markdown table and writes it (plus the raw JSON) to `--out`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ DEFAULT = ["spec/digits_cnn.arch", "spec/lenet5.arch", "spec/resnet18.arch", "sp
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("specs", nargs="*", default=DEFAULT, help="spec paths, optionally spec:Model")
+    ap.add_argument("specs", nargs="*", default=DEFAULT, help="spec paths, optionally spec:Model or spec:Model:T=128")
     ap.add_argument("--tune", type=int, default=None, help="trials per model (default: untuned)")
     ap.add_argument("--tune-db", help="tuning database directory (default: dlc's)")
     ap.add_argument("--no-winograd", action="store_true",
@@ -34,8 +35,11 @@ def main() -> None:
 
     rows, raw = [], []
     for item in args.specs:
-        spec, _, model = item.partition(":")
+        spec, _, rest = item.partition(":")
+        model, _, sizes = rest.partition(":")
         cmd = [sys.executable, "-m", "dlc", "bench", spec, "--json", "--runs", str(args.runs), "--dim", "B=1"]
+        for size in filter(None, sizes.split(",")):
+            cmd += ["--dim", size]
         cmd += ["--model", model] if model else []
         cmd += ["--tune", str(args.tune)] if args.tune is not None else []
         cmd += ["--winograd"] if args.tune is not None and not args.no_winograd else []

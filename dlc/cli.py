@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -21,6 +22,9 @@ from typing import Any, Sequence
 
 
 DEFAULT_TRIALS = 2000  # README: what this buys for ResNet-18 and the digits CNN (35 and 16 min here)
+# --tune's search stops at this wall-clock limit unless --tune-minutes says otherwise: with the check
+# of the records and the build, a compile with the default tuning ends within 15 minutes
+DEFAULT_TUNE_MINUTES = 12.0
 
 
 class UsageError(Exception):
@@ -213,6 +217,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", type=int, nargs="?", const=DEFAULT_TRIALS, metavar="TRIALS",
                    help=f"MetaSchedule-tune with this many trials in all (alone: {DEFAULT_TRIALS}); "
                         "binds symbolic dims (--dim, else the spec's examples)")
+    p.add_argument("--tune-minutes", type=float, metavar="M",
+                   help=f"with --tune: stop the search after M minutes of wall-clock time, trials left or not "
+                        f"(default {DEFAULT_TUNE_MINUTES:g}; 0: no limit); a rerun goes on where it stopped")
     p.add_argument("--tune-db", type=Path, metavar="DIR",
                    help="tuning database, reused across runs and models (default: ~/.cache/dlc/tuning/<target>)")
     p.add_argument("--rpc", metavar="HOST:PORT",
@@ -445,6 +452,8 @@ def _compile(args: argparse.Namespace, output: Path) -> bool:
     trained = _trained_input_sizes(args, graph)  # a dlc train checkpoint: the sizes it was trained at
     if (args.rpc or args.device_key) and args.tune is None:
         raise UsageError("--rpc and --device-key say where --tune measures; give --tune N too")
+    if args.tune_minutes is not None and args.tune is None:
+        raise UsageError("--tune-minutes limits the search that --tune N runs; give --tune N too")
     if args.winograd and args.tune is None:
         raise UsageError("--winograd chooses how a tuned build computes the wide 3x3 convolutions; give --tune N too")
     tuning, spec = _tuning(args, spec) if args.tune is not None else (None, spec)
@@ -656,6 +665,10 @@ def _tuning(args: argparse.Namespace, spec):
 
     if args.tune < 0:
         raise UsageError(f"--tune expects a number of trials >= 0, got {args.tune}")
+    minutes = DEFAULT_TUNE_MINUTES if args.tune_minutes is None else args.tune_minutes
+    if not (minutes >= 0 and math.isfinite(minutes)):
+        raise UsageError(f"--tune-minutes expects a number of minutes >= 0 (0: no limit), got {minutes:g}")
+    minutes = minutes or None
     if args.rpc is None:
         if args.device_key:
             raise UsageError("--device-key names a device at an RPC tracker: give --rpc HOST:PORT too")
@@ -663,7 +676,7 @@ def _tuning(args: argparse.Namespace, spec):
             raise UsageError(f"--tune measures candidates on this machine, which cannot run `{spec.name}` code; "
                              "measure them on the device: --rpc HOST:PORT --device-key KEY (a TVM RPC tracker)")
         db = args.tune_db or default_db_dir() / target_key(spec.target)
-        return Tuning(args.tune, db, progress=sys.stderr, winograd=args.winograd), spec
+        return Tuning(args.tune, db, progress=sys.stderr, winograd=args.winograd, minutes=minutes), spec
     if spec.device != "cpu":
         raise UsageError(f"--rpc tunes CPU targets; `{spec.name}` is not one")
     if not args.device_key:
@@ -677,7 +690,7 @@ def _tuning(args: argparse.Namespace, spec):
     print(f"tune: device `{remote.key}` at {remote.tracker} runs candidates on {threads} thread(s)", file=sys.stderr)
     spec = dataclasses.replace(spec, target={**spec.target, "num-cores": threads})
     db = args.tune_db or default_db_dir() / target_key(spec.target, device=remote.key)
-    return Tuning(args.tune, db, progress=sys.stderr, remote=remote, winograd=args.winograd), spec
+    return Tuning(args.tune, db, progress=sys.stderr, remote=remote, winograd=args.winograd, minutes=minutes), spec
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -84,6 +84,7 @@ class Tuning:
     # transforms multiply by zeros and mix terms that cancel only in exact arithmetic, so a NaN or
     # Inf input makes whole output tiles NaN, not only the outputs that depend on it
     winograd: bool = False
+    minutes: float | None = None  # `--tune-minutes`: the search's wall-clock limit (None: the trials alone)
 
 
 def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spec_hash: str, spec_path: str,
@@ -105,7 +106,7 @@ def build(graph: Graph, weights: Mapping[str, np.ndarray], spec: TargetSpec, spe
         from . import tune as tvm_tune
 
         report, database = tvm_tune.tune(mod, target, tuning.db_dir, tuning.trials, stream=tuning.progress,
-                                           remote=tuning.remote)
+                                           remote=tuning.remote, minutes=tuning.minutes)
     executable = lower(mod, target, database)
     built = Built(executable, arrays, manifest(graph, spec, spec_hash, spec_path, dims))
     if any(gv.name_hint == TRANSFORM_PARAMS for gv in mod.functions):

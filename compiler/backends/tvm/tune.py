@@ -8,8 +8,13 @@ the `trials` budget is spent, or given up where no task is still improving. Two 
 - then round by round to the task with the most time left to win (`_gaps`: its latency against
   the best FLOP rate a task of its kind reached). A task that gained less than 1% in PATIENCE
   rounds in a row gets no more.
+With `minutes`, the search also stops at that wall-clock limit: the first pass gives each task
+its first round whatever the time, then more rounds only within its share (by its owed trials)
+of FIRST_PASS of the limit; the second pass runs until the limit. Verification and the final
+replay of siblings' schedules come after it (tens of seconds).
 Trials are counted in a ledger beside the database, so a second compile with the same budget
-measures nothing, and a model that shares workloads with one tuned before reuses them.
+measures nothing, and a model that shares workloads with one tuned before reuses them; a run the
+time limit stopped leaves trials unspent, and the next one goes on from where it stopped.
 Before the build gets the records, each task's best is checked against the untuned PrimFunc on
 random inputs (verify.py): a wrong one is named on `stream`, replaced by the next-best that
 passes (or TVM's default schedule) and removed from the database; CHECKED remembers passes.
@@ -105,6 +110,8 @@ class TuneReport:
     database: str
     tasks: list[TaskReport] = field(default_factory=list)
     seconds: float = 0.0
+    minutes: float | None = None  # the wall-clock limit of the search, if any
+    stopped_by_time: bool = False  # the limit ended the search with trials of the budget unspent
     verified: Any = None  # verify.Verdict: the check of the records against the untuned PrimFuncs
 
     @property
@@ -126,6 +133,8 @@ class TuneReport:
             "tasks_converged": sum(1 for t in self.tasks if t.converged),
             "transferred": sum(t.transferred for t in self.tasks),
             "seconds": round(self.seconds, 1),
+            "minutes": self.minutes,
+            "stopped_by_time": self.stopped_by_time,
             "estimated_ms": None if self.estimated_ms is None else round(self.estimated_ms, 3),
             "database": self.database,
             "verified": self.verified.as_manifest() if self.verified is not None else
@@ -578,9 +587,10 @@ def _best_seconds(db, task) -> float | None:
 
 
 def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.stderr, seed: int = 0,
-         remote=None):
+         remote=None, minutes: float | None = None):
     """Tune every task of `mod` for `target` into the JSON database in `db_dir`; see the module doc.
-    With `remote` (remote.Remote), candidates are measured on that device over TVM RPC.
+    With `remote` (remote.Remote), candidates are measured on that device over TVM RPC; with
+    `minutes`, the search stops at that wall-clock limit.
 
     Returns the report and the database, for the build to apply. Raises `TuningDatabaseError`
     where the database in `db_dir` cannot be used."""
@@ -589,7 +599,7 @@ def tune(mod, target, db_dir: Path, trials: int, stream: TextIO | None = sys.std
 
     tasks = ms.relax_integration.extract_tasks(per_call_part(mod), target)
     with TuningDatabase(Path(db_dir), stream) as store:
-        report = _tune_tasks(tasks, target, store, trials, stream, seed, remote)
+        report = _tune_tasks(tasks, target, store, trials, stream, seed, remote, minutes)
         if remote is not None:  # its code runs on the device only: the check would need the device too
             return report, store.db
         report.verified = _verify(tasks, target, store, stream)
@@ -614,11 +624,11 @@ def _verify(tasks, target, store: TuningDatabase, stream: TextIO | None):
 
 
 def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextIO | None, seed: int,
-                remote) -> TuneReport:
+                remote, minutes: float | None = None) -> TuneReport:
     """The two passes of the module doc over `tasks`, into `store` (held by this run)."""
     from tvm.s_tir import meta_schedule as ms
 
-    report = TuneReport(budget=trials, database=str(store.path))
+    report = TuneReport(budget=trials, database=str(store.path), minutes=minutes)
     db, ledger = store.db, store.ledger
     flops = [_task_flops(t) for t in tasks]
     costs = [t.weight * f for t, f in zip(tasks, flops)]
@@ -642,6 +652,8 @@ def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextI
     converged: set[int] = set()
     transferred: dict[int, int] = {}
     started = time.monotonic()
+    limit = math.inf if minutes is None else 60.0 * minutes
+    deadline, first_deadline = started + limit, started + FIRST_PASS * limit
     if todo or later > 0:
         progress = Progress(sum(n for _, n in todo) + max(later, 0), len(tasks), stream)
         # candidates run with the target's cores; search, builds and the cost model use this machine's
@@ -692,16 +704,23 @@ def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextI
                 store.save()
                 return got
 
-            # First pass: each task its share of FIRST_PASS of the budget by weight x FLOPs, costliest first.
-            for i, owed in todo:
+            # First pass: each task its share of FIRST_PASS of the budget by weight x FLOPs, costliest first;
+            # under a time limit, its first round always, more only within its share of the first pass's time.
+            for k, (i, owed) in enumerate(todo):
                 transfer(i)  # siblings' best schedules first: they seed this task's search
-                done = 0
-                while done < owed and i not in converged:
+                now = time.monotonic()
+                still_owed = sum(n for _, n in todo[k:])
+                task_end = now + max(first_deadline - now, 0.0) * owed / still_owed if limit < math.inf else math.inf
+                done = search(i, min(ROUND, owed))
+                while done < owed and i not in converged and time.monotonic() < task_end:
                     done += search(i, min(ROUND, owed - done))
                 if i in converged:  # a converged task's share counts as spent
                     ledger[keys[i]] = max(ledger[keys[i]], first[i])
             # Second pass: a round at a time to the task furthest behind the best FLOP rate of its kind.
             while unspent() > 0:
+                if time.monotonic() >= deadline:
+                    report.stopped_by_time = True
+                    break
                 gaps = _gaps(tasks, flops, [_best_seconds(db, t) for t in tasks])
                 open_ = [i for i in range(len(tasks)) if i not in converged and gaps[i] > 0]
                 if not open_:
@@ -912,6 +931,9 @@ def describe(report: TuneReport, stream: TextIO, top: int = 8) -> None:
           f"{f' ({converged} stopped improving)' if converged else ''}"
           f" (database {report.database}); sum of task latencies {'-' if est is None else f'{est:.2f} ms'}",
           file=stream)
+    if report.stopped_by_time:
+        print(f"  the {report.minutes:g}-minute limit (--tune-minutes) stopped the search with trials of the "
+              f"{report.budget} budget left: compile again to go on, or give --tune-minutes 0", file=stream)
     for t in sorted(report.tasks, key=lambda t: -(t.weight * (t.best_s or 0)))[:top]:
         best = "-" if t.best_s is None else f"{t.best_s * 1e3:8.3f} ms"
         borrowed = f", {t.transferred} from siblings" if t.transferred else ""
