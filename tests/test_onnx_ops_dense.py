@@ -90,7 +90,7 @@ CASES = [
     ("softplus", V, "scale(15) -> softplus"), ("softplus_beta", V, "scale(15) -> softplus(beta=2)"),
     ("softplus_small_beta", V, "scale(15) -> softplus(beta=0.5)"),
     ("gelu", V, "scale(3) -> gelu"), ("gelu_tanh", V, "scale(3) -> gelu(approximate=\"tanh\")"),
-    ("elu", V, "elu(0.5)"), ("silu", V, "silu"), ("abs", V, "abs"), ("exp", V, "exp"),
+    ("elu", V, "elu(0.5)"), ("silu", V, "silu"), ("abs", V, "abs"), ("exp", V, "exp"), ("log", V, "sigmoid -> log"),
     ("identity", V, "identity"), ("scale", V, "scale(2.5)"),
     ("softmax", V, "softmax(dim=1)"), ("log_softmax", V, "log_softmax"),
     ("relu6", V, "scale(5) -> relu6"), ("hardswish", V, "scale(4) -> hardswish"),

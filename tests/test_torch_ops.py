@@ -50,7 +50,7 @@ CASES = [
     C("relu", {}, [(2, 3, 4)]), C("leaky_relu", {"slope": 0.2}, [(2, 3)]), C("sigmoid", {}, [(2, 3)]),
     C("tanh", {}, [(2, 3)]), C("softplus", {"beta": 2}, [(2, 3)]), C("gelu", {"approximate": "tanh"}, [(2, 3)]),
     C("gelu", {}, [(2, 3)]), C("elu", {"alpha": 0.5}, [(2, 3)]), C("silu", {}, [(2, 3)]), C("abs", {}, [(2, 3)]),
-    C("exp", {}, [(2, 3)]), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
+    C("exp", {}, [(2, 3)]), C("log", {}, [(2, 3)], unit=True), C("identity", {}, [(2, 3)]), C("scale", {"factor": 2.5}, [(2, 3)]),
     C("softmax", {"dim": 1}, [(2, 3, 4)]), C("log_softmax", {}, [(2, 3)]),
     C("relu6", {}, [(2, 3, 4)]), C("hardswish", {}, [(2, 3, 4)]),
     C("hardtanh", {}, [(2, 3, 4)]), C("hardtanh", {"min": 0, "max": 0.5}, [(2, 3)]),

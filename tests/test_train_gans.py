@@ -143,6 +143,26 @@ def test_minimax_and_non_saturating_generator_losses():
     assert losses["DCGANDigits"] > 0 > losses["DCGANDigitsMinimax"]
 
 
+def test_dcgan_discriminator_step_adds_the_r1_penalty_on_real_images():
+    """r1 = gamma/2 E ||grad_x logit D(x)||^2, gamma = 1 (Mescheder et al. 2018), written by hand with
+    autograd on D's probability's logit; the loss is the two cross-entropies plus it."""
+    from dlc.runtime.train.modules import as_dict, build_steps
+
+    result = compile_file(ROOT / "spec" / "dcgan.arch")
+    plan = result.trains["DCGANDigits"]
+    torch.manual_seed(0)
+    steps, models = build_steps(result, plan)
+    image = torch.rand(8, 1, 16, 16) * 2 - 1
+    outs = as_dict([n for n, _ in plan.steps[0].graph.outputs], steps["discriminator"](image=image))
+    x = image.clone().requires_grad_(True)
+    p = models["d"](x)
+    (grad,) = torch.autograd.grad(torch.logit(p.clamp(1e-6, 1 - 1e-6)).sum(), x)
+    by_hand = 0.5 * grad.flatten(1).pow(2).sum(1).mean()
+    assert float(outs["r1"]) == pytest.approx(float(by_hand), rel=1e-4) and float(by_hand) > 0
+    real = float(-torch.log(p.detach()).mean())
+    assert float(outs["loss"]) > real + float(by_hand)  # plus the fakes' term, which is positive
+
+
 @pytest.mark.parametrize("spec,name", [("cgan", "CGANDigits"), ("acgan", "ACGANDigits")])
 def test_conditional_gans_train_a_few_steps(tmp_path, spec, name):
     run = tmp_path / "run"

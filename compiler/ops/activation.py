@@ -159,6 +159,9 @@ register(
           elementwise_flops=10, torch=_pair("nn.Mish", "F.mish"), onnx=unary("Mish")),
     _activation("abs", "|x|", _pair("Abs", "torch.abs", helpers=("Abs",)), unary("Abs")),
     _activation("exp", "e^x", _pair("Exp", "torch.exp", helpers=("Exp",)), unary("Exp"), flops=4),
+    # the natural log, -inf at 0 and NaN below, as torch.log and ONNX's Log (a logit log p - log(1 - p))
+    OpDef("log", (), _float_only, "ln x (natural log; -inf at 0, NaN below)", "x -> same", "activation",
+          elementwise_flops=4, torch=_pair("Log", "torch.log", helpers=("Log",)), onnx=unary("Log")),
     _activation("identity", "x", _unary(lambda s: "nn.Identity()", lambda s, x: x), identity, flops=0),
 )
 

@@ -171,6 +171,13 @@ class Exp(nn.Module):
         return torch.exp(x)
 
 
+class Log(nn.Module):
+    """ln x."""
+
+    def forward(self, x):
+        return torch.log(x)
+
+
 class Scale(nn.Module):
     """x * factor."""
 
