@@ -8,10 +8,11 @@ the `trials` budget is spent, or given up where no task is still improving. Two 
 - then round by round to the task with the most time left to win (`_gaps`: its latency against
   the best FLOP rate a task of its kind reached). A task that gained less than 1% in PATIENCE
   rounds in a row gets no more.
-With `minutes`, the search also stops at that wall-clock limit: the first pass gives each task
-its first round whatever the time, then more rounds only within its share (by its owed trials)
-of FIRST_PASS of the limit; the second pass runs until the limit. Verification and the final
-replay of siblings' schedules come after it (tens of seconds).
+With `minutes`, the search also stops at that wall-clock limit: in the first pass each task has
+a share of FIRST_PASS of the limit by its owed trials; its first round is cut to what that share
+buys at this run's seconds per trial so far (at least MIN_ROUND), and more rounds run only
+within it. The second pass and the final replay of siblings' schedules stop at the limit; a task
+not reached by then keeps TVM's default schedule. Verification follows (tens of seconds).
 Trials are counted in a ledger beside the database, so a second compile with the same budget
 measures nothing, and a model that shares workloads with one tuned before reuses them; a run the
 time limit stopped leaves trials unspent, and the next one goes on from where it stopped.
@@ -86,6 +87,7 @@ LOCK_OWNER = ".dlc-lock-owner"  # {"pid": N} of the run holding LOCK, for the wa
 WORK_DIR_VAR = "DLC_TUNE_DIR"  # set in the run's environment: its workers carry it
 RECORDS_VERSION = 2  # 2: on num-cores threads, fastest of 5 repeats; 1 (one thread, one repeat) is not comparable
 ROUND = 64  # candidates per search round
+MIN_ROUND = 8  # under a time limit, a task's first round may shrink to its share of the time, not below this
 PATIENCE = 3  # rounds in a row without a 1% gain: the task gets no more trials in this run
 TRANSFER_TOP = 8  # best schedules of each sibling task replayed on a task
 FIRST_PASS = 0.5  # share of the budget spread by FLOPs; the rest goes in rounds where the most time is left
@@ -705,19 +707,26 @@ def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextI
                 return got
 
             # First pass: each task its share of FIRST_PASS of the budget by weight x FLOPs, costliest first;
-            # under a time limit, its first round always, more only within its share of the first pass's time.
+            # under a time limit, rounds within the task's share of the first pass's time (module doc).
             for k, (i, owed) in enumerate(todo):
+                if k and time.monotonic() >= deadline:  # the tasks left keep TVM's default schedules
+                    report.stopped_by_time = True
+                    break
                 transfer(i)  # siblings' best schedules first: they seed this task's search
                 now = time.monotonic()
                 still_owed = sum(n for _, n in todo[k:])
                 task_end = now + max(first_deadline - now, 0.0) * owed / still_owed if limit < math.inf else math.inf
-                done = search(i, min(ROUND, owed))
+                chunk = min(ROUND, owed)
+                if limit < math.inf and progress.trials:  # a first round that fits the task's share of the time
+                    per_trial = (now - started) / progress.trials  # this run's seconds per trial, overheads included
+                    chunk = max(min(MIN_ROUND, owed), min(chunk, int((task_end - now) / per_trial)))
+                done = search(i, chunk)
                 while done < owed and i not in converged and time.monotonic() < task_end:
                     done += search(i, min(ROUND, owed - done))
                 if i in converged:  # a converged task's share counts as spent
                     ledger[keys[i]] = max(ledger[keys[i]], first[i])
             # Second pass: a round at a time to the task furthest behind the best FLOP rate of its kind.
-            while unspent() > 0:
+            while unspent() > 0 and not report.stopped_by_time:
                 if time.monotonic() >= deadline:
                     report.stopped_by_time = True
                     break
@@ -732,6 +741,8 @@ def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextI
                     transfer(j)
             store.save()
             for i in sorted(i for i, n in measured.items() if n):  # siblings tuned later may have done better
+                if time.monotonic() >= deadline:
+                    break
                 for j in [i, *transfer.siblings[i]]:
                     transfer(j)
             store.save()
