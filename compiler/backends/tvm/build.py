@@ -204,6 +204,10 @@ def prepare(mod, target, winograd: bool = False):
               relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
               relax.transform.DeadCodeElimination()]
     with target, tvm.transform.PassContext(opt_level=3):
+        if target.kind.name == "llvm":
+            from .cpu_schedules import pad_matmul_columns
+
+            mod = pad_matmul_columns(mod, target)
         return tvm.transform.Sequential(passes)(mod)
 
 
@@ -304,11 +308,14 @@ def _to_infinity(c, bound):
 
 
 def lower(mod, target, database=None):
-    """Apply the tuning records (if any), GPU default schedules, and the target's lowering passes."""
+    """Apply the tuning records (if any), the default schedules for what they leave (GPU: dlight's;
+    CPU: cpu_schedules.py's matmul rule), and the target's lowering passes."""
     import importlib
 
     import tvm
     from tvm import relax
+
+    from . import cpu_schedules
 
     gpu = target.kind.name == "cuda"
     backend = importlib.import_module(f"tvm.relax.backend.{'cuda' if gpu else 'cpu_generic'}.pipeline")
@@ -317,8 +324,7 @@ def lower(mod, target, database=None):
     def pipeline(mod, _ctx):
         if database is not None:
             mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-        if gpu:
-            mod = _gpu_schedules(mod)
+        mod = _gpu_schedules(mod) if gpu else cpu_schedules.apply_default_schedules(mod, target)
         # relax.pipeline.dataflow_lower_passes raises AttributeError in TVM 0.27: take the backend's
         return tvm.transform.Sequential(backend.dataflow_lower_passes(target) + backend.finalize_passes(target))(mod)
 

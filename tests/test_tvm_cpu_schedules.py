@@ -1,0 +1,123 @@
+"""The CPU default schedule for matmuls (compiler/backends/tvm/cpu_schedules.py).
+
+Real TVM builds: each case is legalized and fused as `dlc compile` does it, lowered with the rule,
+and its output compared with NumPy in float64. Shapes are chosen to leave partial tiles on every
+axis (rows, columns, k), where a tiling goes wrong if anywhere.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+from tvm import relax, tirx  # noqa: E402
+
+from dlc.compiler.backends.tvm import build as backend, cpu_schedules  # noqa: E402
+from dlc.compiler.backends.tvm.targets import resolve_target  # noqa: E402
+
+TARGET = tvm.target.Target({**resolve_target("llvm").target, "num-cores": 2})
+
+
+def _module(a_shape, b_shape, epilogue):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape=a_shape, dtype="float32"))
+    w = relax.Var("w", relax.TensorType(shape=b_shape, dtype="float32"))
+    bias = relax.Var("bias", relax.TensorType(shape=(b_shape[-1],), dtype="float32"))
+    with bb.function("main", [x, w, bias], attrs={"num_input": 1}):
+        with bb.dataflow():
+            y = bb.emit(relax.op.matmul(x, w))
+            if epilogue:
+                y = bb.emit(relax.op.nn.gelu_tanh(relax.op.add(y, bias)))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return backend.prepare(bb.get(), TARGET)
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def _scheduled(mod):
+    with TARGET:
+        mod = cpu_schedules.apply_default_schedules(mod, TARGET)
+    return {gv.name_hint for gv, f in mod.functions.items()
+            if isinstance(f, tirx.PrimFunc) and f.attrs is not None and "tirx.is_scheduled" in f.attrs}
+
+
+@pytest.mark.parametrize("a_shape, b_shape, epilogue", [
+    ((1, 13, 37), (37, 70), True),          # partial row, column and k tiles, a fused bias + GELU
+    ((2, 3, 9, 7), (2, 3, 7, 33), False),   # batched (attention's scores), 7 < one k tile of 4 x 2
+    ((1, 1, 33), (33, 5), True),            # one row, fewer columns than a vector
+    ((128, 64), (64, 96), True),            # whole tiles
+    ((1, 6, 16), (16, 45), True),           # 45 columns: w padded to whole tiles at load, the output sliced
+])
+def test_matmuls_are_tiled_and_agree_with_numpy(a_shape, b_shape, epilogue):
+    mod = _module(a_shape, b_shape, epilogue)
+    matmuls = {gv.name_hint for gv, f in mod.functions.items()
+               if isinstance(f, tirx.PrimFunc) and "matmul" in gv.name_hint}
+    assert matmuls and _scheduled(mod) == matmuls
+
+    vm = relax.VirtualMachine(backend.lower(mod, TARGET), tvm.cpu())
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape).astype(np.float32), rng.standard_normal(b_shape).astype(np.float32)
+    bias = rng.standard_normal(b_shape[-1]).astype(np.float32)
+    params = [tvm.runtime.tensor(b), tvm.runtime.tensor(bias)]
+    if any(gv.name_hint == backend.TRANSFORM_PARAMS for gv in mod.functions):
+        params = list(vm[backend.TRANSFORM_PARAMS](params))  # what the artifact runs once at load
+    n, ji = b_shape[-1], cpu_schedules.tiles_for(TARGET).ji  # 32 columns on AVX-512, 16 on AVX2
+    width = -(-n // ji) * ji if n > ji and n % ji else n  # zero columns up to whole tiles
+    assert [tuple(p.shape) for p in params if len(p.shape) == len(b_shape)] == [(*b_shape[:-1], width)]
+    got = vm["main"](tvm.runtime.tensor(a), *params).numpy()
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    if epilogue:
+        expected = _gelu_tanh(expected + bias)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_other_reductions_keep_their_loops():
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape=(2, 16, 24), dtype="float32"))
+    with bb.function("main", [x], attrs={"num_input": 1}):
+        with bb.dataflow():
+            y = bb.emit(relax.op.add(relax.op.max(x, axis=[2]), relax.op.sum(x, axis=[2])))
+            out = bb.emit_output(relax.op.nn.softmax(y))
+        bb.emit_func_output(out)
+    mod = backend.prepare(bb.get(), TARGET)
+    assert len([f for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)]) >= 2
+    assert _scheduled(mod) == set()
+
+
+@pytest.mark.parametrize("target, tiles", [
+    ({"kind": "llvm", "mcpu": "znver4"}, (8, 32)),
+    ({"kind": "llvm", "mcpu": "haswell"}, (6, 16)),
+    ({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}, (8, 8)),
+])
+def test_tiles_fit_the_targets_vector_registers(target, tiles):
+    t = cpu_schedules.tiles_for(tvm.target.Target(target))
+    assert (t.ii, t.ji) == tiles
+
+
+def test_tuned_functions_keep_their_schedule():
+    """A function the tuning database scheduled is marked so, and the default rule leaves it alone."""
+    from tvm import s_tir
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    mod = _module((1, 13, 37), (37, 70), True)
+    tasks = ms.relax_integration.extract_tasks(mod, TARGET)
+    task = next(t for t in tasks if "matmul" in t.task_name)
+    sch = s_tir.Schedule(task.dispatched[0])
+    block = sch.get_sblock("matmul")
+    sch.split(sch.get_loops(block)[-1], [None, 5])  # a schedule of its own, unlike the rule's
+    database = ms.database.MemoryDatabase()
+    workload = database.commit_workload(task.dispatched[0])
+    database.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, [1.0], TARGET))
+    with TARGET, database, tvm.transform.PassContext(opt_level=3):
+        applied = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    name = task.task_name
+    tuned = next(f for gv, f in applied.functions.items() if gv.name_hint == name)
+    assert tuned.attrs["tirx.is_scheduled"]
+    with TARGET:
+        after = cpu_schedules.apply_default_schedules(applied, TARGET)
+    assert tvm_ffi.structural_equal(next(f for gv, f in after.functions.items() if gv.name_hint == name), tuned)
