@@ -98,7 +98,7 @@ def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-CASES = [  # the fixture's files have 1, 1 and 3 lines
+CASES = [  # the fixture's files have 1, 2 and 3 lines (records: the search's best and the default schedule's)
     pytest.param(WORKLOADS, truncated, "database_workload.json line 1: not JSON: unterminated string starting at column ",
                  id="workloads-truncated"),
     pytest.param(WORKLOADS, lambda d: d + b"\x00\x17PK not json\n",
@@ -107,8 +107,8 @@ CASES = [  # the fixture's files have 1, 1 and 3 lines
                  id="workloads-twice"),  # what two runs appending at once left
     pytest.param(WORKLOADS, lambda d: d[:40] + d[60:], "database_workload.json line 1: TVM cannot read it: ",
                  id="workloads-bad-module"),  # JSON, but the module's base64 is not
-    pytest.param(RECORDS, truncated, "database_tuning_record.json line 1: not JSON: ", id="records-truncated"),
-    pytest.param(RECORDS, lambda d: d + b"\n", "database_tuning_record.json line 2: an empty line",
+    pytest.param(RECORDS, truncated, "database_tuning_record.json line 2: not JSON: ", id="records-truncated"),
+    pytest.param(RECORDS, lambda d: d + b"\n", "database_tuning_record.json line 3: an empty line",
                  id="records-empty-line"),  # TVM's own loader segfaults on it
     pytest.param(RECORDS, lambda d: re.sub(rb"^\[\d+,", b"[7,", d),
                  "database_tuning_record.json line 1: points at workload 7, but database_workload.json has 1",

@@ -75,7 +75,9 @@ def test_matmuls_are_tiled_and_agree_with_numpy(a_shape, b_shape, epilogue):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_other_reductions_keep_their_loops():
+def test_other_reductions_are_not_matmuls():
+    """max, sum and softmax are reductions but no multiply-accumulate: the matmul rule leaves them
+    (dlight's CPU reduction rule, applied after it, parallelizes them), and the build still agrees."""
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType(shape=(2, 16, 24), dtype="float32"))
     with bb.function("main", [x], attrs={"num_input": 1}):
@@ -84,8 +86,19 @@ def test_other_reductions_keep_their_loops():
             out = bb.emit_output(relax.op.nn.softmax(y))
         bb.emit_func_output(out)
     mod = backend.prepare(bb.get(), TARGET)
-    assert len([f for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)]) >= 2
-    assert _scheduled(mod) == set()
+    funcs = [f for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)]
+    assert len(funcs) >= 2
+    rule = cpu_schedules.matmul_rule()
+    assert [rule.apply(f, TARGET, False) for f in funcs] == [None] * len(funcs)
+
+    vm = relax.VirtualMachine(backend.lower(mod, TARGET), tvm.cpu())
+    a = np.random.default_rng(0).standard_normal((2, 16, 24)).astype(np.float32)
+    a[1, 3, 5] = np.nan  # one NaN: its row's max and sum, and that softmax row, are NaN (IEEE, as PyTorch)
+    got = vm["main"](tvm.runtime.tensor(a)).numpy()
+    y = a.max(2) + a.sum(2, dtype=np.float64)
+    expected = np.exp(y - y.max(1, keepdims=True)) / np.exp(y - y.max(1, keepdims=True)).sum(1, keepdims=True)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.isnan(got[1]).all() and not np.isnan(got[0]).any()
 
 
 @pytest.mark.parametrize("target, tiles", [
@@ -121,3 +134,31 @@ def test_tuned_functions_keep_their_schedule():
     with TARGET:
         after = cpu_schedules.apply_default_schedules(applied, TARGET)
     assert tvm_ffi.structural_equal(next(f for gv, f in after.functions.items() if gv.name_hint == name), tuned)
+
+
+def test_tuning_measures_the_default_schedule_beside_its_own(tmp_path):
+    """`--tune` commits each task's default schedule as one more record (measured by the same runner),
+    so a search that found nothing faster leaves the task as fast as untuned; once per database."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from dlc.compiler.backends.tvm import tune as tvm_tune
+
+    mod = _module((1, 64, 128), (128, 256), True)
+    task = next(t for t in ms.relax_integration.extract_tasks(tvm_tune.per_call_part(mod), TARGET)
+                if "matmul" in t.task_name)
+    default = str(cpu_schedules.default_schedule(task.dispatched[0]["main"], TARGET).trace)
+    for run in range(2):
+        report, database = tvm_tune.tune(mod, TARGET, tmp_path / "db", 2 * (run + 1), stream=None)
+        records = database.get_top_k(database.commit_workload(task.dispatched[0]), 256)
+        assert [str(r.trace) for r in records].count(default) == 1  # the second run measured it no more
+        ours = next(r for r in records if str(r.trace) == default)
+        best = next(t for t in report.tasks if t.name == task.task_name).best_s
+        assert best <= float(np.mean([float(s) for s in ours.run_secs])) + 1e-12
+    vm = relax.VirtualMachine(backend.lower(mod, TARGET, database), tvm.cpu())
+    rng = np.random.default_rng(1)
+    a, b, bias = (rng.standard_normal(s).astype(np.float32) for s in ((1, 64, 128), (128, 256), (256,)))
+    params = [tvm.runtime.tensor(b), tvm.runtime.tensor(bias)]
+    if any(gv.name_hint == backend.TRANSFORM_PARAMS for gv in mod.functions):
+        params = list(vm[backend.TRANSFORM_PARAMS](params))
+    got = vm["main"](tvm.runtime.tensor(a), *params).numpy()
+    np.testing.assert_allclose(got, _gelu_tanh(a.astype(np.float64) @ b + bias), rtol=1e-4, atol=1e-4)

@@ -111,11 +111,30 @@ def _is_multiply_accumulate(block) -> bool:
             and all(isinstance(x, (TensorLoad, tirx.Cast)) for x in (product.a, product.b)))
 
 
+def _rules():
+    """The matmul rule, then dlight's CPU rule for softmax, layer norm and other reductions (it
+    parallelizes their rows: softmax 10 -> 5 ms, layer norm 7.5 -> 2.8 ms in GPT-2 at T=128)."""
+    import tvm.s_tir.dlight as dl
+
+    return [matmul_rule(), dl.cpu.Reduction()]
+
+
 def apply_default_schedules(mod, target):
     """`mod` with the CPU default schedules on every PrimFunc not scheduled yet (tuned ones keep theirs)."""
     import tvm.s_tir.dlight as dl
 
-    return dl.ApplyDefaultSchedule(matmul_rule())(mod)
+    return dl.ApplyDefaultSchedule(*_rules())(mod)
+
+
+def default_schedule(func, target):
+    """The schedule `apply_default_schedules` gives the PrimFunc `func` (with its trace), or None."""
+    for rule in _rules():
+        sch = rule.apply(func, target, False)
+        if isinstance(sch, list):
+            sch = sch[0] if sch else None
+        if sch is not None:
+            return sch
+    return None
 
 
 def pad_matmul_columns(mod, target):

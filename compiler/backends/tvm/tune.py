@@ -745,6 +745,8 @@ def _tune_tasks(tasks, target, store: TuningDatabase, trials: int, stream: TextI
                     break
                 for j in [i, *transfer.siblings[i]]:
                     transfer(j)
+            for i in range(len(tasks)):  # seconds each, limit or not: a search never leaves a task slower
+                transfer.default(i)
             store.save()
         progress.close()
         transferred = transfer.measured
@@ -854,10 +856,9 @@ class _Transfer:
                          for i in range(len(tasks))}
         self.seen: dict[int, set[str]] = {}
         self.measured: dict[int, int] = {}
+        self.defaulted: set[int] = set()
 
     def __call__(self, i: int) -> None:
-        from tvm.s_tir import meta_schedule as ms
-
         if not self.siblings[i]:
             return
         traces = []
@@ -874,8 +875,31 @@ class _Transfer:
                 seen.add(decisions(trace))
                 fresh.append(trace)
         schedules = transfer_candidates(self.contexts[i], fresh) if fresh else []
-        if not schedules:
+        if schedules:
+            self.measured[i] = self.measured.get(i, 0) + self._measure(workload, schedules)
+
+    def default(self, i: int) -> None:
+        """Task i's default CPU schedule (cpu_schedules.py: what an untuned build runs) measured and
+        committed as one more record, once: where the search found nothing faster in its budget, the
+        task then runs as fast as untuned, not slower. Not a seed of the search: it runs last."""
+        if self.target.kind.name != "llvm" or i in self.defaulted:
             return
+        self.defaulted.add(i)
+        from .cpu_schedules import default_schedule
+
+        mod = self.tasks[i].dispatched[0]
+        sch = default_schedule(mod["main"], self.target)
+        if sch is None:
+            return
+        workload = self.db.commit_workload(mod)
+        if any(str(r.trace) == str(sch.trace) for r in self.db.get_top_k(workload, 256)):
+            return  # measured by an earlier run
+        self._measure(workload, [sch])
+
+    def _measure(self, workload, schedules) -> int:
+        """Build and run `schedules`, commit a record of each that ran; returns how many were built."""
+        from tvm.s_tir import meta_schedule as ms
+
         built = self.builder.build([ms.builder.BuilderInput(sch.mod, self.target) for sch in schedules])
         ok = [(sch, result.artifact_path, ms.arg_info.ArgInfo.from_entry_func(sch.mod))
               for sch, result in zip(schedules, built) if result.error_msg is None]
@@ -886,7 +910,7 @@ class _Transfer:
             if ran.error_msg is None and ran.run_secs:
                 self.db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, ran.run_secs,
                                                                       self.target, args))
-        self.measured[i] = self.measured.get(i, 0) + len(ok)
+        return len(ok)
 
 
 @contextlib.contextmanager
