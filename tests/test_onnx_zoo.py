@@ -87,7 +87,8 @@ def test_export_cli_with_a_checkpoint(tmp_path):
 def test_multi_network_specs_export_each_network(tmp_path):
     proc = _dlc("export", "onnx", "spec/dcgan.arch", "-o", str(tmp_path / "gan"))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "gan").iterdir()) == ["Discriminator.onnx", "Generator.onnx"]
+    assert sorted(p.name for p in (tmp_path / "gan").iterdir()) == ["DigitsGenerator.onnx", "Discriminator.onnx",
+                                                                    "Generator.onnx"]
     gen = onnx.load(str(tmp_path / "gan" / "Generator.onnx"))
     assert gen.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "B"
 
